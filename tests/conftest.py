@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from planner.perf.borrowed import (
+    BORROWED_FILE,
+    ResolvedEfficiency,
+    parse_borrowing,
+    resolve_efficiency,
+)
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.hardware import System
 from planner.specs.model import Model
@@ -27,11 +34,26 @@ def load_system(name: str) -> System:
     return System.from_dict(yaml.safe_load((CONF / "hardware" / f"{name}.yaml").read_text()))
 
 
+def _fitted_factors(family: str) -> dict[str, Any] | None:
+    path = CONF / "efficiency" / f"{family}.yaml"
+    if family == BORROWED_FILE or not path.exists():
+        return None
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return data
+
+
 @cache
+def load_resolved_efficiency(family: str) -> ResolvedEfficiency:
+    """Fitted factors from conf/efficiency/<family>.yaml, else borrowed via borrowed.yaml."""
+    rules = parse_borrowing(
+        yaml.safe_load((CONF / "efficiency" / f"{BORROWED_FILE}.yaml").read_text())
+    )
+    return resolve_efficiency(family, _fitted_factors, rules)
+
+
 def load_efficiency(family: str) -> EfficiencyFactors:
-    """The fitted factors from conf/efficiency/<family>.yaml."""
-    data = yaml.safe_load((CONF / "efficiency" / f"{family}.yaml").read_text())
-    return EfficiencyFactors.from_dict(data)
+    """The factors of a family, fitted or borrowed (see load_resolved_efficiency)."""
+    return load_resolved_efficiency(family).factors
 
 
 def model_names() -> list[str]:

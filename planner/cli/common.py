@@ -26,6 +26,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from planner.perf.borrowed import (
+    BORROWED_FILE,
+    ResolvedEfficiency,
+    parse_borrowing,
+    resolve_efficiency,
+)
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import System
@@ -282,18 +288,36 @@ def load_system(cfg: DictConfig) -> System:
     return System.from_dict(to_mapping(cfg.get("hardware"), "hardware"))
 
 
-def load_efficiency(family: str) -> EfficiencyFactors:
-    """The fitted factors of an accelerator family from ``conf/efficiency/<family>.yaml``."""
+def _fitted_factors(family: str) -> dict[str, Any] | None:
+    """Contents of ``conf/efficiency/<family>.yaml``, or None if the family has no fitted set."""
     path = CONF_DIR / "efficiency" / f"{family}.yaml"
-    if not path.exists():
-        raise ConfigError(
-            "hardware.accelerator.family", f"no fitted factors for {family!r} ({path})"
-        )
+    if family == BORROWED_FILE or not path.exists():
+        return None
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(data, dict)
-    return EfficiencyFactors.from_dict(
-        {str(k): v for k, v in data.items()}, f"efficiency[{family}]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"efficiency[{family}]", f"must be a mapping of factors ({path})")
+    return {str(k): v for k, v in data.items()}
+
+
+def load_resolved_efficiency(family: str) -> ResolvedEfficiency:
+    """An accelerator family's factors, fitted or borrowed, with ``calibrated``/``borrowed_from``.
+
+    A family without ``conf/efficiency/<family>.yaml`` borrows its donor's set through
+    ``conf/efficiency/borrowed.yaml`` (see :mod:`planner.perf.borrowed`).
+    """
+    table = OmegaConf.to_container(
+        OmegaConf.load(CONF_DIR / "efficiency" / f"{BORROWED_FILE}.yaml"), resolve=True
     )
+    if not isinstance(table, dict):
+        raise ConfigError("efficiency.borrowed", "must map family -> {borrow_from, reason}")
+    rules = parse_borrowing({str(k): v for k, v in table.items()})
+    return resolve_efficiency(family, _fitted_factors, rules)
+
+
+def load_efficiency(family: str) -> EfficiencyFactors:
+    """The factors of an accelerator family: fitted (``conf/efficiency/<family>.yaml``) or
+    borrowed from its nearest calibrated family (``conf/efficiency/borrowed.yaml``)."""
+    return load_resolved_efficiency(family).factors
 
 
 def _output_mode() -> int:
