@@ -268,10 +268,14 @@ def test_checkpoint_resume_evaluates_only_missing_chunks(backend: str) -> None:
     assert again.calls == 0
 
 
-def test_checkpoint_from_another_study_is_rejected() -> None:
-    checkpoint = InMemoryCheckpoint({0: np.zeros(100)})
-    with pytest.raises(ValueError, match="another study"):
-        run_samples(npv_model, _samples(), chunk_size=500, checkpoint=checkpoint)
+def test_checkpoint_chunk_from_another_study_is_discarded_and_evaluated_again() -> None:
+    samples = _samples()
+    full = run_samples(npv_model, samples, chunk_size=500)
+    checkpoint = InMemoryCheckpoint({0: np.zeros(100), 99: np.zeros(500)})
+    resumed = run_samples(npv_model, samples, chunk_size=500, checkpoint=checkpoint)
+    assert resumed.tobytes() == full.tobytes()
+    assert 99 not in checkpoint.chunks
+    assert checkpoint.chunks[0].tobytes() == full[:500].tobytes()
 
 
 @pytest.mark.parametrize(

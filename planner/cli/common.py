@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,9 +38,9 @@ from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO_ROOT / "conf"
-"""Top-level ``conf/`` (the package is installed editable from the repo, see Makefile)."""
+CONF_DIR = Path(str(resources.files("planner.conf")))
+"""The config tree: top-level ``conf/`` in a checkout, ``planner/conf`` in an installed wheel
+(pyproject.toml maps one to the other)."""
 
 EXIT_BAD_INPUT = 2
 
@@ -79,7 +80,8 @@ def fail(error: ConfigError) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
-SCENARIO_DIR = REPO_ROOT / "scenarios"
+SCENARIO_DIR = Path(str(resources.files("planner.scenarios")))
+"""``scenarios/``, found like :data:`CONF_DIR`."""
 
 
 def scenario_arguments(argv: Sequence[str]) -> list[str]:

@@ -13,7 +13,6 @@ Writes ``summary.json``, ``npv_histogram.png`` and ``tornado.png`` into the Hydr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -26,10 +25,16 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from planner.app.cache import (
+    ChunkCheckpoint,
+    JsonStore,
+    default_cache_dir,
+    stable_key,
+    writable_cache_dir,
+)
 from planner.cli.builders import build_economics, build_workload
 from planner.cli.common import (
     CONF_DIR,
-    REPO_ROOT,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -74,29 +79,16 @@ from planner.specs.errors import (
 GROUPS = ("workload", "sizing", "economics")
 
 
-class FileCheckpoint:
-    """Finished Monte Carlo chunks as ``chunk_<index>.npy`` files, each written atomically."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def load(self) -> dict[int, np.ndarray]:
-        chunks = {}
-        for path in sorted(self.directory.glob("chunk_*.npy")):
-            chunks[int(path.stem.split("_")[1])] = np.load(path)
-        return chunks
-
-    def save(self, index: int, values: np.ndarray) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".chunk_{index:06d}.npy.tmp"
-        with tmp.open("wb") as handle:
-            np.save(handle, values)
-        tmp.replace(self.directory / f"chunk_{index:06d}.npy")
-
-
 def _cache_dir(cfg: DictConfig) -> Path:
-    path = Path(str(cfg.get("cache_dir", ".cache/planner")))
-    return path if path.is_absolute() else REPO_ROOT / path
+    """``cache_dir`` from the config (absolute, or relative to the working directory), else the
+    user's cache directory (``$PLANNER_CACHE_DIR`` or ``$XDG_CACHE_HOME/planner``)."""
+    configured = cfg.get("cache_dir")
+    path = default_cache_dir() if configured in (None, "") else Path(str(configured)).expanduser()
+    return writable_cache_dir(path.absolute())
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def load_or_measure_curve(
@@ -109,17 +101,20 @@ def load_or_measure_curve(
     max_racks: int,
     cache_dir: Path,
 ) -> tuple[CapacityCurve, bool]:
-    """The option's capacity curve from the cache, else measured and cached. (curve, cached?)"""
-    key = curve_key(option, workload, slo, demands, seed, max_racks)
-    path = cache_dir / "capacity" / f"{option.name}-{key}.json"
-    if path.exists():
-        try:
-            return CapacityCurve.from_dict(json.loads(path.read_text())), True
-        except (ValueError, KeyError, json.JSONDecodeError):
-            pass  # a stale or damaged cache entry is measured again
-    curve = measure_curve(option, workload, slo, demands, seed=seed, max_racks=max_racks)
-    atomic_write_json(path, curve.to_dict())
-    return curve, False
+    """The option's capacity curve from the cache, else measured and cached. (curve, cached?)
+
+    The entry's key covers everything the curve depends on and the code that measures it; two
+    studies asking for the same curve at once measure it once (a lock per entry).
+    """
+    key = stable_key({"curve": curve_key(option, workload, slo, demands, seed, max_racks)})
+    store = JsonStore(cache_dir / "capacity", warn=_warn)
+    payload, cached = store.get_or_compute(
+        f"{option.name}-{key}",
+        lambda: measure_curve(
+            option, workload, slo, demands, seed=seed, max_racks=max_racks
+        ).to_dict(),
+    )
+    return CapacityCurve.from_dict(payload), cached
 
 
 def demand_grid(inputs: tuple[UncertainInput, ...], horizon_years: int, points: int) -> list[float]:
@@ -154,7 +149,7 @@ def _study_key(cfg: DictConfig, curves: dict[str, CapacityCurve], samples: int) 
         sort_keys=True,
         default=str,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+    return stable_key({"study": payload})
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -239,7 +234,7 @@ def run(
     bars = tornado(evaluate_point, inputs)
 
     key = _study_key(cfg, curves, samples)
-    checkpoint = FileCheckpoint(cache / "montecarlo" / key)
+    checkpoint = ChunkCheckpoint(cache / "montecarlo" / key, warn=_warn)
     chunk_size = require_positive_int("mc.chunk_size", mc_cfg.get("chunk_size", 1000))
     chunks_total = -(-samples // chunk_size)
     chunks_resumed = len(checkpoint.load())

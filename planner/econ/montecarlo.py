@@ -395,6 +395,10 @@ class Checkpoint(Protocol):
         """Record that chunk ``index`` finished with outputs ``values``."""
         ...
 
+    def discard(self, index: int) -> None:
+        """Forget chunk ``index`` (it does not fit the study); it will be evaluated again."""
+        ...
+
 
 @dataclass
 class InMemoryCheckpoint:
@@ -413,6 +417,10 @@ class InMemoryCheckpoint:
     def save(self, index: int, values: NDArray[Any]) -> None:
         """Store a copy of one chunk's outputs."""
         self.chunks[index] = np.array(values, copy=True)
+
+    def discard(self, index: int) -> None:
+        """Drop one chunk."""
+        self.chunks.pop(index, None)
 
 
 def chunk_bounds(n_samples: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -460,8 +468,8 @@ def run_samples(
     Raises:
         ConfigError: Bad ``backend`` (or Ray not installed), ``n_jobs`` or ``chunk_size``
             (fields ``mc.backend``, ``mc.n_jobs``, ``mc.chunk_size``).
-        ValueError: Sample arrays of unequal length, an output of the wrong length, or a
-            checkpoint chunk that does not fit this study.
+        ValueError: Sample arrays of unequal length or an output of the wrong length. A
+            checkpoint chunk that does not fit this study is discarded and evaluated again.
     """
     if backend not in BACKENDS:
         raise ConfigError("mc.backend", f"must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -474,13 +482,15 @@ def run_samples(
     n_samples = next(iter(lengths.values()), 0)
     bounds = chunk_bounds(n_samples, int(chunk_size))
     done = checkpoint.load() if checkpoint is not None else {}
+    results: dict[int, NDArray[Any]] = {}
     for index, values in done.items():
-        if not 0 <= index < len(bounds) or len(values) != bounds[index][1] - bounds[index][0]:
-            raise ValueError(
-                f"checkpoint chunk {index} ({len(values)} values) does not fit {len(bounds)} "
-                f"chunks of {chunk_size} of {n_samples} samples (another study?)"
-            )
-    results: dict[int, NDArray[Any]] = {i: np.asarray(v) for i, v in done.items()}
+        fits = 0 <= index < len(bounds) and len(values) == bounds[index][1] - bounds[index][0]
+        if fits:
+            results[index] = np.asarray(values)
+        elif checkpoint is not None:
+            # A chunk of another study (a copied or damaged file) is never fatal: forget it and
+            # evaluate that chunk again.
+            checkpoint.discard(index)
     todo = [i for i in range(len(bounds)) if i not in results]
     if progress is not None:
         progress(len(results), len(bounds))

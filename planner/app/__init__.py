@@ -1,0 +1,1 @@
+"""Typed application API: specs in, typed results out (no Hydra, no printing)."""
