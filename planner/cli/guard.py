@@ -47,7 +47,6 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from planner.specs.errors import ConfigError
 
@@ -246,7 +245,7 @@ class Composer:
                 run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN,
                 with_log_configuration=False,
             )
-        except (HydraException, OmegaConfBaseException, ValueError) as error:
+        except Exception as error:  # a YAML or plugin error too: one line, never a traceback
             raise composition_error(error) from None
         finally:
             GlobalHydra.instance().clear()
@@ -297,7 +296,10 @@ def check_command_line(
     composer = Composer(args, task_function, config_path, config_name)
     overrides = [str(o) for o in args.overrides]
     parsed = _parse_overrides(overrides)
-    master = composer.compose(overrides, multirun=None)
+    try:
+        master = composer.compose(overrides, multirun=None)
+    except ConfigError as error:
+        raise _with_suggestion(error, composer) from None
     multirun = OmegaConf.select(master, "hydra.mode") == RunMode.MULTIRUN
     check_config(master, primary_keys)
     params = OmegaConf.select(master, "hydra.sweeper.params")
@@ -322,6 +324,22 @@ def check_command_line(
             job = [*base[:index], f"{override.get_key_element()}={value}", *base[index + 1 :]]
             check_config(composer.compose([o for o in job if o], multirun=False), primary_keys)
     check_config(composer.compose([o for o in base if o], multirun=False), primary_keys)
+
+
+def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
+    """Add ``did you mean ...?`` to an unknown-key error, from the keys of the key's parent."""
+    if not error.problem.startswith("unknown key"):
+        return error
+    parent_path, _, key = error.field.rpartition(".")
+    try:
+        primary = composer.compose([], multirun=False)
+    except ConfigError:
+        return error
+    parent = OmegaConf.select(primary, parent_path) if parent_path else primary
+    if not isinstance(parent, DictConfig):
+        return error
+    siblings = sorted(str(k) for k in parent if str(k) != "hydra")
+    return ConfigError(error.field, unknown_key_problem(key, siblings))
 
 
 def _parse_overrides(overrides: Sequence[str], field: str = "overrides") -> list[Override]:
@@ -375,9 +393,7 @@ def check_config(cfg: DictConfig, primary_keys: Sequence[str] | None = None) -> 
     for location, allowed in ALLOWED_TARGETS.items():
         for path, node in _select(cfg, location):
             if not isinstance(node, DictConfig) or "_target_" not in node:
-                if location == "hydra.callbacks.*":
-                    raise ConfigError(f"{path}._target_", _allowed_text(allowed))
-                continue
+                raise ConfigError(f"{path}._target_", _allowed_text(allowed))
             _check_target(f"{path}._target_", node, allowed)
     _check_hydra_node(cfg)
     if primary_keys is not None:
