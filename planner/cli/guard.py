@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
+import inspect
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
+from hydra.plugins.config_source import ConfigSource
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -174,11 +176,11 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _guarded_source(base: type) -> type:
+def _guarded_source(base: type[ConfigSource]) -> type[ConfigSource]:
     """A config source class that refuses module imports outside :data:`CONFIG_SOURCE_MODULES`."""
 
     def guarded_init(self: Any, provider: str, path: str) -> None:
-        scheme = base.scheme()  # type: ignore[attr-defined]
+        scheme = base.scheme()
         module = path.removeprefix(f"{scheme}://").replace("/", ".").rstrip(".")
         if module not in CONFIG_SOURCE_MODULES[scheme]:
             raise ConfigError(
@@ -262,8 +264,14 @@ def composition_error(error: BaseException) -> ConfigError:
     first = text.splitlines()[0] if text else type(error).__name__
     cause_text = str(error.__cause__ or "")
     full_key = re.search(r"full_key: (\S+)", cause_text)
-    quoted = re.search(r"override '([^']+)'", first)
-    field = full_key.group(1) if full_key else quoted.group(1) if quoted else "overrides"
+    quoted = re.search(r"override '([^']+)'", first) or re.search(r": '([^']+)'", first)
+    field = (
+        full_key.group(1)
+        if full_key
+        else quoted.group(1).partition("=")[0].lstrip("+~")
+        if quoted
+        else "overrides"
+    )
     if "not in struct" in cause_text:
         return ConfigError(field, "unknown key (to replace a whole mapping: ~KEY, then +KEY=...)")
     return ConfigError(field, first)
@@ -304,7 +312,9 @@ def check_command_line(
     check_config(master, primary_keys)
     params = OmegaConf.select(master, "hydra.sweeper.params")
     if params is not None:
-        entries = [f"{k}={v}" for k, v in OmegaConf.to_container(params).items()]  # type: ignore[union-attr]
+        container = OmegaConf.to_container(params)
+        assert isinstance(container, dict)
+        entries = [f"{k!s}={v!s}" for k, v in container.items()]
         parsed = parsed + _parse_overrides(entries, field="hydra.sweeper.params")
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if not sweeps and not multirun:
@@ -412,7 +422,7 @@ def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
         where = (f"{path}{name}" if name.startswith("[") else f"{path}.{name}") if path else name
         value = node._get_node(key)
         yield where, value
-        if OmegaConf.is_interpolation(node, key):  # type: ignore[arg-type]
+        if OmegaConf.is_interpolation(node, key):
             try:
                 resolved = node[key]
             except Exception:
@@ -423,10 +433,11 @@ def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def _check_instantiate_key(path: str, node: Any) -> None:
-    parent = path.rsplit(".", 1)[0] if "." in path else ""
-    allowed_parent = any(_matches(parent, location) for location in ALLOWED_TARGETS)
-    if path.endswith("._target_") and allowed_parent:
+    parent, _, key = path.rpartition(".")
+    if key == "_target_" and any(_matches(parent, location) for location in ALLOWED_TARGETS):
         return
+    if key == "_partial_" and parent == "hydra.sweeper.sampler":
+        return  # Hydra's GridSampler config: the sweeper supplies the search space
     raise ConfigError(
         path,
         "not allowed: configs are data; instantiation is limited to hydra.launcher, "
@@ -446,7 +457,7 @@ def _select(cfg: DictConfig, location: str) -> Iterator[tuple[str, Any]]:
         parent = OmegaConf.select(cfg, location[:-2])
         if isinstance(parent, DictConfig):
             for key in parent:
-                yield f"{location[:-2]}.{key}", parent[key]
+                yield f"{location[:-2]}.{key!s}", parent[key]
         elif parent is not None:
             raise ConfigError(location[:-2], "must be a mapping of callbacks")
         return
@@ -477,6 +488,13 @@ def _check_target(path: str, node: DictConfig, allowed: dict[str, str]) -> None:
     defined_at = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
     if defined_at != allowed[value]:
         raise ConfigError(path, f"{value!r} resolves to {defined_at}, not {allowed[value]}")
+    parameters = inspect.signature(target).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        where = path.removesuffix("._target_")
+        known = [name for name in parameters if name != "self"]
+        for key in node:
+            if str(key) not in INSTANTIATE_KEYS and str(key) not in known:
+                raise ConfigError(f"{where}.{key!s}", unknown_key_problem(str(key), known))
 
 
 def _check_hydra_node(cfg: DictConfig) -> None:
