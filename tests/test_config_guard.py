@@ -9,6 +9,7 @@ launchers, sweepers, samplers and scenarios must still pass.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import subprocess
@@ -253,3 +254,89 @@ def test_source_guard_holds_for_hydra_itself() -> None:
     with pytest.raises(ConfigError, match=r"hydra\.searchpath"):
         source_type("test", "pkg://antigravity")
     source_type("test", "pkg://hydra.conf")  # Hydra's own default entry still loads
+
+
+# Environment errors (issue 14, item 5): one line naming the path, exit 2 for a bad path the user
+# gave, exit 1 when the machine failed (disk full); nothing left behind.
+
+
+@pytest.mark.parametrize(
+    "cli,argv,field",
+    [
+        ("planner", ["hydra.run.dir=/proc/planner_guard_test"], "hydra.run.dir"),
+        ("planner-size", ["hydra.run.dir={tmp}/a_file/run"], "hydra.run.dir"),
+        ("planner-roofline", ["hydra.run.dir={tmp}/a_file"], "hydra.run.dir"),
+        (
+            "planner-size",
+            ["-m", "seed=1,2", "hydra.sweep.dir={tmp}/a_file/sweep"],
+            "hydra.sweep.dir",
+        ),
+        ("planner-roi", ["cache_dir={tmp}/a_file/cache", "hydra.run.dir={tmp}/run"], "cache_dir"),
+    ],
+)
+def test_bad_output_directory_is_one_line(
+    cli: str,
+    argv: list[str],
+    field: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "a_file").write_text("in the way\n", encoding="utf-8")
+    before = _files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [cli])
+    with pytest.raises(SystemExit) as exit_info:
+        _run_guarded_in_process(cli, [arg.replace("{tmp}", str(tmp_path)) for arg in argv])
+    assert exit_info.value.code == common.EXIT_BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}: cannot write "), lines
+    assert "Not a directory" in lines[0] or "No such file or directory" in lines[0]
+    assert _files(tmp_path) == before
+    assert not Path("/proc/planner_guard_test").exists()
+
+
+def test_atomic_writer_reports_a_full_disk_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*_: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(common.os, "replace", full_disk)
+    target = tmp_path / "summary.json"
+    with pytest.raises(OSError) as error_info:
+        common.atomic_write_json(target, {"a": 1})
+    assert error_info.value.errno == errno.ENOSPC
+    assert error_info.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+INJECT_FULL_DISK = """
+import errno, os
+_replace = os.replace
+def replace(src, dst, *args, **kwargs):
+    if str(dst).endswith("summary.json"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return _replace(src, dst, *args, **kwargs)
+os.replace = replace
+"""
+
+
+def test_full_disk_exits_1_with_one_line_and_no_temporary_files(tmp_path: Path) -> None:
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(INJECT_FULL_DISK, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    worktree = Path(common.__file__).parents[2]
+    proc = subprocess.run(
+        [str(BIN / "planner-roofline"), f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": f"{inject}{os.pathsep}{worktree}"},
+    )
+    assert proc.returncode == common.EXIT_MACHINE_FAILED, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"error: {run_dir / 'summary.json'}: {os.strerror(errno.ENOSPC)}"]
+    assert not run_dir.exists()  # Hydra's files and the temporary file removed, then the dir

@@ -7,6 +7,7 @@ This is the only layer that imports Hydra/OmegaConf or touches the file system.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -33,6 +34,11 @@ CONF_DIR = REPO_ROOT / "conf"
 """Top-level ``conf/`` (the package is installed editable from the repo, see Makefile)."""
 
 EXIT_BAD_INPUT = 2
+EXIT_MACHINE_FAILED = 1
+"""Exit code when the input was fine but the machine failed (disk full, I/O error)."""
+
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EFBIG})
+"""``OSError`` numbers that blame the machine, not the path the user gave (exit code 1)."""
 
 
 def make_console() -> Console:
@@ -148,6 +154,14 @@ def run_guarded(
     main()
 
 
+def fail_environment(error: OSError) -> NoReturn:
+    """Print a file-system error as one line naming the path; exit 1 (machine) or 2 (path)."""
+    where = f"{error.filename}: " if error.filename else ""
+    cause = error.strerror or str(error) or type(error).__name__
+    print(" ".join(f"error: {where}{cause}".split()), file=sys.stderr)
+    sys.exit(EXIT_MACHINE_FAILED if error.errno in MACHINE_ERRNOS else EXIT_BAD_INPUT)
+
+
 def discard_run_dir() -> None:
     """Remove what Hydra wrote into this job's run directory before the job failed.
 
@@ -159,6 +173,8 @@ def discard_run_dir() -> None:
     except ValueError:  # not running under Hydra (e.g. called from a test)
         return
     out_dir = Path(runtime.runtime.output_dir)
+    for temporary in out_dir.glob(".*.tmp"):  # a writer interrupted by the failure
+        temporary.unlink(missing_ok=True)
     if runtime.output_subdir:
         shutil.rmtree(out_dir / runtime.output_subdir, ignore_errors=True)
     (out_dir / f"{runtime.job.name}.log").unlink(missing_ok=True)
@@ -202,6 +218,9 @@ def guarded_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
             if isinstance(error, ConfigError):
                 discard_run_dir()
                 fail(error)
+            if isinstance(error, OSError):
+                discard_run_dir()
+                fail_environment(error)
             raise
 
     return wrapper
@@ -256,31 +275,34 @@ OUTPUT_MODE = _output_mode()
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory and a rename.
 
-    A reader never sees a half-written file; an interrupted write leaves no file at ``path``.
+    A reader never sees a half-written file; an interrupted or failed write leaves no file at
+    ``path`` and no temporary file.
+
+    Raises:
+        OSError: The write failed; ``filename`` is ``path``, ``errno`` the cause (e.g. ENOSPC).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, OUTPUT_MODE)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    Raises:
+        OSError: The write failed; ``filename`` is ``path``, ``errno`` the cause (e.g. ENOSPC).
+    """
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.chmod(tmp_name, OUTPUT_MODE)
         os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 

@@ -19,10 +19,14 @@ line does not matter. Every refusal is a :class:`ConfigError` naming the dotted 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import errno
 import functools
 import inspect
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,8 +312,9 @@ def check_command_line(
         master = composer.compose(overrides, multirun=None)
     except ConfigError as error:
         raise _with_suggestion(error, composer) from None
-    multirun = OmegaConf.select(master, "hydra.mode") == RunMode.MULTIRUN
+    multirun = bool(args.multirun) or OmegaConf.select(master, "hydra.mode") == RunMode.MULTIRUN
     check_config(master, primary_keys)
+    probe_output_dirs(master, multirun)
     params = OmegaConf.select(master, "hydra.sweeper.params")
     if params is not None:
         container = OmegaConf.to_container(params)
@@ -595,3 +600,49 @@ def app_keys(conf_dir: Path, config_name: str) -> tuple[str, ...]:
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose(config_name)
     return tuple(sorted({str(k) for k in cfg} | set(PRIMARY_EXTRA_KEYS.get(config_name, ()))))
+
+
+def probe_output_dirs(cfg: DictConfig, multirun: bool) -> None:
+    """Refuse a run, sweep or cache directory that cannot be created and written.
+
+    Creates the missing part of each path and an unnamed temporary file in it, then removes
+    what it created, so a bad path (``hydra.run.dir=/proc/x``, a file in the way, a read-only
+    mount) is one line with exit code 2 before anything runs, and nothing is left behind.
+
+    Raises:
+        ConfigError: Naming the field, the path and the operating system's reason.
+    """
+    fields = ["hydra.sweep.dir" if multirun else "hydra.run.dir"]
+    if "cache_dir" in cfg:
+        fields.append("cache_dir")
+    for field in fields:
+        try:
+            value = OmegaConf.select(cfg, field, throw_on_missing=True)
+        except Exception:  # an interpolation only Hydra's runtime can resolve: Hydra's to report
+            continue
+        if value is not None:
+            _probe_directory(field, Path(str(value)))
+
+
+def _probe_directory(field: str, path: Path) -> None:
+    missing: list[Path] = []
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    created: list[Path] = []
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        where = "" if error.filename in (None, str(path.absolute())) else f" ({error.filename})"
+        raise ConfigError(field, f"cannot write {str(path)!r}{where}: {error.strerror}") from None
+    finally:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
