@@ -173,6 +173,8 @@ DOCUMENTED = [
     ("planner", ["-m", "workload.arrivals.rate_per_s=0.5,1,2", "fleet.pools.gpu.racks=1,2",
                  "hydra.callbacks.sweep_summary.metric=calls.ttft_s.p99"]),
     ("planner-size", ["-m", "demand.trees_per_s=1,2"]),
+    ("planner-size", ["-m", "seed=range(0,1000)"]),  # plain values: no composition each
+    ("planner", ["-m", "fleet=glob(*)", "workload.n_trees=5"]),
     ("planner-roi", ["-m", "seed=0,1"]),
     ("planner-roofline", []),
 ] + [

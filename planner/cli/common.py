@@ -11,6 +11,7 @@ import errno
 import functools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -63,8 +64,8 @@ def precheck_group_overrides(argv: Sequence[str], groups: Sequence[str]) -> None
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if not sep or key not in groups:
-            continue
+        if not sep or key not in groups or re.fullmatch(r"\w+\(.*\)", value.strip()):
+            continue  # glob(*), choice(...): Hydra expands them, the guard composes each
         for choice in value.split(","):
             require_choice(key, choice.strip(), group_options(key))
 

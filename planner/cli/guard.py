@@ -49,7 +49,6 @@ from hydra._internal.utils import (
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import HydraException
 from hydra.plugins.config_source import ConfigSource
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -217,16 +216,9 @@ class Composer:
     config_path: str
     config_name: str
 
-    def compose(self, overrides: Sequence[str], multirun: bool | None) -> DictConfig:
-        """The full config (``hydra`` node included) for ``overrides``.
-
-        ``multirun=None`` decides as Hydra does: ``-m``, or ``hydra.mode: MULTIRUN`` in the config.
-
-        Raises:
-            ConfigError: The config does not compose (one line naming the key).
-        """
+    def _hydra(self) -> tuple[Hydra, str]:
+        """Hydra's object for this command line's search path, and the config name."""
         config_path = self.args.config_path or self.config_path
-        config_name = self.args.config_name or self.config_name
         calling_file, calling_module = detect_calling_file_or_module_from_task_function(
             self.task_function
         )
@@ -237,11 +229,22 @@ class Composer:
                 raise ConfigError("--config-dir", f"{str(config_dir)!r} is not a directory")
             search_path.prepend("command-line", f"file://{config_dir}")
         install_source_guard()
+        hydra = Hydra.create_main_hydra2(
+            task_name=detect_task_name(calling_file, calling_module),
+            config_search_path=search_path,
+        )
+        return hydra, self.args.config_name or self.config_name
+
+    def compose(self, overrides: Sequence[str], multirun: bool | None) -> DictConfig:
+        """The full config (``hydra`` node included) for ``overrides``.
+
+        ``multirun=None`` decides as Hydra does: ``-m``, or ``hydra.mode: MULTIRUN`` in the config.
+
+        Raises:
+            ConfigError: The config does not compose (one line naming the key).
+        """
         try:
-            hydra = Hydra.create_main_hydra2(
-                task_name=detect_task_name(calling_file, calling_module),
-                config_search_path=search_path,
-            )
+            hydra, config_name = self._hydra()
             if multirun is None:
                 mode = hydra.get_mode(config_name=config_name, overrides=list(overrides))
                 multirun = bool(self.args.multirun) or mode == RunMode.MULTIRUN
@@ -251,8 +254,29 @@ class Composer:
                 run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN,
                 with_log_configuration=False,
             )
+        except ConfigError:
+            raise
         except Exception as error:  # a YAML or plugin error too: one line, never a traceback
             raise composition_error(error) from None
+        finally:
+            GlobalHydra.instance().clear()
+
+    def parse(self, overrides: Sequence[str], field: str = "overrides") -> list[Override]:
+        """``overrides`` parsed as Hydra's sweepers do (``glob(*)`` expands to group options).
+
+        Raises:
+            ConfigError: An override does not parse (named by its key, or by ``field``).
+        """
+        try:
+            hydra, _ = self._hydra()
+            parser = OverridesParser.create(config_loader=hydra.config_loader)
+            return parser.parse_overrides(list(overrides))
+        except ConfigError:
+            raise
+        except Exception as error:
+            parsed_error = composition_error(error)
+            name = parsed_error.field if field == "overrides" else field
+            raise ConfigError(name, parsed_error.problem) from None
         finally:
             GlobalHydra.instance().clear()
 
@@ -307,7 +331,7 @@ def check_command_line(
     args = parse_command_line(argv)
     composer = Composer(args, task_function, config_path, config_name)
     overrides = [str(o) for o in args.overrides]
-    parsed = _parse_overrides(overrides)
+    parsed = composer.parse(overrides)
     try:
         master = composer.compose(overrides, multirun=None)
     except ConfigError as error:
@@ -320,16 +344,19 @@ def check_command_line(
         container = OmegaConf.to_container(params)
         assert isinstance(container, dict)
         entries = [f"{k!s}={v!s}" for k, v in container.items()]
-        parsed = parsed + _parse_overrides(entries, field="hydra.sweeper.params")
+        parsed = parsed + composer.parse(entries, field="hydra.sweeper.params")
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if not sweeps and not multirun:
         return
     base = [_first_value(o) for o in parsed]  # "" for an Optuna interval: left out below
+    first_job = composer.compose([o for o in base if o], multirun=False)
+    check_config(first_job, primary_keys)
+    groups = set(OmegaConf.select(first_job, "hydra.runtime.choices") or {})
     composes = 0
     for index, override in enumerate(parsed):
-        if not override.is_sweep_override() or not _needs_compose(override):
+        if not override.is_sweep_override() or not _needs_compose(override, groups):
             continue
-        for value in _values(override):
+        for value in _values(override)[1:]:
             composes += 1
             if composes > MAX_SWEEP_COMPOSES:
                 raise ConfigError(
@@ -338,7 +365,6 @@ def check_command_line(
                 )
             job = [*base[:index], f"{override.get_key_element()}={value}", *base[index + 1 :]]
             check_config(composer.compose([o for o in job if o], multirun=False), primary_keys)
-    check_config(composer.compose([o for o in base if o], multirun=False), primary_keys)
 
 
 def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
@@ -357,41 +383,36 @@ def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
     return ConfigError(error.field, unknown_key_problem(key, siblings))
 
 
-def _parse_overrides(overrides: Sequence[str], field: str = "overrides") -> list[Override]:
-    try:
-        return OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException as error:
-        error_text = composition_error(error)
-        raise ConfigError(
-            error_text.field if field == "overrides" else field, error_text.problem
-        ) from None
-
-
-def _values(override: Override) -> Iterator[str]:
+def _values(override: Override) -> list[str]:
     """Each value of a sweep override as override text (intervals have none to list)."""
     try:
-        values = list(override.sweep_string_iterator())
-    except Exception:
-        return iter(())
-    return iter(values)
+        return list(override.sweep_string_iterator())
+    except Exception:  # an interval (Optuna) is not iterable: numbers only
+        return []
 
 
 def _first_value(override: Override) -> str:
     if not override.is_sweep_override():
         return override.input_line or ""
-    first = next(iter(_values(override)), None)
-    if first is None:  # an interval: numbers only, the override itself is left to the sweeper
+    values = _values(override)
+    if not values:  # an interval: numbers only, the override itself is left to the sweeper
         return ""
-    return f"{override.get_key_element()}={first}"
+    return f"{override.get_key_element()}={values[0]}"
 
 
-def _needs_compose(override: Override) -> bool:
-    """Whether another value of this sweep could change what the guard checks."""
+def _needs_compose(override: Override, groups: set[str]) -> bool:
+    """Whether another value of this sweep could change what the guard checks.
+
+    A config-group choice (``groups``: those of the first job), anything under ``hydra``, a
+    package override (``@``), an instantiate key, or a value with an interpolation or a
+    container. Plain values of other keys (``seed=range(0,1000)``) cannot name code.
+    """
     key = override.get_key_element().lstrip("+~")
-    if key.startswith("hydra") or "/" in key or key.rsplit(".", 1)[-1][:1] == "_":
+    name = key.split("@", 1)[0]
+    if name in groups or "@" in key or "/" in key or key.startswith("hydra"):
         return True
-    if "." not in key and "@" not in key:
-        return True  # a top-level key may be a config group (fleet=a,b): compose each
+    if key.rsplit(".", 1)[-1][:1] == "_":
+        return True
     return any("${" in v or v[:1] in "[{" for v in _values(override))
 
 
