@@ -7,6 +7,7 @@ This is the only layer that imports Hydra/OmegaConf or touches the file system.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -19,14 +20,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from planner.cli import guard
 from planner.perf.borrowed import (
     BORROWED_FILE,
     ResolvedEfficiency,
@@ -43,6 +42,11 @@ CONF_DIR = Path(str(resources.files("planner.conf")))
 (pyproject.toml maps one to the other)."""
 
 EXIT_BAD_INPUT = 2
+EXIT_MACHINE_FAILED = 1
+"""Exit code when the input was fine but the machine failed (disk full, I/O error)."""
+
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EFBIG})
+"""``OSError`` numbers that blame the machine, not the path the user gave (exit code 1)."""
 
 
 def make_console() -> Console:
@@ -67,8 +71,8 @@ def precheck_group_overrides(argv: Sequence[str], groups: Sequence[str]) -> None
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if not sep or key not in groups:
-            continue
+        if not sep or key not in groups or re.fullmatch(r"\w+\(.*\)", value.strip()):
+            continue  # glob(*), choice(...): Hydra expands them, the guard composes each
         for choice in value.split(","):
             require_choice(key, choice.strip(), group_options(key))
 
@@ -91,7 +95,8 @@ def scenario_arguments(argv: Sequence[str]) -> list[str]:
     ...]``). Hydra's parser wants its flags before the overrides, so they go first.
 
     Raises:
-        ConfigError: NAME is not a file in ``scenarios/``.
+        ConfigError: NAME is not a file in ``scenarios/``, or the command line also names a
+            config by flag (which one would win is not obvious, so neither does).
     """
     flags: list[str] = []
     rest: list[str] = []
@@ -103,93 +108,39 @@ def scenario_arguments(argv: Sequence[str]) -> list[str]:
             flags += ["--config-dir", str(SCENARIO_DIR), "--config-name", value]
         else:
             rest.append(arg)
+    if flags:
+        args = guard.parse_command_line(rest)
+        for flag, given in (
+            ("--config-dir", args.config_dir),
+            ("--config-name", args.config_name),
+            ("--config-path", args.config_path),
+        ):
+            if given is not None:
+                raise ConfigError("scenario", f"cannot be combined with {flag}")
+        if len(flags) > 4:
+            raise ConfigError("scenario", "given more than once")
     return flags + rest
 
 
-ALLOWED_TARGET_PREFIXES = ("planner.", "hydra_plugins.", "hydra._internal.", "optuna.samplers.")
-"""Where a ``_target_`` in any config (Hydra's own included) may point: the planner's classes,
-Hydra's launchers, sweepers and callbacks, and the Optuna sweeper's samplers. Config files are
-data, never code to run."""
+def precompose(
+    arguments: Sequence[str], config_name: str, task_function: Callable[..., Any]
+) -> None:
+    """Compose every config the command line leads to, as Hydra will, and check it.
 
-
-def check_targets(node: Any, path: str = "") -> None:
-    """Refuse any ``_target_`` outside :data:`ALLOWED_TARGET_PREFIXES` (walks dicts and lists).
-
-    Raises:
-        ConfigError: Naming the offending ``..._target_`` key and what is allowed.
-    """
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "_target_" and not str(value).startswith(ALLOWED_TARGET_PREFIXES):
-                raise ConfigError(
-                    where,
-                    f"{value!r} is not allowed; configs are data and may only name "
-                    f"{', '.join(p + '*' for p in ALLOWED_TARGET_PREFIXES)}",
-                )
-            check_targets(value, where)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            check_targets(value, f"{path}[{index}]")
-
-
-def _first_of_each_sweep(overrides: Sequence[str]) -> list[str]:
-    """The first job's overrides of a sweep (``a=1,2`` -> ``a=1``), for a check compose."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    out = []
-    for override in parsed:
-        if override.is_sweep_override():
-            first = next(iter(override.sweep_string_iterator()))
-            out.append(f"{override.get_key_element()}={first}")
-        else:
-            out.append(override.input_line or "")
-    return out
-
-
-def precompose(arguments: Sequence[str], config_name: str) -> None:
-    """Compose the config once with Hydra's compose API before Hydra starts.
-
-    Hydra reports a bad override (an unknown key, a malformed value) over several lines with exit
-    code 1; composing first turns it into one ConfigError naming the key. The composed config,
-    Hydra's own part included, must not name a ``_target_`` outside the planner and Hydra's
-    plugins (see :func:`check_targets`). For a sweep, the first job's overrides are composed.
+    Hydra reports a bad override over several lines with exit code 1; composing first turns it
+    into one ConfigError naming the key. The composed configs, Hydra's own part included, must
+    not name code or keys the app does not read (see :mod:`planner.cli.guard`).
 
     Raises:
-        ConfigError: The overrides do not compose, or a config names code it may not.
+        ConfigError: The overrides do not compose, or a config names code or an unknown key.
     """
-    config_dir, overrides = CONF_DIR, []
-    items = iter(arguments)
-    for arg in items:
-        if arg in ("--config-dir", "-cd"):
-            config_dir = Path(next(items))
-        elif arg in ("--config-name", "-cn"):
-            config_name = next(items)
-        elif not arg.startswith("-"):
-            overrides.append(arg)
-    if config_dir != CONF_DIR:
-        overrides.append(f"hydra.searchpath=[file://{CONF_DIR}]")
-    try:
-        overrides = _first_of_each_sweep(overrides)
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    except HydraException as error:
-        raise _composition_error(error) from None
-    check_targets(OmegaConf.to_container(cfg, resolve=False))
-
-
-def _composition_error(error: HydraException) -> ConfigError:
-    """One-line ConfigError for a Hydra composition or override-parsing error."""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    cause = str(error.__cause__ or "")
-    full_key = re.search(r"full_key: (\S+)", cause)
-    quoted = re.search(r"override '([^']+)'", first)
-    field = full_key.group(1) if full_key else quoted.group(1) if quoted else "overrides"
-    if "not in struct" in cause:
-        return ConfigError(
-            field,
-            "unknown key (to replace a whole mapping: ~KEY, then +KEY=...)",
-        )
-    return ConfigError(field, first)
+    guard.check_command_line(
+        arguments,
+        task_function,
+        str(CONF_DIR),
+        config_name,
+        guard.app_keys(CONF_DIR, config_name),
+    )
 
 
 def run_guarded(
@@ -197,17 +148,27 @@ def run_guarded(
 ) -> None:
     """Run a Hydra entry point with bad input reported as one line and exit code 2.
 
-    Handles ``scenario=NAME``, refuses unknown config-group choices and composes the overrides
-    once before Hydra starts (see :func:`precompose`).
+    Handles ``scenario=NAME``, refuses unknown config-group choices and checks every config
+    the command line composes to before Hydra starts (see :func:`precompose`).
     """
+    guard.install_source_guard()
     try:
         arguments = scenario_arguments(argv)
-        precheck_group_overrides(arguments, groups)
-        precompose(arguments, config_name)
+        args = guard.parse_command_line(arguments)
+        precheck_group_overrides([str(o) for o in args.overrides], groups)
+        precompose(arguments, config_name, main)
     except ConfigError as error:
         fail(error)
     sys.argv = [sys.argv[0], *arguments]
     main()
+
+
+def fail_environment(error: OSError) -> NoReturn:
+    """Print a file-system error as one line naming the path; exit 1 (machine) or 2 (path)."""
+    where = f"{error.filename}: " if error.filename else ""
+    cause = error.strerror or str(error) or type(error).__name__
+    print(" ".join(f"error: {where}{cause}".split()), file=sys.stderr)
+    sys.exit(EXIT_MACHINE_FAILED if error.errno in MACHINE_ERRNOS else EXIT_BAD_INPUT)
 
 
 def discard_run_dir() -> None:
@@ -221,6 +182,8 @@ def discard_run_dir() -> None:
     except ValueError:  # not running under Hydra (e.g. called from a test)
         return
     out_dir = Path(runtime.runtime.output_dir)
+    for temporary in out_dir.glob(".*.tmp"):  # a writer interrupted by the failure
+        temporary.unlink(missing_ok=True)
     if runtime.output_subdir:
         shutil.rmtree(out_dir / runtime.output_subdir, ignore_errors=True)
     (out_dir / f"{runtime.job.name}.log").unlink(missing_ok=True)
@@ -264,6 +227,9 @@ def guarded_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
             if isinstance(error, ConfigError):
                 discard_run_dir()
                 fail(error)
+            if isinstance(error, OSError):
+                discard_run_dir()
+                fail_environment(error)
             raise
 
     return wrapper
@@ -336,31 +302,34 @@ OUTPUT_MODE = _output_mode()
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory and a rename.
 
-    A reader never sees a half-written file; an interrupted write leaves no file at ``path``.
+    A reader never sees a half-written file; an interrupted or failed write leaves no file at
+    ``path`` and no temporary file.
+
+    Raises:
+        OSError: The write failed; ``filename`` is ``path``, ``errno`` the cause (e.g. ENOSPC).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, OUTPUT_MODE)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    Raises:
+        OSError: The write failed; ``filename`` is ``path``, ``errno`` the cause (e.g. ENOSPC).
+    """
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.chmod(tmp_name, OUTPUT_MODE)
         os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 
