@@ -6,8 +6,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import yaml
 
+from planner import config
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.hardware import System
 from planner.specs.model import Model
@@ -18,20 +18,19 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 @cache
 def load_model(name: str) -> Model:
     """A model from conf/model/<name>.yaml."""
-    return Model.from_dict(yaml.safe_load((CONF / "model" / f"{name}.yaml").read_text()))
+    return config.model(config.load_named("model", name, "model"))
 
 
 @cache
 def load_system(name: str) -> System:
     """A system from conf/hardware/<name>.yaml."""
-    return System.from_dict(yaml.safe_load((CONF / "hardware" / f"{name}.yaml").read_text()))
+    return config.system(config.load_named("hardware", name, "hardware"))
 
 
 @cache
 def load_efficiency(family: str) -> EfficiencyFactors:
     """The fitted factors from conf/efficiency/<family>.yaml."""
-    data = yaml.safe_load((CONF / "efficiency" / f"{family}.yaml").read_text())
-    return EfficiencyFactors.from_dict(data)
+    return config.efficiency(family)
 
 
 def model_names() -> list[str]:

@@ -14,16 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.econ.montecarlo import Distribution
-from planner.econ.tco import EconomicsSpec
-from planner.sim.config import BatchingSpec, SloSpec
-from planner.sim.faults import FailureSpec
+from planner import config
 from planner.specs.errors import ConfigError
-from planner.specs.hardware import System
-from planner.specs.model import Model
-from planner.workload import LengthLaw, parse_azure_trace
-from planner.workload.arrivals import ArrivalProcess
-from planner.workload.trees import TreeShape
+from planner.workload import parse_azure_trace
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -78,14 +71,14 @@ def test_model_configs(data: st.DataObject) -> None:
     name = data.draw(
         st.sampled_from(["qwen35_397b_a17b", "deepseek_v3", "gpt_oss_120b", "llama3_70b"])
     )
-    builds_or_config_error(Model.from_dict, mutate(_conf("model", name), data))
+    builds_or_config_error(config.model, mutate(_conf("model", name), data))
 
 
 @SETTINGS
 @given(st.data())
 def test_hardware_configs(data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(["gb200_nvl72", "h100", "groq_lpu_v1"]))
-    builds_or_config_error(System.from_dict, mutate(_conf("hardware", name), data))
+    builds_or_config_error(config.system, mutate(_conf("hardware", name), data))
 
 
 LAWS = [
@@ -121,28 +114,24 @@ DISTRIBUTIONS = [
 @given(st.data())
 def test_workload_specs(data: st.DataObject) -> None:
     builds_or_config_error(
-        lambda d: LengthLaw.from_dict(d, "law"), mutate(data.draw(st.sampled_from(LAWS)), data)
+        lambda d: config.length_law(d, "law"), mutate(data.draw(st.sampled_from(LAWS)), data)
     )
-    builds_or_config_error(
-        ArrivalProcess.from_dict, mutate(data.draw(st.sampled_from(ARRIVALS)), data)
-    )
-    builds_or_config_error(TreeShape.from_dict, mutate(data.draw(st.sampled_from(TREES)), data))
+    builds_or_config_error(config.arrivals, mutate(data.draw(st.sampled_from(ARRIVALS)), data))
+    builds_or_config_error(config.tree_shape, mutate(data.draw(st.sampled_from(TREES)), data))
 
 
 @SETTINGS
 @given(st.data())
 def test_economics_failures_batching_slo_distributions(data: st.DataObject) -> None:
-    builds_or_config_error(EconomicsSpec.from_dict, mutate(_conf("economics", "default"), data))
+    builds_or_config_error(config.economics, mutate(_conf("economics", "default"), data))
     failures = {"enabled": True, "rate_multiplier": 100.0, "blast_radius": "host", "max_retries": 3,
                 "repair_time": {"kind": "lognormal", "median_s": 1800.0, "sigma": 1.0}}  # fmt: skip
-    builds_or_config_error(FailureSpec.from_dict, mutate(failures, data))
+    builds_or_config_error(config.failures, mutate(failures, data))
     batching = {"max_batch": 256, "token_budget": 8192, "prefix_cache_fraction": 0.2}
-    builds_or_config_error(lambda d: BatchingSpec.from_dict(d, "batching"), mutate(batching, data))
+    builds_or_config_error(lambda d: config.batching(d, "batching"), mutate(batching, data))
+    builds_or_config_error(config.slo, mutate({"tree_e2e_s": 60, "ttft_s": 2, "tpot_s": 0.1}, data))
     builds_or_config_error(
-        SloSpec.from_dict, mutate({"tree_e2e_s": 60, "ttft_s": 2, "tpot_s": 0.1}, data)
-    )
-    builds_or_config_error(
-        lambda d: Distribution.from_dict(d, "mc.inputs.x"),
+        lambda d: config.distribution(d, "mc.inputs.x"),
         mutate(data.draw(st.sampled_from(DISTRIBUTIONS)), data),
     )
 

@@ -26,14 +26,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from planner import config
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO_ROOT / "conf"
-"""Top-level ``conf/`` (the package is installed editable from the repo, see Makefile)."""
+CONF_DIR = config.CONF_DIR
+"""Top-level ``conf/`` (found by :mod:`planner.config.resolve`)."""
 
 EXIT_BAD_INPUT = 2
 
@@ -44,8 +45,8 @@ def make_console() -> Console:
 
 
 def group_options(group: str) -> list[str]:
-    """Names available in config group ``group`` (the YAML file stems under ``conf/group``)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The option names of a config group (the YAML file stems in ``conf/<group>/``)."""
+    return config.group_options(group)
 
 
 def precheck_group_overrides(argv: Sequence[str], groups: Sequence[str]) -> None:
@@ -274,26 +275,17 @@ def to_mapping(node: Any, field: str) -> dict[str, Any]:
 
 def load_model(cfg: DictConfig) -> Model:
     """The ``model`` group as a validated :class:`Model`."""
-    return Model.from_dict(to_mapping(cfg.get("model"), "model"))
+    return config.model(to_mapping(cfg.get("model"), "model"))
 
 
 def load_system(cfg: DictConfig) -> System:
     """The ``hardware`` group as a validated :class:`System`."""
-    return System.from_dict(to_mapping(cfg.get("hardware"), "hardware"))
+    return config.system(to_mapping(cfg.get("hardware"), "hardware"))
 
 
 def load_efficiency(family: str) -> EfficiencyFactors:
     """The fitted factors of an accelerator family from ``conf/efficiency/<family>.yaml``."""
-    path = CONF_DIR / "efficiency" / f"{family}.yaml"
-    if not path.exists():
-        raise ConfigError(
-            "hardware.accelerator.family", f"no fitted factors for {family!r} ({path})"
-        )
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(data, dict)
-    return EfficiencyFactors.from_dict(
-        {str(k): v for k, v in data.items()}, f"efficiency[{family}]"
-    )
+    return config.efficiency(family)
 
 
 def _output_mode() -> int:

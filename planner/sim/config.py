@@ -6,16 +6,12 @@ never a config object. Hardware, model and efficiency factors arrive as already-
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import (
     ConfigError,
-    reject_unknown_keys,
     require_choice,
-    require_fraction,
     require_non_negative,
     require_positive,
     require_positive_int,
@@ -42,28 +38,6 @@ class BatchingSpec:
     max_batch: int = 256
     token_budget: int = 8192
     prefix_cache_fraction: float = 0.2
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str) -> BatchingSpec:
-        reject_unknown_keys(prefix, data, {"max_batch", "token_budget", "prefix_cache_fraction"})
-        spec = cls(
-            max_batch=require_positive_int(f"{prefix}.max_batch", data.get("max_batch", 256)),
-            token_budget=require_positive_int(
-                f"{prefix}.token_budget", data.get("token_budget", 8192)
-            ),
-            prefix_cache_fraction=float(
-                require_fraction(
-                    f"{prefix}.prefix_cache_fraction", data.get("prefix_cache_fraction", 0.2)
-                )
-            ),
-        )
-        if spec.token_budget < spec.max_batch:
-            raise ConfigError(
-                f"{prefix}.token_budget",
-                f"must be >= max_batch ({spec.max_batch}) so every decoding sequence fits one "
-                f"step; got {spec.token_budget}",
-            )
-        return spec
 
 
 @dataclass(frozen=True)
@@ -135,17 +109,6 @@ class SloSpec:
     tree_e2e_s: float = 60.0
     ttft_s: float = 10.0
     tpot_s: float = 0.1
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str = "slo") -> SloSpec:
-        reject_unknown_keys(prefix, data, {"tree_e2e_s", "ttft_s", "tpot_s"})
-        return cls(
-            **{
-                key: float(require_positive(f"{prefix}.{key}", data[key]))
-                for key in ("tree_e2e_s", "ttft_s", "tpot_s")
-                if key in data
-            }
-        )
 
 
 @dataclass(frozen=True)
