@@ -1,6 +1,6 @@
 """Typed description of a simulated fleet: pools of replicas, routing, batching limits, SLOs.
 
-Frozen dataclasses built from plain mappings (``from_dict``) by the CLI; the engine takes these,
+Frozen dataclasses built from plain mappings by :mod:`planner.config.fleet`; the engine takes these,
 never a config object. Hardware, model and efficiency factors arrive as already-validated specs.
 """
 

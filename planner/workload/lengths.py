@@ -3,7 +3,7 @@
 A :class:`LengthLaw` draws non-negative integers: prompt and output token counts of calls, and
 also integer counts such as the fan-out of an agent tree or the length of a ReAct chain (its
 values then count calls rather than tokens). A :class:`DelayLaw` draws non-negative durations
-in seconds (tool-call delays). Both are frozen specs validated on construction; ``from_dict``
+in seconds (tool-call delays). Both are frozen specs validated on construction; planner.config
 builds them from plain config mappings and names the offending field on bad input.
 
 Sampling always goes through a ``numpy.random.Generator`` passed in and draws whole blocks at
@@ -75,7 +75,7 @@ def require_keys(data: Mapping[str, Any], field: str, names: Sequence[str]) -> N
 def field_prefix(class_name: str, field: str) -> Iterator[None]:
     """Re-raise ConfigErrors from a spec's ``__post_init__`` under the config path ``field``.
 
-    Specs validate themselves and name fields ``ClassName.attr``; inside ``from_dict`` this
+    Specs validate themselves and name fields ``ClassName.attr``; inside a converter this
     rewrites ``ClassName.`` to ``field.`` in both the field and the problem text, so sibling
     fields mentioned in the problem are also named by their full config path.
     """
