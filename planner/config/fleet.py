@@ -23,7 +23,7 @@ from planner.sim.engine import WorkloadSpec
 from planner.sim.faults import FailureSpec
 from planner.specs.errors import (
     ConfigError,
-    require_fraction,
+    field_prefix,
     require_non_negative,
     require_positive,
     require_positive_int,
@@ -63,25 +63,15 @@ def efficiency(family: str) -> EfficiencyFactors:
 
 
 def batching(data: object, prefix: str) -> BatchingSpec:
-    """A :class:`BatchingSpec` from ``{max_batch, token_budget, prefix_cache_fraction}``."""
+    """A :class:`BatchingSpec` from ``{max_batch, token_budget, prefix_cache_fraction}``.
+
+    The spec checks its own ranges (named ``batching.<field>``); they are re-named here by the
+    full path, e.g. ``fleet.pools.gpu.batching.max_batch``.
+    """
     data = mapping(data, prefix)
     reject_unknown(prefix, data, ("max_batch", "token_budget", "prefix_cache_fraction"))
-    spec = BatchingSpec(
-        max_batch=require_positive_int(f"{prefix}.max_batch", data.get("max_batch", 256)),
-        token_budget=require_positive_int(f"{prefix}.token_budget", data.get("token_budget", 8192)),
-        prefix_cache_fraction=float(
-            require_fraction(
-                f"{prefix}.prefix_cache_fraction", data.get("prefix_cache_fraction", 0.2)
-            )
-        ),
-    )
-    if spec.token_budget < spec.max_batch:
-        raise ConfigError(
-            f"{prefix}.token_budget",
-            f"must be >= max_batch ({spec.max_batch}) so every decoding sequence fits one "
-            f"step; got {spec.token_budget}",
-        )
-    return spec
+    with field_prefix("batching", prefix):
+        return BatchingSpec(**{str(k): v for k, v in data.items()})
 
 
 def slo(data: object, prefix: str = "slo") -> SloSpec:

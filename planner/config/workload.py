@@ -13,17 +13,15 @@ from typing import Any, cast
 
 import numpy as np
 
-from planner.specs.errors import ConfigError, require_choice
+from planner.config.errors import reject_unknown
+from planner.specs.errors import ConfigError, field_prefix, require_choice
 from planner.workload.arrivals import ARRIVAL_CLASSES, ARRIVAL_KINDS, ArrivalProcess, TraceArrivals
 from planner.workload.lengths import (
     DELAY_KINDS,
     LENGTH_KINDS,
     DelayLaw,
     LengthLaw,
-    check_mapping,
-    field_prefix,
     require_int,
-    require_keys,
 )
 from planner.workload.trace import read_azure_trace
 from planner.workload.trees import (
@@ -34,6 +32,25 @@ from planner.workload.trees import (
     SharedPrefix,
     TreeShape,
 )
+
+
+def check_mapping(data: object, field: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+    """Return ``data`` as a mapping after checking every key is in ``allowed``.
+
+    Raises:
+        ConfigError: ``data`` is not a mapping, or has a key outside ``allowed``.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(field, f"must be a mapping, got {type(data).__name__}")
+    reject_unknown(field, data, allowed)
+    return data
+
+
+def require_keys(data: Mapping[str, Any], field: str, names: Sequence[str]) -> None:
+    """Raise ConfigError naming the first of ``names`` missing from ``data``."""
+    for name in names:
+        if name not in data:
+            raise ConfigError(f"{field}.{name}", "is required")
 
 
 def length_law(data: object, field: str = "workload.length") -> LengthLaw:

@@ -12,6 +12,7 @@ from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import (
     ConfigError,
     require_choice,
+    require_fraction,
     require_non_negative,
     require_positive,
     require_positive_int,
@@ -38,6 +39,18 @@ class BatchingSpec:
     max_batch: int = 256
     token_budget: int = 8192
     prefix_cache_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        prefix = "batching"
+        require_positive_int(f"{prefix}.max_batch", self.max_batch)
+        require_positive_int(f"{prefix}.token_budget", self.token_budget)
+        require_fraction(f"{prefix}.prefix_cache_fraction", self.prefix_cache_fraction)
+        if self.token_budget < self.max_batch:
+            raise ConfigError(
+                f"{prefix}.token_budget",
+                f"must be >= max_batch ({self.max_batch}) so every decoding sequence fits one "
+                f"step; got {self.token_budget}",
+            )
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,10 @@ class SloSpec:
     tree_e2e_s: float = 60.0
     ttft_s: float = 10.0
     tpot_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("tree_e2e_s", "ttft_s", "tpot_s"):
+            require_positive(f"slo.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)

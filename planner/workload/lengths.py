@@ -16,11 +16,9 @@ D6, D7); each cites its row.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Final, TypeVar
+from typing import ClassVar, Final, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -48,43 +46,6 @@ _INT_CEILING: Final = float(2**53)
 # --------------------------------------------------------------------------------------------
 # Config helpers shared by the workload modules
 # --------------------------------------------------------------------------------------------
-
-
-def check_mapping(data: object, field: str, allowed: Sequence[str]) -> Mapping[str, Any]:
-    """Return ``data`` as a mapping after checking every key is in ``allowed``.
-
-    Raises:
-        ConfigError: ``data`` is not a mapping, or has a key outside ``allowed``.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(field, f"must be a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{field}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
-    return data
-
-
-def require_keys(data: Mapping[str, Any], field: str, names: Sequence[str]) -> None:
-    """Raise ConfigError naming the first of ``names`` missing from ``data``."""
-    for name in names:
-        if name not in data:
-            raise ConfigError(f"{field}.{name}", "is required")
-
-
-@contextmanager
-def field_prefix(class_name: str, field: str) -> Iterator[None]:
-    """Re-raise ConfigErrors from a spec's ``__post_init__`` under the config path ``field``.
-
-    Specs validate themselves and name fields ``ClassName.attr``; inside a converter this
-    rewrites ``ClassName.`` to ``field.`` in both the field and the problem text, so sibling
-    fields mentioned in the problem are also named by their full config path.
-    """
-    try:
-        yield
-    except ConfigError as err:
-        old, new = f"{class_name}.", f"{field}."
-        name = new + err.field[len(old) :] if err.field.startswith(old) else err.field
-        raise ConfigError(name, err.problem.replace(old, new)) from None
 
 
 def must(value: _T | None) -> _T:
