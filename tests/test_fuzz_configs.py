@@ -242,6 +242,10 @@ def test_near_misses_are_suggested() -> None:
     assert error is not None and "did you mean max_sim_time_s?" in error.problem
     error = builds_or_config_error(BY_NAME["economics"], {"pue_": 1.3})
     assert error is not None and "did you mean pue?" in error.problem
+    # a misspelt required key is reported as the typo, not as the missing key
+    error = builds_or_config_error(BY_NAME["demand"], {"trees_per_sec": 3.0})
+    assert error is not None and error.field == "demand.trees_per_sec"
+    assert "did you mean trees_per_s?" in error.problem
 
 
 @pytest.mark.parametrize(

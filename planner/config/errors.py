@@ -65,7 +65,9 @@ def validate(model: type[ModelT], data: object, prefix: str) -> ModelT:
 def config_error(error: ValidationError, model: type[BaseModel], prefix: str) -> ConfigError:
     """The first error of ``error`` as a one-line :class:`ConfigError` naming the dotted field."""
     details = error.errors(include_url=False)
-    first = details[0]
+    # An unknown key first: a misspelt key also shows up as "missing", and the typo (with its
+    # did-you-mean hint) is the more useful of the two messages.
+    first = next((d for d in details if d["type"] == "extra_forbidden"), details[0])
     loc = [str(part) for part in first["loc"]]
     field = ".".join([prefix, *loc] if prefix else loc)
     kind = first["type"]
