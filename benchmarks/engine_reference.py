@@ -18,13 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
-from planner.perf.efficiency import EfficiencyFactors  # noqa: E402
+from planner import config  # noqa: E402
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec  # noqa: E402
 from planner.sim.engine import WorkloadSpec, simulate  # noqa: E402
-from planner.specs.hardware import System  # noqa: E402
-from planner.specs.model import Model  # noqa: E402
 from planner.workload import (  # noqa: E402
     CallLengths,
     DelayLaw,
@@ -40,7 +37,7 @@ TREES_PER_S = 0.5  # about 70% busy on 16 replicas with these call sizes
 
 
 def _load(kind: str, name: str) -> dict:
-    return yaml.safe_load((ROOT / "conf" / kind / f"{name}.yaml").read_text())
+    return config.load_named(kind, name, kind)
 
 
 def main() -> None:
@@ -48,9 +45,9 @@ def main() -> None:
     pool = PoolSpec(
         name="gpu",
         role="unified",
-        system=System.from_dict(_load("hardware", "h200")),
-        model=Model.from_dict(_load("model", "llama3_70b")),
-        efficiency=EfficiencyFactors.from_dict(_load("efficiency", "nvidia_gpu")),
+        system=config.system(_load("hardware", "h200")),
+        model=config.model(_load("model", "llama3_70b")),
+        efficiency=config.efficiency("nvidia_gpu"),
         racks=1,
         precision="fp8",
         tp=2,

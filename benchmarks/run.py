@@ -33,19 +33,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 
-from planner.perf.efficiency import EfficiencyFactors  # noqa: E402
+from planner import config  # noqa: E402
 from planner.perf.replica import build_replica  # noqa: E402
-from planner.specs.hardware import System  # noqa: E402
-from planner.specs.model import Model  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results.json"
 REPEATS = 5
 
 
 def _load(kind: str, name: str) -> dict:
-    return yaml.safe_load((ROOT / "conf" / kind / f"{name}.yaml").read_text())
+    return config.load_named(kind, name, kind)
 
 
 def median_seconds(fn: Callable[[], None], repeats: int = REPEATS) -> float:
@@ -60,16 +57,16 @@ def median_seconds(fn: Callable[[], None], repeats: int = REPEATS) -> float:
 
 def bench_perf() -> dict[str, float]:
     gpu = build_replica(
-        Model.from_dict(_load("model", "qwen35_397b_a17b")),
-        System.from_dict(_load("hardware", "gb200_nvl72")),
-        EfficiencyFactors.from_dict(_load("efficiency", "nvidia_gpu")),
+        config.model(_load("model", "qwen35_397b_a17b")),
+        config.system(_load("hardware", "gb200_nvl72")),
+        config.efficiency("nvidia_gpu"),
         precision="fp8",
         ep=8,
     )
     lpu = build_replica(
-        Model.from_dict(_load("model", "llama3_70b")),
-        System.from_dict(_load("hardware", "groq_lpu_v1")),
-        EfficiencyFactors.from_dict(_load("efficiency", "groq_lpu")),
+        config.model(_load("model", "llama3_70b")),
+        config.system(_load("hardware", "groq_lpu_v1")),
+        config.efficiency("groq_lpu"),
         precision="int8",
     )
     calls = 20_000

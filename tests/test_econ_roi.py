@@ -6,14 +6,14 @@ import numpy as np
 import numpy_financial as npf
 import pytest
 
+from planner import config
 from planner.econ.capacity import CapacityCurve, PoolPrices, measure_curve
-from planner.econ.montecarlo import latin_hypercube, parse_inputs
+from planner.econ.montecarlo import latin_hypercube
 from planner.econ.roi import RoiModel, irr, payback_years, spot_check
 from planner.econ.sizing import SizingOption, SizingSlo
 from planner.econ.tco import EconomicsSpec
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import WorkloadSpec
-from planner.specs.hardware import System
 from planner.workload import CallLengths, ChatShape, LengthLaw, PoissonArrivals
 from tests.conftest import load_efficiency, load_model
 
@@ -92,7 +92,7 @@ def test_npv_irr_and_payback_of_the_savings() -> None:
 
 def toy_option(name: str) -> SizingOption:
     """Single-sequence servers with a constant iteration time, one server per rack."""
-    system = System.from_dict({
+    system = config.system({
         "name": "toy", "accelerators_per_system": 1, "scale_up_domain_size": 1,
         "system_power_kw": 1.0, "system_capex_usd": 10_000.0,
         "accelerator": {
@@ -123,7 +123,7 @@ def test_fast_path_agrees_with_the_simulator_at_20_sampled_futures() -> None:
     grid = list(np.geomspace(100.0, 400.0, 6))
     measured = measure_curve(option, workload, slo, grid, seed=0, max_racks=200)
     model = RoiModel(measured, measured, EconomicsSpec(), horizon_years=2)
-    inputs = parse_inputs({
+    inputs = config.uncertain_inputs({
         "base_demand_trees_per_s": {"dist": "uniform", "loc": 100.0, "scale": 150.0},
         "demand_growth_per_year": {"dist": "uniform", "loc": 0.0, "scale": 0.5},
         "fanout_growth_per_year": 0.0, "efficiency_gain_per_year": 0.0,

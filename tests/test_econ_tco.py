@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from planner import config
 from planner.econ.tco import EconomicsSpec, cost_summary, pool_cost
 from planner.specs.errors import ConfigError
 from tests.conftest import load_system
@@ -67,5 +68,5 @@ def test_cost_per_million_tokens_and_per_tree() -> None:
 )
 def test_bad_economics_name_the_field(data: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
-        EconomicsSpec.from_dict(data)
+        config.economics(data)
     assert error.value.field == field

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from planner import config
 from planner.specs.errors import ConfigError
 from planner.specs.model import Model
 
@@ -69,7 +70,7 @@ def _load(name: str) -> dict[str, Any]:
 def models() -> dict[str, Model]:
     out = {}
     for path in sorted(CONF_DIR.glob("*.yaml")):
-        model = Model.from_dict(yaml.safe_load(path.read_text()))
+        model = config.model(yaml.safe_load(path.read_text()))
         assert model.name == path.stem
         out[model.name] = model
     return out
@@ -214,19 +215,19 @@ TOY_MLA: dict[str, Any] = {
 
 
 def test_decode_attention_flops_by_hand() -> None:
-    toy = Model.from_dict(TOY)
+    toy = config.model(TOY)
     # context 10: full 32*10 + sliding 32*min(10, 4) + GDN 120
     assert toy.decode_attention_flops(10.0) == 320 + 128 + 120
     assert toy.decode_attention_flops(2.0) == 64 + 64 + 120
     got = toy.decode_attention_flops(np.array([2.0, 10.0]))
     np.testing.assert_array_equal(got, [248.0, 568.0])
-    mla = Model.from_dict(TOY_MLA)
+    mla = config.model(TOY_MLA)
     # absorbed: 2*2*(8+2)*10 + 2*2*8*10
     assert mla.decode_attention_flops(10.0) == 400 + 320
 
 
 def test_prefill_attention_flops_by_hand() -> None:
-    toy = Model.from_dict(TOY)
+    toy = config.model(TOY)
     # P=6 from empty: full pairs 1+..+6 = 21; sliding spans 1,2,3,4,4,4 = 18; GDN 6 tokens
     assert toy.prefill_attention_flops(6.0) == 32 * 21 + 32 * 18 + 120 * 6
     # P=3 after 2 cached: full spans 3,4,5 = 12; sliding spans 3,4,4 = 11
@@ -235,20 +236,20 @@ def test_prefill_attention_flops_by_hand() -> None:
     assert toy.prefill_attention_flops(2.0, 9.0) == 32 * (10 + 11) + 32 * 8 + 120 * 2
     got = toy.prefill_attention_flops(np.array([6.0, 3.0]), np.array([0.0, 2.0]))
     np.testing.assert_array_equal(got, [1968.0, 1096.0])
-    mla = Model.from_dict(TOY_MLA)
+    mla = config.model(TOY_MLA)
     # non-absorbed: per pair 2*2*(3+2) + 2*2*5 = 40; P=4 -> 10 pairs
     assert mla.prefill_attention_flops(4.0) == 400
 
 
 def test_kv_bytes_for_context_by_hand() -> None:
-    toy = Model.from_dict(TOY)
+    toy = config.model(TOY)
     per_token = 2 * 1 * 4 * 2  # full layer; the sliding layer holds the same per token
     gdn = 2 * 3 * 5 * 4 + (2 * 1 * 3 + 2 * 5) * 3 * 2  # FP32 state + BF16 conv state
     assert toy.kv_bytes_per_token() == per_token
     assert toy.fixed_state_bytes_per_sequence() == gdn + 4 * per_token
     assert toy.kv_bytes_for_context(10.0) == 10 * per_token + 4 * per_token + gdn
     assert toy.kv_bytes_for_context(2.0) == 2 * per_token + 2 * per_token + gdn
-    assert Model.from_dict(TOY_MLA).kv_bytes_per_token() == 1 * (8 + 2) * 2
+    assert config.model(TOY_MLA).kv_bytes_per_token() == 1 * (8 + 2) * 2
 
 
 def _mutated(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -281,34 +282,34 @@ def _mutated(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 def test_validation_names_the_field(path: str, value: Any, field: str) -> None:
     data = _mutated(_load("qwen3_235b_a22b"), path, value)
     with pytest.raises(ConfigError) as err:
-        Model.from_dict(data)
+        config.model(data)
     assert err.value.field == field
 
 
 def test_validation_messages() -> None:
     data = _mutated(_load("qwen3_235b_a22b"), "moe.n_active_experts", 200)
     with pytest.raises(ConfigError, match=r"must be <= n_routed_experts \(128\), got 200"):
-        Model.from_dict(data)
+        config.model(data)
     missing = _load("llama3_70b")
     del missing["vocab_size"]
     with pytest.raises(ConfigError) as err:
-        Model.from_dict(missing)
+        config.model(missing)
     assert err.value.field == "model.vocab_size"
 
 
 def test_gdn_required_iff_linear_layers() -> None:
     no_gdn = {k: v for k, v in TOY.items() if k != "gdn"}
     with pytest.raises(ConfigError) as err:
-        Model.from_dict(no_gdn)
+        config.model(no_gdn)
     assert err.value.field == "model.gdn"
     extra = _mutated(_load("llama3_70b"), "gdn", TOY["gdn"])
     with pytest.raises(ConfigError) as err:
-        Model.from_dict(extra)
+        config.model(extra)
     assert err.value.field == "model.gdn"
 
 
 def test_negative_token_counts_rejected() -> None:
-    toy = Model.from_dict(TOY)
+    toy = config.model(TOY)
     with pytest.raises(ConfigError):
         toy.decode_attention_flops(-1.0)
     with pytest.raises(ConfigError):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from planner import config
 from planner.econ.montecarlo import (
     DISTRIBUTIONS,
     Distribution,
@@ -18,7 +19,6 @@ from planner.econ.montecarlo import (
     base_point,
     chunk_bounds,
     latin_hypercube,
-    parse_inputs,
     run_samples,
     summarize_samples,
     tornado,
@@ -45,7 +45,7 @@ def test_every_allowed_law_has_a_valid_spec() -> None:
 
 @pytest.mark.parametrize("name", sorted(VALID_SPECS))
 def test_lhs_samples_match_median_and_mean(name: str) -> None:
-    (inp,) = parse_inputs({name: VALID_SPECS[name]})
+    (inp,) = config.uncertain_inputs({name: VALID_SPECS[name]})
     values = latin_hypercube([inp], 20_000, seed=7)[name]
     dist = inp.distribution
     spread = dist.quantile(0.9) - dist.quantile(0.1)
@@ -55,14 +55,14 @@ def test_lhs_samples_match_median_and_mean(name: str) -> None:
 
 
 def test_known_moments_and_round_trip() -> None:
-    (u,) = parse_inputs({"x": VALID_SPECS["uniform"]})
+    (u,) = config.uncertain_inputs({"x": VALID_SPECS["uniform"]})
     assert u.distribution.median() == pytest.approx(0.2)
     assert u.distribution.mean() == pytest.approx(0.2)
     lognorm = Distribution.of("lognorm", s=0.5, scale=1.2)
     assert lognorm.median() == pytest.approx(1.2)
     assert lognorm.mean() == pytest.approx(1.2 * math.exp(0.125))
-    assert Distribution.from_dict(lognorm.to_dict(), "f") == lognorm
-    assert Distribution.from_dict(3, "f") == Distribution.of("fixed", value=3.0)
+    assert config.distribution(lognorm.to_dict(), "f") == lognorm
+    assert config.distribution(3, "f") == Distribution.of("fixed", value=3.0)
 
 
 INVALID_SPECS: list[tuple[object, str]] = [
@@ -92,7 +92,7 @@ INVALID_SPECS: list[tuple[object, str]] = [
 @pytest.mark.parametrize(("spec", "named"), INVALID_SPECS)
 def test_invalid_specs_raise_one_line_config_error(spec: object, named: str) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_inputs({"demand_growth": spec})
+        config.uncertain_inputs({"demand_growth": spec})
     err = info.value
     assert err.field == "mc.inputs.demand_growth"
     assert "\n" not in str(err)
@@ -101,10 +101,10 @@ def test_invalid_specs_raise_one_line_config_error(spec: object, named: str) -> 
 
 
 def test_parse_inputs_sorts_by_name_and_uses_field() -> None:
-    inputs = parse_inputs({"b": 1.0, "a": VALID_SPECS["norm"]}, field="roi.mc.inputs")
+    inputs = config.uncertain_inputs({"b": 1.0, "a": VALID_SPECS["norm"]}, field="roi.mc.inputs")
     assert [i.name for i in inputs] == ["a", "b"]
     with pytest.raises(ConfigError) as info:
-        parse_inputs({"x": {"dist": "nope"}}, field="roi.mc.inputs")
+        config.uncertain_inputs({"x": {"dist": "nope"}}, field="roi.mc.inputs")
     assert info.value.field == "roi.mc.inputs.x"
 
 
@@ -114,7 +114,7 @@ def test_parse_inputs_sorts_by_name_and_uses_field() -> None:
 
 
 def _inputs() -> tuple[UncertainInput, ...]:
-    return parse_inputs(VALID_SPECS)
+    return config.uncertain_inputs(VALID_SPECS)
 
 
 def test_lhs_is_stratified_in_every_input() -> None:
@@ -168,7 +168,7 @@ def test_summarize_samples() -> None:
 
 
 def test_tornado_on_a_linear_function() -> None:
-    inputs = parse_inputs(
+    inputs = config.uncertain_inputs(
         {
             "x": {"dist": "uniform", "loc": 0, "scale": 10},  # 10 % / 90 %: 1 and 9
             "y": {"dist": "norm", "loc": 5, "scale": 1},

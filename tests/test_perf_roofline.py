@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from planner import config
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.gpu import GpuReplica, Parallelism, activation_bytes_per_token
 from planner.perf.lpu import LpuReplica
@@ -28,7 +29,7 @@ UNIT = EfficiencyFactors(
 
 def toy_system(memory_bytes: float = 100e9) -> System:
     """A made-up GPU with round numbers: 1 TB/s, 100 TFLOP/s bf16, 100 GB."""
-    return System.from_dict({
+    return config.system({
         "name": "toy", "accelerators_per_system": 8, "scale_up_domain_size": 8,
         "system_power_kw": 8.0, "system_capex_usd": 1.0e6,
         "accelerator": {
@@ -55,7 +56,7 @@ def toy_model(moe: bool = False) -> Model:
             "moe": {"n_routed_experts": 8, "n_active_experts": 2, "n_shared_experts": 0,
                     "expert_ffn_size": 32, "shared_expert_ffn_size": 0},
         })  # fmt: skip
-    return Model.from_dict(data)
+    return config.model(data)
 
 
 def test_dense_step_is_the_hand_computed_sum_of_rooflines() -> None:

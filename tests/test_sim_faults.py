@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from planner import config
 from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
 from planner.sim.faults import LLAMA3_FAILURES_PER_GPU_HOUR, FailureSpec
@@ -107,12 +108,12 @@ def test_default_rate_is_the_llama3_figure() -> None:
 )  # fmt: skip
 def test_bad_failure_config_names_the_field(data: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
-        FailureSpec.from_dict(data)
+        config.failures(data)
     assert error.value.field.startswith(field)
 
 
 def test_disabled_failures_build_nothing() -> None:
-    assert FailureSpec.from_dict({"enabled": False}) is None
+    assert config.failures({"enabled": False}) is None
 
 
 def test_sizing_with_failures_needs_at_least_as_many_racks() -> None:

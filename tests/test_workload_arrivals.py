@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from planner import config
 from planner.specs.errors import ConfigError
 from planner.workload import (
     ArrivalProcess,
@@ -133,7 +134,7 @@ def test_trace_replay() -> None:
     assert TraceArrivals(trace, speedup=2.0).mean_rate_per_s == pytest.approx(
         2 * trace.mean_rate_per_s
     )
-    loaded = ArrivalProcess.from_dict({"kind": "trace", "path": str(SAMPLE), "speedup": 3})
+    loaded = config.arrivals({"kind": "trace", "path": str(SAMPLE), "speedup": 3})
     assert isinstance(loaded, TraceArrivals)
     assert loaded.trace.n_requests == trace.n_requests
 
@@ -179,17 +180,15 @@ def test_sample_limit_errors() -> None:
 
 
 def test_from_dict_builds_each_kind() -> None:
-    assert ArrivalProcess.from_dict({"kind": "poisson", "rate_per_s": 5.53}) == PoissonArrivals(
-        5.53
-    )
-    assert ArrivalProcess.from_dict({"kind": "gamma", "rate_per_s": 2.57, "cv": 3.6}) == (
+    assert config.arrivals({"kind": "poisson", "rate_per_s": 5.53}) == PoissonArrivals(5.53)
+    assert config.arrivals({"kind": "gamma", "rate_per_s": 2.57, "cv": 3.6}) == (
         GammaArrivals(2.57, 3.6)
     )
-    diurnal = ArrivalProcess.from_dict(
+    diurnal = config.arrivals(
         {"kind": "diurnal", "rate_per_s": 1.0, "hourly_profile": [1] * 24, "start_hour": 8}
     )
     assert isinstance(diurnal, DiurnalArrivals) and diurnal.hourly_profile == (1,) * 24
-    assert ArrivalProcess.from_dict({"kind": "offline", "n_requests": 10}) == OfflineArrivals(10)
+    assert config.arrivals({"kind": "offline", "n_requests": 10}) == OfflineArrivals(10)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +221,7 @@ def test_from_dict_builds_each_kind() -> None:
 )
 def test_from_dict_errors_name_the_field(data: object, field: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
-        ArrivalProcess.from_dict(data)
+        config.arrivals(data)
     if field != "workload.arrivals":
         assert info.value.field == field
     else:
@@ -232,7 +231,7 @@ def test_from_dict_errors_name_the_field(data: object, field: str, problem: str)
 
 def test_diurnal_needs_exactly_one_profile() -> None:
     with pytest.raises(ConfigError) as info:
-        ArrivalProcess.from_dict(
+        config.arrivals(
             {"kind": "diurnal", "rate_per_s": 1, "peak_to_trough": 2, "hourly_profile": [1] * 24}
         )
     assert "workload.arrivals.peak_to_trough" in str(info.value)

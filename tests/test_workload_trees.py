@@ -8,6 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from planner import config
 from planner.specs.errors import ConfigError
 from planner.workload import (
     CHAT_OUTPUT_TOKENS,
@@ -24,7 +25,6 @@ from planner.workload import (
     SharedPrefix,
     TreeBatch,
     TreeFactory,
-    TreeShape,
     critical_path,
     critical_path_s,
     n_calls,
@@ -88,7 +88,7 @@ def test_delay_laws() -> None:
     assert np.median(lognormal) == pytest.approx(1.0, rel=0.03)
     assert np.percentile(lognormal, 90) == pytest.approx(3.0, rel=0.03)
     assert DelayLaw("exponential", mean_s=2.0).expected_s() == 2.0
-    assert DelayLaw.from_dict(1.5) == DelayLaw.fixed(1.5)
+    assert config.delay_law(1.5) == DelayLaw.fixed(1.5)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_delay_laws() -> None:
 )
 def test_length_law_errors(data: object, field: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
-        LengthLaw.from_dict(data, "workload.len")
+        config.length_law(data, "workload.len")
     assert info.value.field == field
     assert problem in info.value.problem
 
@@ -291,7 +291,7 @@ def test_critical_path_of_a_fanout_is_its_slowest_branch() -> None:
 
 
 def test_shape_from_dict() -> None:
-    shape = TreeShape.from_dict(
+    shape = config.tree_shape(
         {
             "kind": "mixture",
             "components": [
@@ -320,7 +320,7 @@ def test_shape_from_dict() -> None:
     assert shape.expected_calls() == pytest.approx(0.6 * (15 + 2 + 1) + 0.4 * 10)
     for tree in TreeFactory(shape).sample(_rng(), 50):
         _check_tree(tree)
-    assert TreeShape.from_dict({"kind": "chat"}) == ChatShape()
+    assert config.tree_shape({"kind": "chat"}) == ChatShape()
 
 
 @pytest.mark.parametrize(
@@ -377,7 +377,7 @@ def test_shape_from_dict() -> None:
 )
 def test_shape_errors_name_the_field(data: object, field: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
-        TreeShape.from_dict(data)
+        config.tree_shape(data)
     assert info.value.field == field
     assert problem in info.value.problem
 

@@ -25,21 +25,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from planner import config
 from planner.cli import guard
-from planner.perf.borrowed import (
-    BORROWED_FILE,
-    ResolvedEfficiency,
-    parse_borrowing,
-    resolve_efficiency,
-)
+from planner.perf.borrowed import ResolvedEfficiency
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
-CONF_DIR = Path(str(resources.files("planner.conf")))
-"""The config tree: top-level ``conf/`` in a checkout, ``planner/conf`` in an installed wheel
-(pyproject.toml maps one to the other)."""
+CONF_DIR = config.CONF_DIR
+"""The config tree (found by :mod:`planner.config.resolve`)."""
 
 EXIT_BAD_INPUT = 2
 EXIT_MACHINE_FAILED = 1
@@ -55,8 +50,8 @@ def make_console() -> Console:
 
 
 def group_options(group: str) -> list[str]:
-    """Names available in config group ``group`` (the YAML file stems under ``conf/group``)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The option names of a config group (the YAML file stems in ``conf/<group>/``)."""
+    return config.group_options(group)
 
 
 def precheck_group_overrides(argv: Sequence[str], groups: Sequence[str]) -> None:
@@ -248,44 +243,23 @@ def to_mapping(node: Any, field: str) -> dict[str, Any]:
 
 def load_model(cfg: DictConfig) -> Model:
     """The ``model`` group as a validated :class:`Model`."""
-    return Model.from_dict(to_mapping(cfg.get("model"), "model"))
+    return config.model(to_mapping(cfg.get("model"), "model"))
 
 
 def load_system(cfg: DictConfig) -> System:
     """The ``hardware`` group as a validated :class:`System`."""
-    return System.from_dict(to_mapping(cfg.get("hardware"), "hardware"))
-
-
-def _fitted_factors(family: str) -> dict[str, Any] | None:
-    """Contents of ``conf/efficiency/<family>.yaml``, or None if the family has no fitted set."""
-    path = CONF_DIR / "efficiency" / f"{family}.yaml"
-    if family == BORROWED_FILE or not path.exists():
-        return None
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    if not isinstance(data, dict):
-        raise ConfigError(f"efficiency[{family}]", f"must be a mapping of factors ({path})")
-    return {str(k): v for k, v in data.items()}
+    return config.system(to_mapping(cfg.get("hardware"), "hardware"))
 
 
 def load_resolved_efficiency(family: str) -> ResolvedEfficiency:
-    """An accelerator family's factors, fitted or borrowed, with ``calibrated``/``borrowed_from``.
-
-    A family without ``conf/efficiency/<family>.yaml`` borrows its donor's set through
-    ``conf/efficiency/borrowed.yaml`` (see :mod:`planner.perf.borrowed`).
-    """
-    table = OmegaConf.to_container(
-        OmegaConf.load(CONF_DIR / "efficiency" / f"{BORROWED_FILE}.yaml"), resolve=True
-    )
-    if not isinstance(table, dict):
-        raise ConfigError("efficiency.borrowed", "must map family -> {borrow_from, reason}")
-    rules = parse_borrowing({str(k): v for k, v in table.items()})
-    return resolve_efficiency(family, _fitted_factors, rules)
+    """A family's factors, fitted or borrowed, with ``calibrated`` and ``borrowed_from``."""
+    return config.resolved_efficiency(family)
 
 
 def load_efficiency(family: str) -> EfficiencyFactors:
     """The factors of an accelerator family: fitted (``conf/efficiency/<family>.yaml``) or
     borrowed from its nearest calibrated family (``conf/efficiency/borrowed.yaml``)."""
-    return load_resolved_efficiency(family).factors
+    return config.efficiency(family)
 
 
 def _output_mode() -> int:

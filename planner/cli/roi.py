@@ -25,6 +25,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from planner import config
 from planner.app.cache import (
     ChunkCheckpoint,
     JsonStore,
@@ -44,13 +45,11 @@ from planner.cli.common import (
     to_mapping,
 )
 from planner.cli.progress import ProgressDisplay, progress_display
-from planner.cli.size import build_options
 from planner.econ.capacity import CapacityCurve, curve_key, measure_curve
 from planner.econ.montecarlo import (
     UncertainInput,
     base_point,
     latin_hypercube,
-    parse_inputs,
     run_samples,
     summarize_samples,
     tornado,
@@ -70,10 +69,7 @@ from planner.report.plots import histogram_png, tornado_png
 from planner.sim.engine import WorkloadSpec
 from planner.specs.errors import (
     ConfigError,
-    reject_unknown_keys,
     require_choice,
-    require_positive,
-    require_positive_int,
 )
 
 GROUPS = ("workload", "sizing", "economics")
@@ -114,7 +110,7 @@ def load_or_measure_curve(
             option, workload, slo, demands, seed=seed, max_racks=max_racks
         ).to_dict(),
     )
-    return CapacityCurve.from_dict(payload), cached
+    return config.capacity_curve(payload), cached
 
 
 def demand_grid(inputs: tuple[UncertainInput, ...], horizon_years: int, points: int) -> list[float]:
@@ -163,47 +159,29 @@ def run(
 
     ``display`` shows the progress of the capacity curves and of the Monte Carlo samples.
     """
-    roi_cfg = to_mapping(cfg.get("roi"), "roi")
-    allowed = {"baseline", "candidate", "horizon_years", "n_trees", "curve_points", "spot_checks"}
-    reject_unknown_keys("roi", roi_cfg, allowed)
-    mc_cfg = to_mapping(cfg.get("mc"), "mc")
-    mc_allowed = {"samples", "seed", "backend", "n_jobs", "chunk_size", "ray_address", "inputs"}
-    reject_unknown_keys("mc", mc_cfg, mc_allowed)
-    inputs = parse_inputs(to_mapping(mc_cfg.get("inputs") or {}, "mc.inputs"))
+    roi = config.roi_options(to_mapping(cfg.get("roi"), "roi"))
+    mc = config.mc_options(to_mapping(cfg.get("mc"), "mc"))
+    inputs = config.uncertain_inputs(mc.inputs, "mc.inputs")
     names = {i.name for i in inputs}
     for name in INPUT_NAMES:
         if name not in names:
             raise ConfigError(f"mc.inputs.{name}", "is required (a number or a distribution)")
     extra = sorted(names - set(INPUT_NAMES))
     if extra:
-        raise ConfigError(
-            f"mc.inputs.{extra[0]}", f"unknown input; allowed: {', '.join(INPUT_NAMES)}"
-        )
-    samples = require_positive_int("mc.samples", mc_cfg.get("samples", 1000))
-    mc_seed = mc_cfg.get("seed", 0)
-    if isinstance(mc_seed, bool) or not isinstance(mc_seed, int) or mc_seed < 0:
-        raise ConfigError("mc.seed", f"must be an integer >= 0, got {mc_seed!r}")
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    horizon = require_positive_int("roi.horizon_years", roi_cfg.get("horizon_years", 4))
-    n_trees = require_positive_int("roi.n_trees", roi_cfg.get("n_trees", 1500))
-    points = require_positive_int("roi.curve_points", roi_cfg.get("curve_points", 6))
-    if points < 2:
-        raise ConfigError("roi.curve_points", f"must be >= 2, got {points}")
-    spot_checks = int(roi_cfg.get("spot_checks", 0) or 0)
-    if spot_checks < 0:
-        raise ConfigError("roi.spot_checks", f"must be >= 0, got {spot_checks}")
+        raise config.unknown_key("mc.inputs", extra[0], INPUT_NAMES)
+    samples, mc_seed = mc.samples, mc.seed
+    seed = config.seed(cfg.get("seed"))
+    horizon, points = roi.horizon_years, roi.curve_points
+    spot_checks = roi.spot_checks
 
-    workload = build_workload(to_mapping(cfg.get("workload"), "workload"))
-    workload = WorkloadSpec(workload.arrivals, workload.tree, n_trees=n_trees)
-    slo_cfg = to_mapping(cfg.get("slo") or {}, "slo")
-    slo = SizingSlo(**{k: float(require_positive(f"slo.{k}", slo_cfg.get(k, 0.0)))
-                       for k in ("tree_e2e_p99_s", "ttft_p99_s", "tpot_p99_s")})  # fmt: skip
-    max_racks, options = build_options(to_mapping(cfg.get("sizing"), "sizing"))
+    workload = build_workload(cfg.get("workload"))
+    workload = WorkloadSpec(workload.arrivals, workload.tree, n_trees=roi.n_trees)
+    targets = config.sizing_slo(to_mapping(cfg.get("slo") or {}, "slo"))
+    slo = SizingSlo(targets.tree_e2e_p99_s, targets.ttft_p99_s, targets.tpot_p99_s)
+    max_racks, options = config.sizing_options(to_mapping(cfg.get("sizing"), "sizing"))
     by_name = {o.name: o for o in options}
-    baseline = require_choice("roi.baseline", str(roi_cfg.get("baseline")), by_name)
-    candidate = require_choice("roi.candidate", str(roi_cfg.get("candidate")), by_name)
+    baseline = require_choice("roi.baseline", roi.baseline, by_name)
+    candidate = require_choice("roi.candidate", roi.candidate, by_name)
     if baseline == candidate:
         raise ConfigError("roi.candidate", f"must differ from roi.baseline ({baseline})")
     economics = build_economics(cfg.get("economics"))
@@ -235,7 +213,7 @@ def run(
 
     key = _study_key(cfg, curves, samples)
     checkpoint = ChunkCheckpoint(cache / "montecarlo" / key, warn=_warn)
-    chunk_size = require_positive_int("mc.chunk_size", mc_cfg.get("chunk_size", 1000))
+    chunk_size = mc.chunk_size
     chunks_total = -(-samples // chunk_size)
     chunks_resumed = len(checkpoint.load())
     samples_done = display.counter("Monte Carlo", samples, unit="samples") if display else None
@@ -248,9 +226,9 @@ def run(
         partial(npv_chunk, model),
         draws,
         chunk_size=chunk_size,
-        backend=str(mc_cfg.get("backend", "serial")),
-        n_jobs=require_positive_int("mc.n_jobs", mc_cfg.get("n_jobs", 1)),
-        ray_address=mc_cfg.get("ray_address"),
+        backend=mc.backend,
+        n_jobs=mc.n_jobs,
+        ray_address=mc.ray_address,
         checkpoint=checkpoint,
         progress=chunks_done if samples_done else None,
     )
@@ -327,7 +305,7 @@ def run(
             for c in checks
         ],
         "mc": {
-            "backend": str(mc_cfg.get("backend", "serial")),
+            "backend": mc.backend,
             "chunks_total": chunks_total,
             "chunks_resumed": chunks_resumed,
             "checkpoint": str(checkpoint.directory),

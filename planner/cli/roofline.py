@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from planner import config
 from planner.cli.common import (
     CONF_DIR,
     atomic_write_json,
@@ -24,9 +25,9 @@ from planner.cli.common import (
     load_system,
     make_console,
     run_guarded,
+    to_mapping,
 )
 from planner.perf.replica import build_replica, roofline_summary
-from planner.specs.errors import require_positive, require_positive_int
 
 GROUPS = ("model", "hardware")
 
@@ -36,22 +37,20 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
     model = load_model(cfg)
     system = load_system(cfg)
     efficiency = load_efficiency(system.accelerator.family)
-    chips = cfg.get("chips")
+    own = {k: v for k, v in to_mapping(cfg, "").items() if k not in (*GROUPS, "scenario")}
+    options = config.roofline_options(own)
     replica = build_replica(
         model,
         system,
         efficiency,
-        precision=str(cfg.precision),
-        kv_precision=str(cfg.kv_precision),
-        tp=require_positive_int("tp", cfg.tp),
-        ep=require_positive_int("ep", cfg.ep),
-        chips=None if chips is None else require_positive_int("chips", chips),
+        precision=options.precision,
+        kv_precision=options.kv_precision,
+        tp=options.tp,
+        ep=options.ep,
+        chips=options.chips,
     )
     return roofline_summary(
-        replica,
-        isl=require_positive_int("isl", cfg.isl),
-        osl=require_positive_int("osl", cfg.osl),
-        tpot_limit_s=float(require_positive("tpot_limit_s", cfg.tpot_limit_s)),
+        replica, isl=options.isl, osl=options.osl, tpot_limit_s=options.tpot_limit_s
     )
 
 

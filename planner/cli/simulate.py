@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from planner import config
 from planner.cli.builders import build_economics, build_fleet, build_workload
 from planner.cli.callbacks import objective
 from planner.cli.common import (
@@ -37,11 +38,9 @@ from planner.cli.studies import run_study
 from planner.econ.tco import cost_summary, pool_cost
 from planner.report.html import simulation_report
 from planner.report.html_study import study_report
-from planner.sim.config import SloSpec
 from planner.sim.engine import SimulationResult, simulate
-from planner.sim.faults import FailureSpec
 from planner.sim.metrics import summarize
-from planner.specs.errors import ConfigError, reject_unknown_keys, require_choice, require_positive
+from planner.specs.errors import require_choice
 from planner.workload.trees import CALL_KINDS
 
 GROUPS = ("fleet", "workload", "economics", "failures")
@@ -88,33 +87,25 @@ def run(
     cfg: DictConfig, display: ProgressDisplay | None = None
 ) -> tuple[dict[str, Any], SimulationResult]:
     """Validate the config, simulate, summarize (no output files); ``display`` shows progress."""
-    fleet = build_fleet(to_mapping(cfg.get("fleet"), "fleet"))
-    workload = build_workload(to_mapping(cfg.get("workload"), "workload"))
-    slo = SloSpec.from_dict(to_mapping(cfg.get("slo") or {}, "slo"))
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    run_cfg = to_mapping(cfg.get("run") or {}, "run")
-    reject_unknown_keys("run", run_cfg, ("max_sim_time_s", "max_wall_s", "stepwise"))
-    max_time = run_cfg.get("max_sim_time_s")
-    max_wall = run_cfg.get("max_wall_s")
-    failures = FailureSpec.from_dict(to_mapping(cfg.get("failures") or {}, "failures"))
+    fleet = build_fleet(cfg.get("fleet"))
+    workload = build_workload(cfg.get("workload"))
+    slo = config.slo(to_mapping(cfg.get("slo") or {}, "slo"))
+    seed = config.seed(cfg.get("seed"))
+    run_options = config.run_options(to_mapping(cfg.get("run") or {}, "run"))
+    config.output_options(to_mapping(cfg.get("output") or {}, "output"))
+    failures = config.failures(to_mapping(cfg.get("failures") or {}, "failures"))
+    economics = build_economics(cfg.get("economics"))
     result = simulate(
         fleet,
         workload,
         seed=seed,
-        stepwise=bool(run_cfg.get("stepwise", False)),
-        max_sim_time_s=None
-        if max_time is None
-        else float(require_positive("run.max_sim_time_s", max_time)),
+        stepwise=run_options.stepwise,
+        max_sim_time_s=run_options.max_sim_time_s,
         failures=failures,
-        max_wall_s=None
-        if max_wall is None
-        else float(require_positive("run.max_wall_s", max_wall)),
+        max_wall_s=run_options.max_wall_s,
         **simulation_progress(simulate, display),
     )
     summary = summarize(result, slo)
-    economics = build_economics(cfg.get("economics"))
     pools = summary["pools"]
     summary["cost"] = cost_summary(
         [
@@ -193,8 +184,8 @@ def _app(cfg: DictConfig) -> float | None:
     with progress_display() as display:
         summary, result = run(cfg, display)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    fmt = str(cfg.get("output", {}).get("calls_table", "parquet"))
-    write_calls_table(calls_table(result), out_dir, fmt)
+    output = config.output_options(to_mapping(cfg.get("output") or {}, "output"))
+    write_calls_table(calls_table(result), out_dir, output.calls_table)
     atomic_write_json(out_dir / "summary.json", summary)
     choices = HydraConfig.get().runtime.choices
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}

@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from planner.cli.builders import build_economics, build_fleet, build_workload, load_named
+from planner import config
+from planner.cli.builders import build_economics, build_workload
 from planner.cli.common import (
     CONF_DIR,
     atomic_write_json,
@@ -32,35 +33,9 @@ from planner.econ.sizing import SizingOption, SizingResult, SizingSlo, size_opti
 from planner.econ.tco import EconomicsSpec, cost_summary, pool_cost
 from planner.report.html import size_report
 from planner.sim.config import SloSpec
-from planner.sim.faults import FailureSpec
 from planner.sim.metrics import summarize
-from planner.specs.errors import (
-    ConfigError,
-    reject_unknown_keys,
-    require_positive,
-    require_positive_int,
-)
 
 GROUPS = ("workload", "sizing", "economics", "failures")
-
-
-def build_options(data: dict[str, Any]) -> tuple[int, list[SizingOption]]:
-    """The ``sizing`` mapping as (max racks per pool, options)."""
-    allowed = {"max_racks", "options"}
-    reject_unknown_keys("sizing", data, allowed)
-    max_racks = require_positive_int("sizing.max_racks", data.get("max_racks", 256))
-    options_raw = data.get("options")
-    if not isinstance(options_raw, dict) or not options_raw:
-        raise ConfigError("sizing.options", "must map option names to {fleet, sized_pools}")
-    options = []
-    for name, option in options_raw.items():
-        prefix = f"sizing.options.{name}"
-        if not isinstance(option, dict) or set(option) - {"fleet", "sized_pools"}:
-            raise ConfigError(prefix, "must be a mapping with keys fleet and sized_pools")
-        fleet = build_fleet(load_named("fleet", option.get("fleet"), f"{prefix}.fleet"))
-        pools = option.get("sized_pools") or []
-        options.append(SizingOption(str(name), fleet, tuple(str(p) for p in pools)))
-    return max_racks, options
 
 
 def option_summary(
@@ -106,26 +81,16 @@ def run(cfg: DictConfig, progress: Update | None = None) -> dict[str, Any]:
 
     ``progress(done, total)`` is called with the options sized so far.
     """
-    workload = build_workload(to_mapping(cfg.get("workload"), "workload"))
-    demand = to_mapping(cfg.get("demand") or {}, "demand")
-    trees_per_s = float(require_positive("demand.trees_per_s", demand.get("trees_per_s", 0.0)))
-    n_trees = require_positive_int("demand.n_trees", demand.get("n_trees", 2000))
-    workload = type(workload)(workload.arrivals, workload.tree, n_trees=n_trees, horizon_s=None)
-    slo_cfg = to_mapping(cfg.get("slo") or {}, "slo")
-    slo_keys = ("tree_e2e_p99_s", "ttft_p99_s", "tpot_p99_s")
-    reject_unknown_keys("slo", slo_cfg, slo_keys)
-    missing = [key for key in slo_keys if key not in slo_cfg]
-    if missing:
-        raise ConfigError(f"slo.{missing[0]}", "is required")
-    for key in slo_keys:
-        require_positive(f"slo.{key}", slo_cfg[key])
-    slo = SizingSlo(**{key: float(slo_cfg[key]) for key in slo_keys})
-    max_racks, options = build_options(to_mapping(cfg.get("sizing"), "sizing"))
-    failures = FailureSpec.from_dict(to_mapping(cfg.get("failures") or {}, "failures"))
+    workload = build_workload(cfg.get("workload"))
+    demand = config.demand_options(to_mapping(cfg.get("demand") or {}, "demand"))
+    trees_per_s = demand.trees_per_s
+    workload = type(workload)(workload.arrivals, workload.tree, n_trees=demand.n_trees)
+    targets = config.sizing_slo(to_mapping(cfg.get("slo") or {}, "slo"))
+    slo = SizingSlo(targets.tree_e2e_p99_s, targets.ttft_p99_s, targets.tpot_p99_s)
+    max_racks, options = config.sizing_options(to_mapping(cfg.get("sizing"), "sizing"))
+    failures = config.failures(to_mapping(cfg.get("failures") or {}, "failures"))
     economics = build_economics(cfg.get("economics"))
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
+    seed = config.seed(cfg.get("seed"))
     results = {}
     for done, option in enumerate(options):
         if progress:
@@ -138,7 +103,7 @@ def run(cfg: DictConfig, progress: Update | None = None) -> dict[str, Any]:
         "scenario": str(cfg.get("scenario", "size")),
         "answer": sizing_answer(results, trees_per_s, failures is not None),
         "demand_trees_per_s": trees_per_s,
-        "slo": {key: getattr(slo, key) for key in slo_keys},
+        "slo": {key: getattr(slo, key) for key in ("tree_e2e_p99_s", "ttft_p99_s", "tpot_p99_s")},
         "failures": failures is not None,
         "options": results,
         "seed": seed,

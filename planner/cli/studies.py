@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from planner import config
 from planner.cli.builders import build_economics, build_fleet, build_workload, load_named
 from planner.cli.common import load_efficiency, to_mapping
+from planner.config.options import LongContextModel, LpuLatencyCase
 from planner.econ.tco import cost_summary, pool_cost
 from planner.perf.replica import build_replica
 from planner.report.plots import line_png
-from planner.sim.config import SloSpec
 from planner.sim.engine import SimulationResult, simulate
 from planner.sim.metrics import summarize
 from planner.specs.errors import ConfigError, require_choice, require_positive_int
@@ -57,12 +58,13 @@ def _variant_config(cfg: DictConfig, overrides: Mapping[str, Any], name: str) ->
 
 def run_variant(cfg: DictConfig) -> tuple[dict[str, Any], SimulationResult]:
     """Simulate one variant and summarize it with costs (as ``planner`` does)."""
-    fleet = build_fleet(to_mapping(cfg.get("fleet"), "fleet"))
-    workload = build_workload(to_mapping(cfg.get("workload"), "workload"))
-    slo = SloSpec.from_dict(to_mapping(cfg.get("slo") or {}, "slo"))
-    result = simulate(fleet, workload, seed=int(cfg.get("seed", 0)))
-    summary = summarize(result, slo)
+    fleet = build_fleet(cfg.get("fleet"))
+    workload = build_workload(cfg.get("workload"))
+    slo = config.slo(to_mapping(cfg.get("slo") or {}, "slo"))
+    seed = config.seed(cfg.get("seed", 0))
     economics = build_economics(cfg.get("economics"))
+    result = simulate(fleet, workload, seed=seed)
+    summary = summarize(result, slo)
     summary["cost"] = cost_summary(
         [
             pool_cost(
@@ -185,11 +187,11 @@ def shared_prefix(cfg: DictConfig) -> StudyResult:
 
 
 def _system(name: str, field: str) -> System:
-    return System.from_dict(load_named("hardware", name, field))
+    return config.system(load_named("hardware", name, field), field)
 
 
 def _model(name: str, field: str) -> Model:
-    return Model.from_dict(load_named("model", name, field))
+    return config.model(load_named("model", name, field), field)
 
 
 def lpu_latency(cfg: DictConfig) -> StudyResult:
@@ -202,18 +204,18 @@ def lpu_latency(cfg: DictConfig) -> StudyResult:
         )
     context = require_positive_int("study.context_tokens", study.get("context_tokens", 4096))
     rows = {}
-    for name, case in cases.items():
+    for name, raw in cases.items():
         prefix = f"study.cases.{name}"
-        system = _system(case.get("hardware"), f"{prefix}.hardware")
+        case = config.validate(LpuLatencyCase, raw, prefix)
+        system = _system(case.hardware, f"{prefix}.hardware")
         replica = build_replica(
-            _model(case.get("model"), f"{prefix}.model"), system,
-            load_efficiency(system.accelerator.family), precision=str(case.get("precision", "fp8")),
-            kv_precision=str(case.get("kv_precision", "fp8")), tp=int(case.get("tp", 1)),
-            ep=int(case.get("ep", 1)),
+            _model(case.model, f"{prefix}.model"), system,
+            load_efficiency(system.accelerator.family), precision=case.precision,
+            kv_precision=case.kv_precision, tp=case.tp, ep=case.ep, chips=case.chips,
         )  # fmt: skip
         replica.require_fit(context)
         rows[str(name)] = {
-            "model": case.get("model"),
+            "model": case.model,
             "hardware": system.name,
             "user_tokens_per_s": replica.decode_tokens_per_s_per_user(context),
             "chips_per_replica": replica.accelerators,
@@ -235,18 +237,22 @@ def long_context(cfg: DictConfig) -> StudyResult:
     """Decode speed and memory per sequence of a hybrid- and a full-attention model by context."""
     study = to_mapping(cfg.get("study"), "study")
     system = _system(study.get("hardware", "gb200_nvl72"), "study.hardware")
-    contexts = [int(c) for c in study.get("contexts", [8192, 32768, 131072, 262144])]
+    contexts = study.get("contexts", [8192, 32768, 131072, 262144])
+    if isinstance(contexts, (str, bytes)) or not isinstance(contexts, list) or not contexts:
+        raise ConfigError("study.contexts", f"must be a non-empty list of tokens, got {contexts!r}")
+    for i, context in enumerate(contexts):
+        require_positive_int(f"study.contexts[{i}]", context)
     batch = require_positive_int("study.batch", study.get("batch", 8))
     models = study.get("models")
     if not isinstance(models, dict) or set(models) != {"hybrid", "full"}:
         raise ConfigError("study.models", "must name a 'hybrid' and a 'full' model case")
     replicas = {}
-    for role, case in models.items():
-        model = _model(case.get("model"), f"study.models.{role}.model")
+    for role, raw in models.items():
+        case = config.validate(LongContextModel, raw, f"study.models.{role}")
+        model = _model(case.model, f"study.models.{role}.model")
         replicas[role] = build_replica(
             model, system, load_efficiency(system.accelerator.family),
-            precision=str(case.get("precision", "fp8")), kv_precision="bf16",
-            tp=int(case.get("tp", 1)), ep=int(case.get("ep", 1)),
+            precision=case.precision, kv_precision="bf16", tp=case.tp, ep=case.ep,
         )  # fmt: skip
     rows: dict[str, dict[str, float]] = {}
     for context in contexts:

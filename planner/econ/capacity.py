@@ -97,20 +97,6 @@ class CapacityCurve:
             "feasible": self.feasible.tolist(),
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CapacityCurve:
-        """Inverse of :meth:`to_dict`."""
-        if data.get("format") != CURVE_FORMAT:
-            raise ValueError("capacity curve cache of another format")
-        return cls(
-            option=str(data["option"]),
-            demand_trees_per_s=np.asarray(data["demand_trees_per_s"], dtype=float),
-            racks={k: np.asarray(v, dtype=float) for k, v in data["racks"].items()},
-            mean_power_kw={k: np.asarray(v, dtype=float) for k, v in data["mean_power_kw"].items()},
-            prices={k: PoolPrices(**v) for k, v in data["prices"].items()},
-            feasible=np.asarray(data["feasible"], dtype=bool),
-        )
-
 
 def pool_prices(option: SizingOption) -> dict[str, PoolPrices]:
     """Rack prices and power of every pool of an option."""

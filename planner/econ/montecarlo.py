@@ -147,34 +147,6 @@ class Distribution:
         """Build from keyword parameters, e.g. ``Distribution.of("lognorm", s=0.5, scale=1.2)``."""
         return cls(dist, tuple(sorted(params.items())))
 
-    @classmethod
-    def from_dict(cls, data: object, field: str) -> Distribution:
-        """Build from a config mapping such as ``{dist: triang, c: 0.5, loc: 1, scale: 4}``.
-
-        A bare number is shorthand for ``{dist: fixed, value: X}``.
-
-        Args:
-            data: The mapping (``dist`` plus parameters).
-            field: Config path of the input, e.g. ``mc.inputs.demand_growth``; errors name it.
-
-        Raises:
-            ConfigError: One line naming ``field``, the law and the offending parameter.
-        """
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            data = {"dist": "fixed", "value": data}
-        if not isinstance(data, Mapping):
-            raise ConfigError(
-                field, f"must be a mapping like {{dist: ..., <params>}}, got {type(data).__name__}"
-            )
-        if "dist" not in data:
-            raise ConfigError(field, f"dist is required; allowed: {', '.join(DISTRIBUTIONS)}")
-        dist = data["dist"]
-        params = tuple((str(k), v) for k, v in data.items() if k != "dist")
-        try:
-            return cls(dist if isinstance(dist, str) else repr(dist), params)
-        except ConfigError as err:
-            raise ConfigError(field, err.problem) from None
-
     def to_dict(self) -> dict[str, Any]:
         """The config mapping this was built from (plain Python types, for summary.json)."""
         return {"dist": self.dist, **dict(self.params)}
@@ -218,30 +190,6 @@ class UncertainInput:
     distribution: Distribution
 
 
-def parse_inputs(
-    mapping: Mapping[str, Any], field: str = "mc.inputs"
-) -> tuple[UncertainInput, ...]:
-    """Build the uncertain inputs of a config section, sorted by name (deterministic order).
-
-    Args:
-        mapping: Input name -> ``{dist: ..., <params>}`` (or a bare number: a constant).
-        field: Config path of the section; an input's errors name ``<field>.<input name>``.
-
-    Raises:
-        ConfigError: Not a mapping, or a bad input (unknown law or parameter, bad value).
-    """
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(
-            field, f"must be a mapping of input name -> distribution, got {type(mapping).__name__}"
-        )
-    out = []
-    for name in sorted(mapping, key=str):
-        if not isinstance(name, str) or not name:
-            raise ConfigError(field, f"input names must be non-empty strings, got {name!r}")
-        out.append(UncertainInput(name, Distribution.from_dict(mapping[name], f"{field}.{name}")))
-    return tuple(out)
-
-
 def latin_hypercube(
     inputs: Sequence[UncertainInput], n_samples: int, seed: int | np.random.Generator
 ) -> dict[str, FloatArray]:
@@ -251,7 +199,7 @@ def latin_hypercube(
     inputs is random. The same seed gives identical samples.
 
     Args:
-        inputs: The inputs (order matters for reproducibility; :func:`parse_inputs` sorts).
+        inputs: The inputs (order matters for reproducibility; the config converter sorts them).
         n_samples: Number of samples (>= 1).
         seed: Seed (or a Generator) of the sampler; nothing else is random.
 

@@ -10,13 +10,12 @@ yearly cost (depreciation + opex) by the output tokens a year at the simulated t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from planner.specs.errors import (
     ConfigError,
-    reject_unknown_keys,
     require_fraction,
     require_non_negative,
     require_positive,
@@ -70,18 +69,6 @@ class EconomicsSpec:
             raise ConfigError(
                 f"{prefix}.hours_per_year", f"must lie in (0, 8784], got {self.hours_per_year!r}"
             )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str = "economics") -> EconomicsSpec:
-        """Build from a mapping; unknown keys are errors, missing keys keep the defaults."""
-        allowed = {f.name for f in fields(cls)}
-        reject_unknown_keys(prefix, data, allowed)
-        values: dict[str, float] = {}
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{prefix}.{key}", f"must be a number, got {value!r}")
-            values[str(key)] = float(value)
-        return cls(**values)
 
 
 @dataclass(frozen=True)

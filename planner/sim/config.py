@@ -1,19 +1,16 @@
 """Typed description of a simulated fleet: pools of replicas, routing, batching limits, SLOs.
 
-Frozen dataclasses built from plain mappings (``from_dict``) by the CLI; the engine takes these,
+Frozen dataclasses built from plain mappings by :mod:`planner.config.fleet`; the engine takes these,
 never a config object. Hardware, model and efficiency factors arrive as already-validated specs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import (
     ConfigError,
-    reject_unknown_keys,
     require_choice,
     require_fraction,
     require_non_negative,
@@ -43,27 +40,17 @@ class BatchingSpec:
     token_budget: int = 8192
     prefix_cache_fraction: float = 0.2
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str) -> BatchingSpec:
-        reject_unknown_keys(prefix, data, {"max_batch", "token_budget", "prefix_cache_fraction"})
-        spec = cls(
-            max_batch=require_positive_int(f"{prefix}.max_batch", data.get("max_batch", 256)),
-            token_budget=require_positive_int(
-                f"{prefix}.token_budget", data.get("token_budget", 8192)
-            ),
-            prefix_cache_fraction=float(
-                require_fraction(
-                    f"{prefix}.prefix_cache_fraction", data.get("prefix_cache_fraction", 0.2)
-                )
-            ),
-        )
-        if spec.token_budget < spec.max_batch:
+    def __post_init__(self) -> None:
+        prefix = "batching"
+        require_positive_int(f"{prefix}.max_batch", self.max_batch)
+        require_positive_int(f"{prefix}.token_budget", self.token_budget)
+        require_fraction(f"{prefix}.prefix_cache_fraction", self.prefix_cache_fraction)
+        if self.token_budget < self.max_batch:
             raise ConfigError(
                 f"{prefix}.token_budget",
-                f"must be >= max_batch ({spec.max_batch}) so every decoding sequence fits one "
-                f"step; got {spec.token_budget}",
+                f"must be >= max_batch ({self.max_batch}) so every decoding sequence fits one "
+                f"step; got {self.token_budget}",
             )
-        return spec
 
 
 @dataclass(frozen=True)
@@ -136,16 +123,9 @@ class SloSpec:
     ttft_s: float = 10.0
     tpot_s: float = 0.1
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str = "slo") -> SloSpec:
-        reject_unknown_keys(prefix, data, {"tree_e2e_s", "ttft_s", "tpot_s"})
-        return cls(
-            **{
-                key: float(require_positive(f"{prefix}.{key}", data[key]))
-                for key in ("tree_e2e_s", "ttft_s", "tpot_s")
-                if key in data
-            }
-        )
+    def __post_init__(self) -> None:
+        for name in ("tree_e2e_s", "ttft_s", "tpot_s"):
+            require_positive(f"slo.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,13 @@ has finished or failed, so a run always ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
 from planner.specs.errors import (
-    ConfigError,
-    reject_unknown_keys,
     require_choice,
     require_non_negative,
     require_non_negative_int,
@@ -90,33 +87,6 @@ class FailureSpec:
             else self.lpu_failures_per_accelerator_hour
         )
         return hourly * self.rate_multiplier / 3600.0
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str = "failures") -> FailureSpec | None:
-        """Build from the ``failures`` config mapping; ``None`` when ``enabled`` is false."""
-        allowed = {
-            "enabled", "gpu_failures_per_accelerator_hour", "lpu_failures_per_accelerator_hour",
-            "rate_multiplier", "blast_radius", "repair_time", "max_retries",
-        }  # fmt: skip
-        reject_unknown_keys(prefix, data, allowed)
-        enabled = data.get("enabled", False)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"{prefix}.enabled", f"must be true or false, got {enabled!r}")
-        if not enabled:
-            return None
-        kwargs: dict[str, Any] = {
-            k: v for k, v in data.items() if k not in ("enabled", "repair_time")
-        }
-        for key in ("gpu_failures_per_accelerator_hour", "lpu_failures_per_accelerator_hour",
-                    "rate_multiplier"):  # fmt: skip
-            if key in kwargs:
-                value = kwargs[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ConfigError(f"{prefix}.{key}", f"must be a number >= 0, got {value!r}")
-                kwargs[key] = float(value)
-        if "repair_time" in data:
-            kwargs["repair_time"] = DelayLaw.from_dict(data["repair_time"], f"{prefix}.repair_time")
-        return cls(**kwargs)
 
 
 class FaultInjector:

@@ -8,7 +8,8 @@ prints or exits.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -93,3 +94,19 @@ def reject_unknown_keys(prefix: str, data: Mapping[str, Any], allowed: Iterable[
     unknown = sorted(str(k) for k in data if str(k) not in permitted)
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}", f"unknown key; allowed: {', '.join(permitted)}")
+
+
+@contextmanager
+def field_prefix(class_name: str, field: str) -> Iterator[None]:
+    """Re-raise ConfigErrors from a spec's ``__post_init__`` under the config path ``field``.
+
+    Specs validate themselves and name fields ``ClassName.attr``; inside a converter this
+    rewrites ``ClassName.`` to ``field.`` in both the field and the problem text, so sibling
+    fields mentioned in the problem are also named by their full config path.
+    """
+    try:
+        yield
+    except ConfigError as err:
+        old, new = f"{class_name}.", f"{field}."
+        name = new + err.field[len(old) :] if err.field.startswith(old) else err.field
+        raise ConfigError(name, err.problem.replace(old, new)) from None

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from planner.specs.errors import (
     ConfigError,
-    reject_unknown_keys,
     require_choice,
     require_non_negative,
     require_positive,
@@ -36,20 +35,6 @@ PRECISIONS = tuple(PRECISION_BYTES_PER_WEIGHT)
 ACCELERATOR_KINDS = ("gpu", "lpu")
 
 AcceleratorKind = Literal["gpu", "lpu"]
-
-
-def _required(prefix: str, data: Mapping[str, Any], key: str) -> Any:
-    if key not in data or data[key] is None:
-        raise ConfigError(f"{prefix}.{key}", "is required")
-    return data[key]
-
-
-def _positive(prefix: str, data: Mapping[str, Any], key: str) -> float:
-    return float(require_positive(f"{prefix}.{key}", _required(prefix, data, key)))
-
-
-def _non_negative(prefix: str, data: Mapping[str, Any], key: str) -> float:
-    return float(require_non_negative(f"{prefix}.{key}", _required(prefix, data, key)))
 
 
 @dataclass(frozen=True)
@@ -86,6 +71,25 @@ class Accelerator:
     unit_price_usd: float
     confirmed: bool = True
 
+    def __post_init__(self) -> None:
+        p = "hardware.accelerator"
+        require_choice(f"{p}.kind", self.kind, ACCELERATOR_KINDS)
+        for name in ("memory_bytes", "memory_bandwidth_bytes_per_s", "max_power_w",
+                     "scale_up_bandwidth_bytes_per_s", "unit_price_usd"):  # fmt: skip
+            require_positive(f"{p}.{name}", getattr(self, name))
+        require_non_negative(f"{p}.idle_power_w", self.idle_power_w)
+        require_non_negative(f"{p}.scale_up_latency_s", self.scale_up_latency_s)
+        if self.idle_power_w > self.max_power_w:
+            raise ConfigError(
+                f"{p}.idle_power_w",
+                f"must be <= max_power_w ({self.max_power_w}), got {self.idle_power_w}",
+            )
+        if not self.peak_flops_per_s:
+            raise ConfigError(f"{p}.peak_flops_per_s", "must map precision -> FLOP/s")
+        for precision, flops in self.peak_flops_per_s:
+            require_choice(f"{p}.peak_flops_per_s", precision, PRECISIONS)
+            require_positive(f"{p}.peak_flops_per_s.{precision}", flops)
+
     def supports(self, precision: str) -> bool:
         """Whether the chip has native matmul support for ``precision``."""
         return any(p == precision for p, _ in self.peak_flops_per_s)
@@ -108,55 +112,6 @@ class Accelerator:
         raise ConfigError(
             "precision",
             f"{precision} is not supported by {self.name}; allowed: {', '.join(self.precisions)}",
-        )
-
-    @classmethod
-    def from_dict(
-        cls, data: Mapping[str, Any], prefix: str = "hardware.accelerator"
-    ) -> Accelerator:
-        """Build and validate from a plain mapping (units as the attribute names say)."""
-        fields = {
-            "name", "kind", "family", "memory_bytes", "memory_bandwidth_bytes_per_s",
-            "peak_flops_per_s", "idle_power_w", "max_power_w", "scale_up_bandwidth_bytes_per_s",
-            "scale_up_latency_s", "unit_price_usd", "confirmed",
-        }  # fmt: skip
-        reject_unknown_keys(prefix, data, fields)
-        flops_raw = _required(prefix, data, "peak_flops_per_s")
-        if not isinstance(flops_raw, Mapping) or not flops_raw:
-            raise ConfigError(f"{prefix}.peak_flops_per_s", "must map precision -> FLOP/s")
-        flops: list[tuple[str, float]] = []
-        for precision, value in flops_raw.items():
-            require_choice(f"{prefix}.peak_flops_per_s", str(precision), PRECISIONS)
-            flops.append(
-                (
-                    str(precision),
-                    float(require_positive(f"{prefix}.peak_flops_per_s.{precision}", value)),
-                )
-            )
-        idle_w = _non_negative(prefix, data, "idle_power_w")
-        max_w = _positive(prefix, data, "max_power_w")
-        if idle_w > max_w:
-            raise ConfigError(
-                f"{prefix}.idle_power_w", f"must be <= max_power_w ({max_w}), got {idle_w}"
-            )
-        kind = require_choice(
-            f"{prefix}.kind", str(_required(prefix, data, "kind")), ACCELERATOR_KINDS
-        )
-        return cls(
-            name=str(_required(prefix, data, "name")),
-            kind="gpu" if kind == "gpu" else "lpu",
-            family=str(_required(prefix, data, "family")),
-            memory_bytes=_positive(prefix, data, "memory_bytes"),
-            memory_bandwidth_bytes_per_s=_positive(prefix, data, "memory_bandwidth_bytes_per_s"),
-            peak_flops_per_s=tuple(sorted(flops)),
-            idle_power_w=idle_w,
-            max_power_w=max_w,
-            scale_up_bandwidth_bytes_per_s=_positive(
-                prefix, data, "scale_up_bandwidth_bytes_per_s"
-            ),
-            scale_up_latency_s=_non_negative(prefix, data, "scale_up_latency_s"),
-            unit_price_usd=_positive(prefix, data, "unit_price_usd"),
-            confirmed=bool(data.get("confirmed", True)),
         )
 
 
@@ -188,36 +143,21 @@ class System:
     system_capex_usd: float
     accelerators_per_host: int = 8
 
+    def __post_init__(self) -> None:
+        for name in ("accelerators_per_system", "scale_up_domain_size", "systems_per_rack",
+                     "accelerators_per_host"):  # fmt: skip
+            require_positive_int(f"hardware.{name}", getattr(self, name))
+        require_positive("hardware.system_power_kw", self.system_power_kw)
+        require_positive("hardware.system_capex_usd", self.system_capex_usd)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> System:
+        """Delegates to :func:`planner.config.system` (kept for ``scripts/calibrate.py``)."""
+        from planner.config.specs import system  # lazily: config sits above specs
+
+        return system(data)
+
     @property
     def accelerators_per_rack(self) -> int:
         """Chips in one rack."""
         return self.accelerators_per_system * self.systems_per_rack
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str = "hardware") -> System:
-        """Build from a mapping with an ``accelerator`` sub-mapping plus the system fields."""
-        fields = {
-            "name", "accelerator", "accelerators_per_system", "scale_up_domain_size",
-            "systems_per_rack", "system_power_kw", "system_capex_usd", "accelerators_per_host",
-        }  # fmt: skip
-        reject_unknown_keys(prefix, data, fields)
-        accel_raw = _required(prefix, data, "accelerator")
-        if not isinstance(accel_raw, Mapping):
-            raise ConfigError(f"{prefix}.accelerator", "must be a mapping of accelerator fields")
-
-        def positive_int(key: str, default: int | None = None) -> int:
-            value = data.get(key, default) if default is not None else _required(prefix, data, key)
-            return require_positive_int(f"{prefix}.{key}", value)
-
-        return cls(
-            name=str(_required(prefix, data, "name")),
-            accelerator=Accelerator.from_dict(accel_raw, f"{prefix}.accelerator"),
-            accelerators_per_system=positive_int("accelerators_per_system"),
-            scale_up_domain_size=positive_int("scale_up_domain_size"),
-            systems_per_rack=positive_int("systems_per_rack", default=1),
-            system_power_kw=_positive(prefix, data, "system_power_kw"),
-            system_capex_usd=_positive(prefix, data, "system_capex_usd"),
-            accelerators_per_host=positive_int(
-                "accelerators_per_host", default=min(8, int(data["accelerators_per_system"]))
-            ),
-        )

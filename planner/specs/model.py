@@ -19,7 +19,7 @@ Counting conventions (they reproduce models.md C1/C2):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,18 +33,6 @@ from planner.specs.errors import (
 )
 
 Tokens = TypeVar("Tokens", float, npt.NDArray[np.float64])
-
-
-def _check_keys(prefix: str, data: Mapping[str, Any], cls: type) -> None:
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(str(k) for k in data if k not in allowed)
-    if unknown:
-        raise ConfigError(
-            f"{prefix}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}"
-        )
-    missing = sorted(f.name for f in fields(cls) if f.name not in data and f.default is MISSING)
-    if missing:
-        raise ConfigError(f"{prefix}.{missing[0]}", "is required")
 
 
 def _require_bool(field: str, value: Any) -> bool:
@@ -225,28 +213,14 @@ class Model:
     official_total_params: float | None = None
     official_active_params: float | None = None
 
-    # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Model:
-        """Build and validate a Model from a mapping (e.g. a parsed ``conf/model/*.yaml``).
+        """Delegates to :func:`planner.config.model` (kept for ``scripts/calibrate.py``)."""
+        from planner.config.specs import model  # lazily: config sits above specs
 
-        Raises:
-            ConfigError: Unknown or missing key, wrong type, or inconsistent layer counts; the
-                field is the dotted path, e.g. ``model.moe.n_active_experts``.
-        """
-        if not isinstance(data, Mapping):
-            raise ConfigError("model", f"must be a mapping, got {type(data).__name__}")
-        _check_keys("model", data, cls)
-        kwargs: dict[str, Any] = dict(data)
-        for key, sub_cls in _SUBSHAPES.items():
-            sub = kwargs.get(key)
-            if sub is None:
-                continue
-            if not isinstance(sub, Mapping):
-                raise ConfigError(f"model.{key}", f"must be a mapping or null, got {sub!r}")
-            _check_keys(f"model.{key}", sub, sub_cls)
-            kwargs[key] = sub_cls(**dict(sub))
-        return cls(**kwargs)
+        return model(data)
+
+    # ------------------------------------------------------------------ construction
 
     def __post_init__(self) -> None:
         p = "model"

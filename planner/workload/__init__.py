@@ -1,7 +1,7 @@
 """Workload layer: arrival processes, agent query trees, token-length laws, trace import.
 
 Everything here is a frozen spec plus vectorised samplers that take a
-``numpy.random.Generator``; ``from_dict`` builds each spec from a plain config mapping and
+``numpy.random.Generator``; :mod:`planner.config` builds each spec from a plain mapping and
 raises :class:`~planner.specs.errors.ConfigError` naming the offending ``workload.*`` field.
 """
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, ClassVar, Final
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,8 +32,8 @@ from planner.specs.errors import (
     require_positive,
     require_positive_int,
 )
-from planner.workload.lengths import check_mapping, field_prefix, must, require_keys
-from planner.workload.trace import Trace, read_azure_trace
+from planner.workload.lengths import must
+from planner.workload.trace import Trace
 
 ARRIVAL_KINDS: Final = ("poisson", "gamma", "diurnal", "offline", "trace")
 
@@ -148,42 +148,6 @@ class ArrivalProcess(ABC):
     @abstractmethod
     def mean_rate_per_s(self) -> float:
         """Long-run mean arrival rate, requests per second (inf for an offline batch)."""
-
-    @staticmethod
-    def from_dict(data: object, field: str = "workload.arrivals") -> ArrivalProcess:
-        """Build the process named by ``data["kind"]`` from a plain mapping.
-
-        Examples: ``{kind: poisson, rate_per_s: 5.53}``, ``{kind: gamma, rate_per_s: 2.57,
-        cv: 3.6}``, ``{kind: diurnal, rate_per_s: 10, peak_to_trough: 3, peak_hour: 14}``,
-        ``{kind: offline, n_requests: 1000}``, ``{kind: trace, path: conv.csv, speedup: 2}``.
-        The ``trace`` kind reads the named file; a relative path resolves against the current
-        directory, so a Hydra app should pass an absolute one (``to_absolute_path``).
-
-        Raises:
-            ConfigError: Unknown kind or key, or a bad value, named under ``field``.
-        """
-        if not isinstance(data, Mapping):
-            raise ConfigError(field, f"must be a mapping, got {type(data).__name__}")
-        kind = data.get("kind")
-        if not isinstance(kind, str) or kind not in _CLASSES:
-            allowed = ", ".join(ARRIVAL_KINDS)
-            raise ConfigError(f"{field}.kind", f"must be one of {allowed}; got {kind!r}")
-        cls = _CLASSES[kind]
-        if cls is TraceArrivals:
-            mapping = check_mapping(data, field, ("kind", "path", "speedup"))
-            if not isinstance(mapping.get("path"), str):
-                raise ConfigError(f"{field}.path", "is required: the trace CSV file")
-            trace = read_azure_trace(mapping["path"])
-            with field_prefix("TraceArrivals", field):
-                return TraceArrivals(trace, speedup=mapping.get("speedup", 1.0))
-        spec_fields = fields(cls)  # type: ignore[arg-type]
-        mapping = check_mapping(data, field, ("kind", *(f.name for f in spec_fields)))
-        require_keys(mapping, field, [f.name for f in spec_fields if f.default is MISSING])
-        kwargs: dict[str, Any] = {k: v for k, v in mapping.items() if k != "kind"}
-        if isinstance(kwargs.get("hourly_profile"), (list, tuple)):
-            kwargs["hourly_profile"] = tuple(kwargs["hourly_profile"])
-        with field_prefix(cls.__name__, field):
-            return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -415,7 +379,7 @@ class TraceArrivals(ArrivalProcess):
         return out
 
 
-_CLASSES: Final[dict[str, type[ArrivalProcess]]] = {
+ARRIVAL_CLASSES: Final[dict[str, type[ArrivalProcess]]] = {
     "poisson": PoissonArrivals,
     "gamma": GammaArrivals,
     "diurnal": DiurnalArrivals,

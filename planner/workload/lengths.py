@@ -3,7 +3,7 @@
 A :class:`LengthLaw` draws non-negative integers: prompt and output token counts of calls, and
 also integer counts such as the fan-out of an agent tree or the length of a ReAct chain (its
 values then count calls rather than tokens). A :class:`DelayLaw` draws non-negative durations
-in seconds (tool-call delays). Both are frozen specs validated on construction; ``from_dict``
+in seconds (tool-call delays). Both are frozen specs validated on construction; planner.config
 builds them from plain config mappings and names the offending field on bad input.
 
 Sampling always goes through a ``numpy.random.Generator`` passed in and draws whole blocks at
@@ -16,11 +16,9 @@ D6, D7); each cites its row.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Final, TypeVar
+from typing import ClassVar, Final, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -50,43 +48,6 @@ _INT_CEILING: Final = float(2**53)
 # --------------------------------------------------------------------------------------------
 
 
-def check_mapping(data: object, field: str, allowed: Sequence[str]) -> Mapping[str, Any]:
-    """Return ``data`` as a mapping after checking every key is in ``allowed``.
-
-    Raises:
-        ConfigError: ``data`` is not a mapping, or has a key outside ``allowed``.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(field, f"must be a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{field}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
-    return data
-
-
-def require_keys(data: Mapping[str, Any], field: str, names: Sequence[str]) -> None:
-    """Raise ConfigError naming the first of ``names`` missing from ``data``."""
-    for name in names:
-        if name not in data:
-            raise ConfigError(f"{field}.{name}", "is required")
-
-
-@contextmanager
-def field_prefix(class_name: str, field: str) -> Iterator[None]:
-    """Re-raise ConfigErrors from a spec's ``__post_init__`` under the config path ``field``.
-
-    Specs validate themselves and name fields ``ClassName.attr``; inside ``from_dict`` this
-    rewrites ``ClassName.`` to ``field.`` in both the field and the problem text, so sibling
-    fields mentioned in the problem are also named by their full config path.
-    """
-    try:
-        yield
-    except ConfigError as err:
-        old, new = f"{class_name}.", f"{field}."
-        name = new + err.field[len(old) :] if err.field.startswith(old) else err.field
-        raise ConfigError(name, err.problem.replace(old, new)) from None
-
-
 def must(value: _T | None) -> _T:
     """Narrow an optional field that validation has already proved present."""
     if value is None:
@@ -102,7 +63,7 @@ def _non_negative(field: str, value: object) -> float:
     return require_non_negative(field, value)  # type: ignore[arg-type]  # validates the type too
 
 
-def _require_int(field: str, value: object, minimum: int) -> int:
+def require_int(field: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(field, f"must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -170,16 +131,16 @@ class LengthLaw:
         for other in ("value", "median", "p90", "sigma", "low", "high", "values", "mean_value"):
             if other not in self._USES[self.kind] and getattr(self, other) not in (None, ()):
                 raise ConfigError(f"{name}.{other}", f"is not used by kind {self.kind!r}")
-        _require_int(f"{name}.min_value", self.min_value, 0)
+        require_int(f"{name}.min_value", self.min_value, 0)
         if self.max_value is not None:
-            _require_int(f"{name}.max_value", self.max_value, 0)
+            require_int(f"{name}.max_value", self.max_value, 0)
             if self.max_value < self.min_value:
                 raise ConfigError(
                     f"{name}.max_value",
                     f"must be >= {name}.min_value ({self.min_value}), got {self.max_value}",
                 )
         if self.kind == "fixed":
-            _require_int(f"{name}.value", self.value, self.min_value)
+            require_int(f"{name}.value", self.value, self.min_value)
             if self.max_value is not None and must(self.value) > self.max_value:
                 raise ConfigError(
                     f"{name}.value",
@@ -197,8 +158,8 @@ class LengthLaw:
             else:
                 _positive(f"{name}.sigma", self.sigma)
         elif self.kind == "uniform":
-            low = _require_int(f"{name}.low", self.low, 0)
-            high = _require_int(f"{name}.high", self.high, 0)
+            low = require_int(f"{name}.low", self.low, 0)
+            high = require_int(f"{name}.high", self.high, 0)
             if low > high:
                 raise ConfigError(f"{name}.low", f"must be <= {name}.high ({high}), got {low}")
         elif self.kind == "geometric":
@@ -249,33 +210,6 @@ class LengthLaw:
         if array.dtype.kind not in "iu":
             raise ConfigError("LengthLaw.values", f"must be integers, got dtype {array.dtype}")
         return cls("empirical", values=tuple(int(v) for v in array), min_value=min_value)
-
-    @classmethod
-    def from_dict(cls, data: object, field: str = "workload.length") -> LengthLaw:
-        """Build from a mapping such as ``{kind: lognormal, median: 1020, p90: 2734}``.
-
-        A bare integer is shorthand for ``{kind: fixed, value: N}``.
-
-        Raises:
-            ConfigError: Unknown kind or key, or a value out of range, named by ``field``.
-        """
-        if isinstance(data, (int, np.integer)) and not isinstance(data, bool):
-            data = {"kind": "fixed", "value": int(data)}
-        mapping = check_mapping(data, field, tuple(f.name for f in fields(cls)))
-        if "kind" not in mapping:
-            raise ConfigError(f"{field}.kind", f"is required; one of {', '.join(LENGTH_KINDS)}")
-        kwargs = dict(mapping)
-        if "values" in kwargs:
-            values = kwargs["values"]
-            if isinstance(values, np.ndarray):
-                values = values.tolist()
-            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-                raise ConfigError(f"{field}.values", "must be a sequence of integers")
-            for i, item in enumerate(values):
-                _require_int(f"{field}.values[{i}]", item, 0)
-            kwargs["values"] = tuple(int(v) for v in values)
-        with field_prefix("LengthLaw", field):
-            return cls(**kwargs)
 
     # -- derived -----------------------------------------------------------------------------
 
@@ -419,23 +353,6 @@ class DelayLaw:
     def fixed(cls, value_s: float) -> DelayLaw:
         """A constant delay of ``value_s`` seconds."""
         return cls("fixed", value_s=value_s)
-
-    @classmethod
-    def from_dict(cls, data: object, field: str = "workload.delay") -> DelayLaw:
-        """Build from a mapping such as ``{kind: lognormal, median_s: 1.0, sigma: 1.0}``.
-
-        A bare number is shorthand for ``{kind: fixed, value_s: X}``.
-
-        Raises:
-            ConfigError: Unknown kind or key, or a value out of range, named by ``field``.
-        """
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            data = {"kind": "fixed", "value_s": float(data)}
-        mapping = check_mapping(data, field, tuple(f.name for f in fields(cls)))
-        if "kind" not in mapping:
-            raise ConfigError(f"{field}.kind", f"is required; one of {', '.join(DELAY_KINDS)}")
-        with field_prefix("DelayLaw", field):
-            return cls(**mapping)
 
     @property
     def log_sigma(self) -> float:

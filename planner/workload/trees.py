@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Final, cast
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,8 +54,6 @@ from planner.workload.lengths import (
     TOOL_DELAY,
     DelayLaw,
     LengthLaw,
-    check_mapping,
-    field_prefix,
 )
 
 #: Call kinds; a node's ``kind`` attribute is one of these (TreeBatch stores the index).
@@ -83,21 +81,6 @@ class CallLengths:
 
     input_tokens: LengthLaw = AGENT_CALL_NEW_INPUT_TOKENS
     output_tokens: LengthLaw = AGENT_CALL_OUTPUT_TOKENS
-
-    @classmethod
-    def from_dict(cls, data: object, field: str, default: CallLengths | None = None) -> CallLengths:
-        """Build from ``{input_tokens: <law>, output_tokens: <law>}``; missing keys keep
-        ``default``'s laws."""
-        base = default or cls()
-        mapping = check_mapping(data, field, ("input_tokens", "output_tokens"))
-        return cls(
-            input_tokens=LengthLaw.from_dict(mapping["input_tokens"], f"{field}.input_tokens")
-            if "input_tokens" in mapping
-            else base.input_tokens,
-            output_tokens=LengthLaw.from_dict(mapping["output_tokens"], f"{field}.output_tokens")
-            if "output_tokens" in mapping
-            else base.output_tokens,
-        )
 
 
 @dataclass(frozen=True)
@@ -129,17 +112,6 @@ class SharedPrefix:
                 raise ConfigError("SharedPrefix.fraction", f"must be < 1, got {self.fraction}")
         if self.tokens is not None and not isinstance(self.tokens, LengthLaw):
             raise ConfigError("SharedPrefix.tokens", "must be a LengthLaw")
-
-    @classmethod
-    def from_dict(cls, data: object, field: str) -> SharedPrefix:
-        """Build from ``{fraction: 0.857}`` or ``{tokens: <law>}``; None or ``{}``: no prefix."""
-        if data is None:
-            return cls()
-        mapping = check_mapping(data, field, ("fraction", "tokens"))
-        tokens = mapping.get("tokens")
-        law = None if tokens is None else LengthLaw.from_dict(tokens, f"{field}.tokens")
-        with field_prefix("SharedPrefix", field):
-            return cls(fraction=mapping.get("fraction"), tokens=law)
 
     def per_tree(
         self,
@@ -183,45 +155,6 @@ class TreeShape(ABC):
     @abstractmethod
     def expected_calls(self) -> float:
         """Mean number of calls (nodes) per tree (approximate where a law is clipped)."""
-
-    @staticmethod
-    def from_dict(data: object, field: str = "workload.tree") -> TreeShape:
-        """Build the shape named by ``data["kind"]``; missing keys keep the shape's defaults.
-
-        Example: ``{kind: fanout, n_subcalls: {kind: uniform, low: 10, high: 50}, waves: 2,
-        tool_delay: {kind: fixed, value_s: 0}}``; a mixture is ``{kind: mixture, components:
-        [{weight: 0.7, shape: {kind: chat}}, {weight: 0.3, shape: {kind: chain}}]}``.
-
-        Raises:
-            ConfigError: Unknown kind or key, or a bad value, named under ``field``.
-        """
-        if not isinstance(data, Mapping):
-            raise ConfigError(field, f"must be a mapping, got {type(data).__name__}")
-        kinds = (*SHAPE_KINDS, "mixture")
-        require_choice(f"{field}.kind", data.get("kind"), kinds)  # type: ignore[arg-type]
-        if data["kind"] == "mixture":
-            return MixtureShape.parse(data, field)
-        cls = _SHAPES[data["kind"]]
-        names = tuple(f.name for f in fields(cast(Any, cls)))
-        mapping = check_mapping(data, field, ("kind", *names))
-        defaults = cls()
-        kwargs: dict[str, Any] = {}
-        for key, value in mapping.items():
-            if key == "kind":
-                continue
-            current, where = getattr(defaults, key), f"{field}.{key}"
-            if isinstance(current, LengthLaw):
-                kwargs[key] = LengthLaw.from_dict(value, where)
-            elif isinstance(current, DelayLaw):
-                kwargs[key] = DelayLaw.from_dict(value, where)
-            elif isinstance(current, CallLengths):
-                kwargs[key] = CallLengths.from_dict(value, where, current)
-            elif isinstance(current, SharedPrefix):
-                kwargs[key] = SharedPrefix.from_dict(value, where)
-            else:
-                kwargs[key] = value
-        with field_prefix(cls.__name__, field):
-            return cls(**kwargs)
 
 
 class _FixedShape(TreeShape):
@@ -474,30 +407,12 @@ class MixtureShape(TreeShape):
         if abs(total - 1.0) > 1e-6:
             raise ConfigError(name, f"weights must sum to 1, got {total:.6g}")
 
-    @classmethod
-    def parse(cls, data: Mapping[str, Any], field: str) -> MixtureShape:
-        """Build from ``{kind: mixture, components: [{weight: w, shape: {...}}, ...]}``."""
-        mapping = check_mapping(data, field, ("kind", "components"))
-        items = mapping.get("components")
-        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
-            raise ConfigError(f"{field}.components", "must be a non-empty list")
-        components = []
-        for i, item in enumerate(items):
-            where = f"{field}.components[{i}]"
-            entry = check_mapping(item, where, ("weight", "shape"))
-            if "weight" not in entry or "shape" not in entry:
-                raise ConfigError(where, "needs both weight and shape")
-            shape = TreeShape.from_dict(entry["shape"], f"{where}.shape")
-            components.append((entry["weight"], shape))
-        with field_prefix("MixtureShape", field):
-            return cls(tuple(components))
-
     def expected_calls(self) -> float:
         """Weighted mean of the components' expected calls."""
         return math.fsum(w * shape.expected_calls() for w, shape in self.components)
 
 
-_SHAPES: Final[dict[str, type[_FixedShape]]] = {
+SHAPE_CLASSES: Final[dict[str, type[_FixedShape]]] = {
     "chat": ChatShape,
     "fanout": FanoutShape,
     "chain": ChainShape,
