@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from planner.perf.efficiency import EfficiencyFactors
+from planner.perf.efficiency import EfficiencyFactors, profile_file
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
@@ -28,9 +28,10 @@ def load_system(name: str) -> System:
 
 
 @cache
-def load_efficiency(family: str) -> EfficiencyFactors:
-    """The fitted factors from conf/efficiency/<family>.yaml."""
-    data = yaml.safe_load((CONF / "efficiency" / f"{family}.yaml").read_text())
+def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
+    """The fitted factors from conf/efficiency/<family>.yaml (or <family>__<stack>.yaml)."""
+    name = f"{family}.yaml" if stack is None else profile_file(family, stack)[0]
+    data = yaml.safe_load((CONF / "efficiency" / name).read_text())
     return EfficiencyFactors.from_dict(data)
 
 

@@ -13,6 +13,7 @@ from hydra.utils import to_absolute_path
 
 from planner.cli.common import CONF_DIR, group_options, load_efficiency, to_mapping
 from planner.econ.tco import EconomicsSpec
+from planner.perf.efficiency import STACKS
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import WorkloadSpec
 from planner.specs.errors import (
@@ -28,7 +29,8 @@ from planner.workload.arrivals import ArrivalProcess
 from planner.workload.trees import TreeShape
 
 POOL_KEYS = {
-    "role", "hardware", "model", "racks", "precision", "kv_precision", "tp", "ep", "chips",
+    "role", "hardware", "model", "racks", "precision", "kv_precision", "tp", "ep", "dp_attention",
+    "stack", "chips",
     "batching", "step_jitter_cv", "replicas", "fixed_step_s",
 }  # fmt: skip
 
@@ -52,17 +54,27 @@ def build_pool(name: str, data: dict[str, Any]) -> PoolSpec:
     system = System.from_dict(load_named("hardware", data["hardware"], f"{prefix}.hardware"))
     model = Model.from_dict(load_named("model", data["model"], f"{prefix}.model"))
     chips = data.get("chips")
+    dp_attention = data.get("dp_attention", False)
+    if not isinstance(dp_attention, bool):
+        raise ConfigError(f"{prefix}.dp_attention", f"must be true or false, got {dp_attention!r}")
+    stack = data.get("stack")
+    if stack is not None:
+        require_choice(f"{prefix}.stack", str(stack), STACKS)
     return PoolSpec(
         name=name,
         role=str(data["role"]),
         system=system,
         model=model,
-        efficiency=load_efficiency(system.accelerator.family),
+        efficiency=load_efficiency(
+            system.accelerator.family, None if stack is None else str(stack)
+        ),
         racks=require_positive_int(f"{prefix}.racks", data["racks"]),
         precision=str(data.get("precision", "fp8")),
         kv_precision=str(data.get("kv_precision", "bf16")),
         tp=require_positive_int(f"{prefix}.tp", data.get("tp", 1)),
         ep=require_positive_int(f"{prefix}.ep", data.get("ep", 1)),
+        dp_attention=dp_attention,
+        stack=None if stack is None else str(stack),
         chips=None if chips is None else require_positive_int(f"{prefix}.chips", chips),
         batching=BatchingSpec.from_dict(data.get("batching") or {}, f"{prefix}.batching"),
         step_jitter_cv=float(data.get("step_jitter_cv", 0.0)),

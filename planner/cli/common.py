@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from planner.perf.efficiency import EfficiencyFactors
+from planner.perf.efficiency import EfficiencyFactors, profile_file
 from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import System
 from planner.specs.model import Model
@@ -282,18 +282,24 @@ def load_system(cfg: DictConfig) -> System:
     return System.from_dict(to_mapping(cfg.get("hardware"), "hardware"))
 
 
-def load_efficiency(family: str) -> EfficiencyFactors:
-    """The fitted factors of an accelerator family from ``conf/efficiency/<family>.yaml``."""
-    path = CONF_DIR / "efficiency" / f"{family}.yaml"
+def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
+    """The fitted factors of an accelerator family and serving stack from ``conf/efficiency/``.
+
+    ``stack=None`` takes the family's default profile (``<family>.yaml``); a borrowed profile
+    comes back with ``calibrated=False`` (``planner.perf.efficiency.BORROWED``).
+    """
+    name, calibrated = profile_file(family, stack)
+    path = CONF_DIR / "efficiency" / name
     if not path.exists():
         raise ConfigError(
             "hardware.accelerator.family", f"no fitted factors for {family!r} ({path})"
         )
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     assert isinstance(data, dict)
-    return EfficiencyFactors.from_dict(
+    factors = EfficiencyFactors.from_dict(
         {str(k): v for k, v in data.items()}, f"efficiency[{family}]"
     )
+    return factors if calibrated else factors.replace(calibrated=False)
 
 
 def _output_mode() -> int:

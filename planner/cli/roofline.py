@@ -26,7 +26,7 @@ from planner.cli.common import (
     run_guarded,
 )
 from planner.perf.replica import build_replica, roofline_summary
-from planner.specs.errors import require_positive, require_positive_int
+from planner.specs.errors import ConfigError, require_positive, require_positive_int
 
 GROUPS = ("model", "hardware")
 
@@ -35,7 +35,12 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
     """Validate the config and compute the roofline summary (no I/O)."""
     model = load_model(cfg)
     system = load_system(cfg)
-    efficiency = load_efficiency(system.accelerator.family)
+    stack = cfg.get("stack")
+    efficiency = load_efficiency(system.accelerator.family, None if stack is None else str(stack))
+    dp_attention = cfg.get("dp_attention", False)
+    if not isinstance(dp_attention, bool):
+        raise ConfigError("dp_attention", f"must be true or false, got {dp_attention!r}")
+    concurrency = cfg.get("concurrency")
     chips = cfg.get("chips")
     replica = build_replica(
         model,
@@ -45,6 +50,7 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
         kv_precision=str(cfg.kv_precision),
         tp=require_positive_int("tp", cfg.tp),
         ep=require_positive_int("ep", cfg.ep),
+        dp_attention=dp_attention,
         chips=None if chips is None else require_positive_int("chips", chips),
     )
     return roofline_summary(
@@ -52,6 +58,9 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
         isl=require_positive_int("isl", cfg.isl),
         osl=require_positive_int("osl", cfg.osl),
         tpot_limit_s=float(require_positive("tpot_limit_s", cfg.tpot_limit_s)),
+        concurrency=None
+        if concurrency is None
+        else require_positive_int("concurrency", concurrency),
     )
 
 
@@ -83,6 +92,15 @@ def render(summary: dict[str, Any], console: Console) -> None:
          f"{summary['max_output_tokens_per_s_per_accelerator_at_tpot']:,.0f} tok/s/accelerator"),
         ("  at batch", f"{summary['batch_at_tpot']:,}"),
     ]  # fmt: skip
+    at = summary.get("at_concurrency")
+    if at is not None:
+        rows += [
+            (f"at concurrency {summary['concurrency']}",
+             f"{at['output_tokens_per_s_per_accelerator']:,.1f} tok/s/accelerator"),
+            ("  per user / TPOT",
+             f"{at['tokens_per_s_per_user']:,.1f} tok/s / {at['tpot_s'] * 1e3:,.1f} ms"),
+            ("  TTFT / decoding batch", f"{at['ttft_s'] * 1e3:,.0f} ms / {at['batch']:,.1f}"),
+        ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

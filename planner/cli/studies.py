@@ -198,7 +198,8 @@ def lpu_latency(cfg: DictConfig) -> StudyResult:
     cases = study.get("cases")
     if not isinstance(cases, dict) or not cases:
         raise ConfigError(
-            "study.cases", "must map case names to {model, hardware, precision, tp, ep}"
+            "study.cases",
+            "must map case names to {model, hardware, precision, tp, ep, dp_attention}",
         )
     context = require_positive_int("study.context_tokens", study.get("context_tokens", 4096))
     rows = {}
@@ -209,7 +210,7 @@ def lpu_latency(cfg: DictConfig) -> StudyResult:
             _model(case.get("model"), f"{prefix}.model"), system,
             load_efficiency(system.accelerator.family), precision=str(case.get("precision", "fp8")),
             kv_precision=str(case.get("kv_precision", "fp8")), tp=int(case.get("tp", 1)),
-            ep=int(case.get("ep", 1)),
+            ep=int(case.get("ep", 1)), dp_attention=bool(case.get("dp_attention", False)),
         )  # fmt: skip
         replica.require_fit(context)
         rows[str(name)] = {
@@ -247,6 +248,7 @@ def long_context(cfg: DictConfig) -> StudyResult:
             model, system, load_efficiency(system.accelerator.family),
             precision=str(case.get("precision", "fp8")), kv_precision="bf16",
             tp=int(case.get("tp", 1)), ep=int(case.get("ep", 1)),
+            dp_attention=bool(case.get("dp_attention", False)),
         )  # fmt: skip
     rows: dict[str, dict[str, float]] = {}
     for context in contexts:
