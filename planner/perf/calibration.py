@@ -329,9 +329,9 @@ def fit_profile(
         return start.replace(**{n: float(v) for n, v in zip(free, values, strict=True)})
 
     # Scalar rows and curve points weigh the same in total, however many each kind has.
-    row_weight = (
-        math.sqrt(2.0 * len(fit_points) / len(fit_rows)) if fit_points and fit_rows else 1.0
-    )
+    row_weight = 1.0
+    if fit_points and fit_rows:
+        row_weight = math.sqrt(2.0 * len(fit_points) / len(fit_rows))
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         eff = factors(theta)
