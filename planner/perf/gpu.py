@@ -395,6 +395,17 @@ class GpuReplica:
             exchange_s = hidden * ACTIVATION_BYTES * (tp - 1) / tp / link
         overhead = eff.step_overhead_s + self._n_layers * eff.layer_overhead_s
 
+        # Constants folded for the hot loop (one division or multiplication less per term).
+        dense_per_token_s = dense_fpt / attn_tp / linear_rate
+        expert_per_assignment_s = expert_fpt / k / expert_tp / linear_rate if experts else 0.0
+        attention_per_flop_s = 1.0 / attn_tp / attention_rate
+        inv_ranks = 1.0 / ranks
+        ep_mean_share = 1.0 / ep
+        ep_spread = z_ep * math.sqrt(1.0 / ep * (1.0 - 1.0 / ep))
+        ring_latency_s = n_allreduce * latency
+        exchange_latency_s = n_exchange * latency
+        sqrt = math.sqrt
+
         def kernel(
             decode_sequences: float,
             decode_context_tokens: float,
@@ -405,49 +416,45 @@ class GpuReplica:
             tokens = decode_sequences + prefill_tokens
             # The busiest attention rank: its share of the decodes plus the prefill spread over
             # ``prefill_ranks`` ranks (one prompt lands on one rank).
-            rank_tokens = decode_sequences / ranks + prefill_tokens / prefill_ranks
-            rank_sequences = decode_sequences / ranks
+            rank_sequences = decode_sequences * inv_ranks
+            rank_tokens = rank_sequences + prefill_tokens / prefill_ranks
             mean = decode_context_tokens / decode_sequences if decode_sequences else 0.0
             in_window = mean if mean < window else window
-            dense = dense_fpt * rank_tokens / attn_tp / linear_rate
+            dense = dense_per_token_s * rank_tokens
             if always_read_s > dense:
                 dense = always_read_s
             expert = 0.0
             imbalance = 1.0
             if experts:
+                # Busiest EP rank's token-expert assignments (``busiest_share``, inlined).
                 assignments = tokens * k
-                busiest = busiest_share(assignments, ep)
+                busiest = assignments * ep_mean_share + ep_spread * sqrt(assignments)
+                if busiest > assignments:
+                    busiest = assignments
                 imbalance = busiest * ep / assignments
                 touched_fraction = 1.0 - miss**tokens
                 per_gemm = assignments / (experts * touched_fraction)  # rows of one expert GEMM
-                rate = linear_rate * per_gemm / (per_gemm + m_half)
-                expert = expert_fpt * busiest / k / expert_tp / rate
+                expert = expert_per_assignment_s * busiest * (per_gemm + m_half) / per_gemm
                 touched = experts_per_rank * touched_fraction
                 if ep > 1:
-                    touched = min(
-                        experts_per_rank,
-                        touched + z_ep * math.sqrt(touched * (1.0 - touched_fraction)),
-                    )
+                    touched += z_ep * sqrt(touched * (1.0 - touched_fraction))
+                    if touched > experts_per_rank:
+                        touched = experts_per_rank
                 read = touched * expert_layer_s
                 if read > expert:
                     expert = read
             attention = (
-                (
-                    rank_sequences * (g + a_full * mean + a_window * in_window)
-                    + prefill_attention_flops / prefill_ranks
-                )
-                / attn_tp
-                / attention_rate
-            )
+                rank_sequences * (g + a_full * mean + a_window * in_window)
+                + prefill_attention_flops / prefill_ranks
+            ) * attention_per_flop_s
             kv = rank_sequences * (kv_token_s * mean + window_s * in_window + recurrent_s)
             if kv > attention:
                 attention = kv
             comm = 0.0
             if n_allreduce:
-                comm += n_allreduce * (latency + ring_s * rank_tokens)
+                comm = ring_latency_s + n_allreduce * ring_s * rank_tokens
             if n_exchange:
-                volume = exchange_s * tokens * (imbalance if ep > 1 else 1.0)
-                comm += n_exchange * (latency + volume)
+                comm += exchange_latency_s + n_exchange * exchange_s * tokens * imbalance
             return (dense, expert, attention, activation_s * rank_tokens, comm, overhead)
 
         return kernel
