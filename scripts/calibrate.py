@@ -66,20 +66,31 @@ GPU_START = EfficiencyFactors(
     # mem_fraction_static 0.8-0.9 and vLLM's gpu_memory_utilization 0.9 are alike.
     kv_memory_fraction=0.9,
     stack="trtllm",
-    layer_overhead_s=1e-4,
+    layer_overhead_s=5e-5,
+    moe_layer_overhead_s=5e-5,
     attention_compute_efficiency=0.4,
     expert_gemm_half_tokens=32.0,
     request_overhead_s=0.05,
 )
 CURVE_FREE = (
     "compute_efficiency", "memory_efficiency", "expert_memory_efficiency",
-    "attention_compute_efficiency", "layer_overhead_s", "request_overhead_s",
+    "attention_compute_efficiency", "moe_layer_overhead_s", "request_overhead_s",
 )  # fmt: skip
 FREE = {
-    ("nvidia_gpu", "trtllm"): (*CURVE_FREE, "comm_efficiency", "expert_gemm_half_tokens"),
+    # Only the TensorRT-LLM rows span dense and MoE models, so only they separate the overhead of
+    # every layer from the extra of a MoE layer; the other stacks keep the former.
+    ("nvidia_gpu", "trtllm"): (
+        *CURVE_FREE,
+        "layer_overhead_s",
+        "comm_efficiency",
+        "expert_gemm_half_tokens",
+    ),
     ("nvidia_gpu", "sglang"): CURVE_FREE,
     ("amd_gpu", "sglang"): CURVE_FREE,
-    ("nvidia_gpu", "vllm"): ("compute_efficiency", "memory_efficiency", "layer_overhead_s"),
+    # Dense FP16 step times cannot separate HBM efficiency from a per-layer overhead (both scale
+    # a memory-bound decode step): the bandwidth is the hardware's (trtllm's), the stack's own
+    # factors are its GEMM efficiency and its per-layer overhead.
+    ("nvidia_gpu", "vllm"): ("compute_efficiency", "layer_overhead_s"),
 }
 LPU_START = EfficiencyFactors(
     family="groq_lpu",
@@ -92,7 +103,8 @@ LPU_START = EfficiencyFactors(
 )
 PROFILE_KEYS = (
     "stack", "compute_efficiency", "memory_efficiency", "comm_efficiency", "step_overhead_s",
-    "layer_overhead_s", "expert_memory_efficiency", "attention_compute_efficiency",
+    "layer_overhead_s", "moe_layer_overhead_s", "expert_memory_efficiency",
+    "attention_compute_efficiency",
     "expert_gemm_half_tokens", "request_overhead_s", "kv_memory_fraction",
 )  # fmt: skip
 

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # README calibration table (scripts/calibrate.py): median |error| in percent.
 PINNED = {
     # (family, stack): (scalar rows, curve tok/s/GPU, curve tok/s/user)
-    ("nvidia_gpu", "trtllm"): (31.0, 4.2, 5.6),
-    ("nvidia_gpu", "sglang"): (None, 6.3, 3.9),
-    ("amd_gpu", "sglang"): (None, 4.1, 4.7),
-    ("nvidia_gpu", "vllm"): (4.4, None, None),
+    ("nvidia_gpu", "trtllm"): (25.7, 4.6, 5.6),
+    ("nvidia_gpu", "sglang"): (None, 5.8, 3.7),
+    ("amd_gpu", "sglang"): (None, 3.5, 4.3),
+    ("nvidia_gpu", "vllm"): (5.5, None, None),
 }
 
 

@@ -95,6 +95,9 @@ class EfficiencyFactors:
             them mostly padding.
         request_overhead_s: Fixed latency per request before its first token beyond the prefill
             compute (HTTP, tokenisation, scheduling queue), s.
+        moe_layer_overhead_s: Extra fixed time per MoE layer per iteration, s: the router,
+            top-k, token permute / unpermute and dispatch / combine kernels a dense layer does
+            not run.
         calibrated: False when the profile is borrowed from a neighbour without measurements.
     """
 
@@ -111,6 +114,7 @@ class EfficiencyFactors:
     attention_compute_efficiency: float = 0.0
     expert_gemm_half_tokens: float = 0.0
     request_overhead_s: float = 0.0
+    moe_layer_overhead_s: float = 0.0
     calibrated: bool = True
 
     @property
@@ -142,7 +146,7 @@ class EfficiencyFactors:
                 f"{prefix}.attention_compute_efficiency", data["attention_compute_efficiency"]
             )
         for key in ("step_overhead_s", "layer_overhead_s", "expert_gemm_half_tokens",
-                    "request_overhead_s"):  # fmt: skip
+                    "request_overhead_s", "moe_layer_overhead_s"):  # fmt: skip
             if key in data:
                 require_non_negative(f"{prefix}.{key}", data[key])
         stack = str(data.get("stack", ""))
@@ -162,6 +166,7 @@ class EfficiencyFactors:
             attention_compute_efficiency=float(data.get("attention_compute_efficiency", 0.0)),
             expert_gemm_half_tokens=float(data.get("expert_gemm_half_tokens", 0.0)),
             request_overhead_s=float(data.get("request_overhead_s", 0.0)),
+            moe_layer_overhead_s=float(data.get("moe_layer_overhead_s", 0.0)),
             calibrated=bool(data.get("calibrated", True)),
         )
 

@@ -18,7 +18,7 @@ piggybacks on decode steps). Its kernels run one after another, so its time on t
 is a sum of rooflines, one per kernel class, plus communication and overheads::
 
     t = sum_k max(flops_k / (peak * eff_k), bytes_k / (mem_bw * memory_eff_k))
-        + comm + step_overhead + n_layers * layer_overhead
+        + comm + step_overhead + n_layers * layer_overhead + n_moe_layers * moe_layer_overhead
 
 MoE terms (each from first principles):
 
@@ -393,7 +393,11 @@ class GpuReplica:
             exchange_s = k * hidden * A2A_BYTES * (ep - 1) / ep / link / tp
         else:
             exchange_s = hidden * ACTIVATION_BYTES * (tp - 1) / tp / link
-        overhead = eff.step_overhead_s + self._n_layers * eff.layer_overhead_s
+        overhead = (
+            eff.step_overhead_s
+            + self._n_layers * eff.layer_overhead_s
+            + self._n_moe_layers * eff.moe_layer_overhead_s
+        )
 
         # Constants folded for the hot loop (one division or multiplication less per term).
         dense_per_token_s = dense_fpt / attn_tp / linear_rate
