@@ -61,7 +61,9 @@ def bench_perf() -> dict[str, float]:
         config.system(_load("hardware", "gb200_nvl72")),
         config.efficiency("nvidia_gpu"),
         precision="fp8",
+        tp=8,
         ep=8,
+        dp_attention=True,
     )
     lpu = build_replica(
         config.model(_load("model", "llama3_70b")),
@@ -83,12 +85,12 @@ def bench_perf() -> dict[str, float]:
     assert spec is not None and spec.loader is not None
     calibrate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(calibrate)
-    rows = calibrate.load_rows()
+    rows, points = calibrate.load_rows(), calibrate.load_points()
 
     return {
         "step_time_calls_per_s": calls / median_seconds(gpu_loop),
         "lpu_step_time_calls_per_s": calls / median_seconds(lpu_loop),
-        "calibration_fit_s": median_seconds(lambda: calibrate.fit_all(rows), repeats=3),
+        "calibration_fit_s": median_seconds(lambda: calibrate.fit_all(rows, points), repeats=3),
     }
 
 

@@ -1,12 +1,21 @@
-"""Fit the efficiency factors, one set per accelerator family, and show every row's error.
+"""Fit the efficiency factors, one profile per accelerator family and serving stack, and show
+every row's error.
 
 Usage:
     python scripts/calibrate.py            # fit and print the table (writes nothing)
-    python scripts/calibrate.py --write    # also write conf/efficiency/<family>.yaml
-    python scripts/calibrate.py --markdown # print the table as Markdown for the README
+    python scripts/calibrate.py --write    # also write conf/efficiency/<family>[__<stack>].yaml
+    python scripts/calibrate.py --markdown # print the tables as Markdown for the README
 
-Reads conf/calibration/measurements.yaml (measured rows with sources), conf/model/ and
-conf/hardware/. The fitted factors are never tuned per (model, hardware) pair: one set per family.
+Reads conf/calibration/measurements.yaml and the serving curves conf/calibration/inferencex_*.csv
+(measured rows with sources), conf/model/ and conf/hardware/. Profiles are fitted in order, each
+on its own stack's rows only, never per (model, hardware) pair:
+
+1. nvidia_gpu / trtllm on the TensorRT-LLM rows (calibration.md sec. 2-3, trt curves of sec. 7);
+2. nvidia_gpu / sglang on the SGLang H200 curves; the comm efficiency and grouped-GEMM half-tile
+   come from trtllm (same GPUs and links, no SGLang row varies them);
+3. amd_gpu / sglang on the MI300X curves; the same two factors come from nvidia_gpu / sglang;
+4. nvidia_gpu / vllm on the Llama-2-70B H100 step times (sec. 8), the rest from trtllm;
+5. groq_lpu solved from its two rows.
 """
 
 from __future__ import annotations
@@ -24,41 +33,80 @@ sys.path.insert(0, str(ROOT))
 
 from planner.perf.calibration import (  # noqa: E402
     CalibrationRow,
-    fit_gpu_family,
+    CurvePoint,
     fit_lpu_family,
+    fit_profile,
+    load_curve_points,
     percentage_error,
     predict,
+    predict_point,
     sram_fraction_interval,
 )
-from planner.perf.efficiency import EfficiencyFactors  # noqa: E402
+from planner.perf.efficiency import DEFAULT_STACK, EfficiencyFactors  # noqa: E402
 from planner.specs.hardware import System  # noqa: E402
 from planner.specs.model import Model  # noqa: E402
 
 CONF = ROOT / "conf"
-
-# Starting points, and the factors the fit does not touch (with their sources).
-START = {
-    "nvidia_gpu": EfficiencyFactors(
-        family="nvidia_gpu",
-        # Starting point only: Azure ND GB200 v6 FP8 GEMM ran at ~55% of peak (hardware.md A1).
-        compute_efficiency=0.55,
-        memory_efficiency=0.8,  # start only: same source, 92% of HBM bandwidth
-        comm_efficiency=0.7,
-        step_overhead_s=0.002,
-        expert_memory_efficiency=0.6,
-        # Fixed: TRT-LLM gives 90-95% of free memory to KV (calibration.md sec. 3).
-        kv_memory_fraction=0.9,
-    ),
-    "groq_lpu": EfficiencyFactors(
-        family="groq_lpu",
-        compute_efficiency=0.5,  # fixed assumption: no LPU row constrains compute (prefill only)
-        memory_efficiency=0.3,
-        comm_efficiency=1.0,  # unused by the LPU model (hops are a latency, hardware yaml)
-        step_overhead_s=0.0,  # fixed: compiler-scheduled pipeline, no runtime scheduler
-        kv_memory_fraction=1.0,  # unused by the LPU model (sram_usable_fraction covers it)
-        sram_usable_fraction=0.56,
-    ),
+CURVES = {
+    "nvidia_gpu": "inferencex_h200_deepseek_r1.csv",
+    "amd_gpu": "inferencex_mi300x_deepseek_r1.csv",
 }
+
+GPU_START = EfficiencyFactors(
+    family="nvidia_gpu",
+    # Starting point only: Azure ND GB200 v6 FP8 GEMM ran at ~55% of peak (hardware.md A1).
+    compute_efficiency=0.55,
+    memory_efficiency=0.8,  # start only: same source, 92% of HBM bandwidth
+    comm_efficiency=0.7,
+    # Fixed [A]: TensorRT-LLM, SGLang and vLLM all overlap the CPU scheduler with GPU work
+    # (overlap schedulers, CUDA graphs), so the fixed cost left per step is the per-layer one.
+    step_overhead_s=0.0,
+    expert_memory_efficiency=0.6,
+    # Fixed: TRT-LLM gives 90-95% of free memory to KV (calibration.md sec. 3); SGLang's
+    # mem_fraction_static 0.8-0.9 and vLLM's gpu_memory_utilization 0.9 are alike.
+    kv_memory_fraction=0.9,
+    stack="trtllm",
+    layer_overhead_s=5e-5,
+    moe_layer_overhead_s=5e-5,
+    attention_compute_efficiency=0.4,
+    expert_gemm_half_tokens=32.0,
+    request_overhead_s=0.05,
+)
+CURVE_FREE = (
+    "compute_efficiency", "memory_efficiency", "expert_memory_efficiency",
+    "attention_compute_efficiency", "moe_layer_overhead_s", "request_overhead_s",
+)  # fmt: skip
+FREE = {
+    # Only the TensorRT-LLM rows span dense and MoE models, so only they separate the overhead of
+    # every layer from the extra of a MoE layer; the other stacks keep the former.
+    ("nvidia_gpu", "trtllm"): (
+        *CURVE_FREE,
+        "layer_overhead_s",
+        "comm_efficiency",
+        "expert_gemm_half_tokens",
+    ),
+    ("nvidia_gpu", "sglang"): CURVE_FREE,
+    ("amd_gpu", "sglang"): CURVE_FREE,
+    # Dense FP16 step times cannot separate HBM efficiency from a per-layer overhead (both scale
+    # a memory-bound decode step): the bandwidth is the hardware's (trtllm's), the stack's own
+    # factors are its GEMM efficiency and its per-layer overhead.
+    ("nvidia_gpu", "vllm"): ("compute_efficiency", "layer_overhead_s"),
+}
+LPU_START = EfficiencyFactors(
+    family="groq_lpu",
+    compute_efficiency=0.5,  # fixed assumption: no LPU row constrains compute (prefill only)
+    memory_efficiency=0.3,
+    comm_efficiency=1.0,  # unused by the LPU model (hops are a latency, hardware yaml)
+    step_overhead_s=0.0,  # fixed: compiler-scheduled pipeline, no runtime scheduler
+    kv_memory_fraction=1.0,  # unused by the LPU model (sram_usable_fraction covers it)
+    sram_usable_fraction=0.56,
+)
+PROFILE_KEYS = (
+    "stack", "compute_efficiency", "memory_efficiency", "comm_efficiency", "step_overhead_s",
+    "layer_overhead_s", "moe_layer_overhead_s", "expert_memory_efficiency",
+    "attention_compute_efficiency",
+    "expert_gemm_half_tokens", "request_overhead_s", "kv_memory_fraction",
+)  # fmt: skip
 
 
 @cache
@@ -76,21 +124,44 @@ def load_rows() -> list[CalibrationRow]:
     return [CalibrationRow.from_dict(row) for row in data["rows"]]
 
 
-def fit_all(rows: list[CalibrationRow]) -> dict[str, EfficiencyFactors]:
-    """One fitted set per family."""
+def load_points() -> list[CurvePoint]:
+    points: list[CurvePoint] = []
+    for family, name in CURVES.items():
+        with (CONF / "calibration" / name).open() as lines:
+            points += load_curve_points(lines, family)
+    return points
+
+
+def fit_all(
+    rows: list[CalibrationRow], points: list[CurvePoint]
+) -> dict[tuple[str, str], EfficiencyFactors]:
+    """One fitted profile per (family, stack); the LPU's stack is ''."""
+
+    def fit(start: EfficiencyFactors) -> EfficiencyFactors:
+        free = FREE[(start.family, start.stack)]
+        return fit_profile(rows, points, resolve_model, resolve_system, start, free)
+
+    trtllm = fit(GPU_START)
+    sglang = fit(trtllm.replace(stack="sglang"))
+    amd = fit(sglang.replace(family="amd_gpu"))
+    vllm = fit(trtllm.replace(stack="vllm"))
+    lpu = fit_lpu_family(rows, resolve_model, resolve_system, LPU_START)
     return {
-        "nvidia_gpu": fit_gpu_family(rows, resolve_model, resolve_system, START["nvidia_gpu"]),
-        "groq_lpu": fit_lpu_family(rows, resolve_model, resolve_system, START["groq_lpu"]),
+        ("nvidia_gpu", "trtllm"): trtllm,
+        ("nvidia_gpu", "sglang"): sglang,
+        ("amd_gpu", "sglang"): amd,
+        ("nvidia_gpu", "vllm"): vllm,
+        ("groq_lpu", ""): lpu,
     }
 
 
 def evaluate(
-    rows: list[CalibrationRow], fitted: dict[str, EfficiencyFactors]
+    rows: list[CalibrationRow], fitted: dict[tuple[str, str], EfficiencyFactors]
 ) -> list[dict[str, object]]:
-    """Prediction and error of every row under the fitted factors."""
+    """Prediction and error of every scalar row under its profile."""
     table = []
     for row in rows:
-        predicted = predict(row, resolve_model, resolve_system, fitted[row.family])
+        predicted = predict(row, resolve_model, resolve_system, fitted[(row.family, row.stack)])
         entry: dict[str, object] = {"row": row, "predicted": predicted}
         if len(predicted) == 1:
             entry["error_pct"] = percentage_error(predicted[0], row.measured)
@@ -101,60 +172,133 @@ def evaluate(
     return table
 
 
-def gpu_fit_mdape(table: list[dict[str, object]]) -> float:
-    """Median absolute percentage error over the fitted GPU (Hopper) rows."""
+def evaluate_points(
+    points: list[CurvePoint], fitted: dict[tuple[str, str], EfficiencyFactors]
+) -> list[dict[str, object]]:
+    """Predicted tok/s/GPU, tok/s/user and TTFT of every curve point, with errors in %."""
+    table = []
+    for p in points:
+        gpu, user, ttft = predict_point(
+            p, resolve_model, resolve_system, fitted[(p.family, p.stack)]
+        )
+        table.append({
+            "point": p, "gpu": gpu, "user": user, "ttft": ttft,
+            "gpu_error_pct": percentage_error(gpu, p.output_tokens_per_s_per_accelerator),
+            "user_error_pct": percentage_error(user, p.tokens_per_s_per_user),
+        })  # fmt: skip
+    return table
+
+
+def row_mdape(table: list[dict[str, object]], family: str, stack: str) -> float:
+    """Median absolute percentage error over the fitted scalar rows of one profile."""
     errors = [
         abs(float(e["error_pct"]))  # type: ignore[arg-type]
         for e in table
-        if e["row"].use == "fit" and e["row"].family == "nvidia_gpu"  # type: ignore[attr-defined]
+        if e["row"].use == "fit"  # type: ignore[attr-defined]
+        and (e["row"].family, e["row"].stack) == (family, stack)  # type: ignore[attr-defined]
     ]
-    return statistics.median(errors)
+    return statistics.median(errors) if errors else float("nan")
 
 
-def _fmt_predicted(entry: dict[str, object]) -> str:
-    predicted = entry["predicted"]
-    assert isinstance(predicted, tuple)
-    if len(predicted) == 1:
-        return f"{predicted[0]:,.0f}" if predicted[0] >= 100 else f"{predicted[0]:,.1f}"
-    return f"{min(predicted):,.0f}-{max(predicted):,.0f}"
+def curve_mdape(table: list[dict[str, object]], family: str, stack: str) -> tuple[float, float]:
+    """(tok/s/GPU, tok/s/user) median absolute errors over one profile's curve points, %."""
+    mine = [e for e in table if (e["point"].family, e["point"].stack) == (family, stack)]  # type: ignore[attr-defined]
+    if not mine:
+        return float("nan"), float("nan")
+    return (
+        statistics.median(abs(float(e["gpu_error_pct"])) for e in mine),  # type: ignore[arg-type]
+        statistics.median(abs(float(e["user_error_pct"])) for e in mine),  # type: ignore[arg-type]
+    )
 
 
-def print_table(table: list[dict[str, object]], markdown: bool) -> None:
-    header = ("row", "use", "measured", "predicted", "error")
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}" if value >= 1 else f"{value:.4f}"
+
+
+def print_rows(table: list[dict[str, object]], markdown: bool) -> None:
+    header = ("row", "stack", "use", "measured", "predicted", "error")
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
     else:
-        print(f"{'row':34} {'use':9} {'measured':>10} {'predicted':>13} {'error':>8}")
+        print(f"{'row':34} {'stack':7} {'use':9} {'measured':>10} {'predicted':>13} {'error':>8}")
     for entry in table:
         row = entry["row"]
         assert isinstance(row, CalibrationRow)
+        predicted = entry["predicted"]
+        assert isinstance(predicted, tuple)
         if "error_pct" in entry:
             error = f"{float(entry['error_pct']):+.1f}%"  # type: ignore[arg-type]
+            shown = _num(predicted[0])
         else:
             error = "inside band" if entry["inside_band"] else "outside band"
-        measured = f"{row.measured:,.0f}" if row.measured >= 100 else f"{row.measured:,.1f}"
-        cells = (row.id, row.use, measured, _fmt_predicted(entry), error)
+            shown = f"{_num(min(predicted))}-{_num(max(predicted))}"
+        cells = (row.id, row.stack or "-", row.use, _num(row.measured), shown, error)
         if markdown:
             print("| " + " | ".join(cells) + " |")
         else:
-            print(f"{cells[0]:34} {cells[1]:9} {cells[2]:>10} {cells[3]:>13} {cells[4]:>8}")
+            left = f"{cells[0]:34} {cells[1]:7} {cells[2]:9}"
+            print(f"{left} {cells[3]:>10} {cells[4]:>13} {cells[5]:>8}")
+
+
+def print_points(table: list[dict[str, object]], markdown: bool) -> None:
+    header = ("point (nominal ISL/OSL)", "runs", "tok/s/GPU meas.", "pred.", "err",
+              "tok/s/user meas.", "pred.", "err")  # fmt: skip
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+    for e in table:
+        p = e["point"]
+        assert isinstance(p, CurvePoint)
+        cells = (
+            p.id, str(p.runs), _num(p.output_tokens_per_s_per_accelerator), _num(float(e["gpu"])),  # type: ignore[arg-type]
+            f"{float(e['gpu_error_pct']):+.0f}%", _num(p.tokens_per_s_per_user),  # type: ignore[arg-type]
+            _num(float(e["user"])), f"{float(e['user_error_pct']):+.0f}%",  # type: ignore[arg-type]
+        )  # fmt: skip
+        if markdown:
+            print("| " + " | ".join(cells) + " |")
+        else:
+            print(f"{cells[0]:40} {cells[1]:>3} {cells[2]:>7} {cells[3]:>7} {cells[4]:>6}  "
+                  f"{cells[5]:>6} {cells[6]:>6} {cells[7]:>6}")  # fmt: skip
+
+
+def profile_path(family: str, stack: str) -> Path:
+    if not stack or DEFAULT_STACK.get(family) == stack:
+        return CONF / "efficiency" / f"{family}.yaml"
+    return CONF / "efficiency" / f"{family}__{stack}.yaml"
 
 
 def write_factors(
-    fitted: dict[str, EfficiencyFactors], mdape: float, lpu_interval: tuple[float, float]
+    fitted: dict[tuple[str, str], EfficiencyFactors],
+    summary: dict[tuple[str, str], str],
+    lpu_interval: tuple[float, float],
 ) -> None:
-    notes = {
-        "nvidia_gpu": [
-            "Fitted by scripts/calibrate.py (Cauchy-loss least squares on log errors) to the",
-            "'fit' rows of conf/calibration/measurements.yaml: TensorRT-LLM H100/H200 table and",
-            "MLPerf v5.0 H200 Llama3.1-405B (shared/reference/calibration.md sec. 2-3).",
-            f"Median abs. error {mdape:.1f}%.",
-            "kv_memory_fraction is fixed, not fitted: TRT-LLM gives 90-95% of free memory to KV.",
-            "memory_efficiency sits at its bound, the 92% of HBM bandwidth measured on GB200 (A1).",
-            "One set for all NVIDIA GPUs: Blackwell predictions use these Hopper-fitted factors.",
+    sources = {
+        ("nvidia_gpu", "trtllm"): [
+            "TensorRT-LLM profile of NVIDIA GPUs. Fitted by scripts/calibrate.py (Cauchy-loss",
+            "least squares on log errors) to the TensorRT-LLM rows only: the perf-overview table",
+            "and MLPerf v5.0 H200 Llama3.1-405B (calibration.md sec. 2-3, measurements.yaml) and",
+            "the trt serving curves of DeepSeek-R1 on H200 (sec. 7, conf/calibration/*.csv).",
         ],
-        "groq_lpu": [
+        ("nvidia_gpu", "sglang"): [
+            "SGLang profile of NVIDIA GPUs. Fitted by scripts/calibrate.py to the SGLang H200",
+            "DeepSeek-R1 serving curves only (calibration.md sec. 7). comm_efficiency and",
+            "expert_gemm_half_tokens are the trtllm profile's (no SGLang row varies them).",
+        ],
+        ("amd_gpu", "sglang"): [
+            "SGLang profile of AMD Instinct GPUs (the amd_gpu family's default). Fitted by",
+            "scripts/calibrate.py to the MI300X DeepSeek-R1 serving curves only (calibration.md",
+            "sec. 7); MI325X and MI355X are predictions. comm_efficiency and",
+            "expert_gemm_half_tokens are nvidia_gpu/sglang's [A] (no MI300X row varies them).",
+            "vLLM on AMD borrows this profile (planner.perf.efficiency.BORROWED).",
+        ],
+        ("nvidia_gpu", "vllm"): [
+            "vLLM-era profile of NVIDIA GPUs. Fitted by scripts/calibrate.py to the Llama-2-70B",
+            "TP4 H100 FP16 step times (Splitwise, calibration.md sec. 8): compute and memory",
+            "efficiency and the per-layer overhead; the MoE, attention and link factors are the",
+            "trtllm profile's (a dense FP16 model on 8 rows cannot pin them).",
+        ],
+        ("groq_lpu", ""): [
             "Solved by scripts/calibrate.py from the two Groq LPU v1 rows (calibration.md sec. 5):",
             "sram_usable_fraction reproduces ~576 chips (8 x 72-chip racks) for Llama-2-70B int8",
             f"(any value in [{lpu_interval[0]:.3f}, {lpu_interval[1]:.3f}) does; midpoint taken);",
@@ -164,38 +308,59 @@ def write_factors(
             "compute_efficiency (0.5) and step_overhead_s (0) are assumptions, not fits.",
         ],
     }
-    for family, factors in fitted.items():
-        lines = [f"# {line}" for line in notes[family]]
+    common = [
+        "step_overhead_s 0 [A]: the stacks overlap their CPU scheduler with GPU work; the fixed",
+        "cost per step is layer_overhead_s x layers. kv_memory_fraction 0.9 is fixed, not fitted.",
+        "Bounds: efficiencies <= 0.92 of HBM (measured on GB200, hardware.md A1), <= 0.9 of peak.",
+    ]
+    for (family, stack), factors in fitted.items():
+        notes = sources[(family, stack)] + ([] if family == "groq_lpu" else common)
+        if family != "groq_lpu":  # the LPU fit is exact by construction; no error line
+            notes.append(summary[(family, stack)])
+        lines = [f"# {line}" for line in notes]
         lines.append("# Regenerate with: make calibrate")
         lines.append(f"family: {family}")
-        for key in ("compute_efficiency", "memory_efficiency", "comm_efficiency",
-                    "step_overhead_s", "expert_memory_efficiency",
-                    "kv_memory_fraction", "sram_usable_fraction"):  # fmt: skip
+        if family == "groq_lpu":
+            keys: tuple[str, ...] = (
+                "compute_efficiency", "memory_efficiency", "comm_efficiency", "step_overhead_s",
+                "expert_memory_efficiency", "kv_memory_fraction", "sram_usable_fraction",
+            )  # fmt: skip
+        else:
+            keys = PROFILE_KEYS
+        for key in keys:
             value = getattr(factors, key)
-            lines.append(f"{key}: {value:.6g}")
-        (CONF / "efficiency" / f"{family}.yaml").write_text("\n".join(lines) + "\n")
+            lines.append(f"{key}: {value}" if isinstance(value, str) else f"{key}: {value:.6g}")
+        profile_path(family, stack).write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--write", action="store_true", help="write conf/efficiency/<family>.yaml")
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--write", action="store_true", help="write conf/efficiency/*.yaml")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     args = parser.parse_args()
-    rows = load_rows()
-    fitted = fit_all(rows)
-    table = evaluate(rows, fitted)
-    print_table(table, args.markdown)
-    mdape = gpu_fit_mdape(table)
+    rows, points = load_rows(), load_points()
+    fitted = fit_all(rows, points)
+    table, curve_table = evaluate(rows, fitted), evaluate_points(points, fitted)
+    print_rows(table, args.markdown)
+    print()
+    print_points(curve_table, args.markdown)
+    print()
+    summary = {}
+    for (family, stack), factors in fitted.items():
+        rows_err = row_mdape(table, family, stack)
+        gpu_err, user_err = curve_mdape(curve_table, family, stack)
+        summary[(family, stack)] = (
+            f"Median abs. error: {rows_err:.1f}% over the fitted scalar rows; serving curves "
+            f"{gpu_err:.1f}% tok/s/GPU, {user_err:.1f}% tok/s/user."
+        ).replace("nan%", "n/a")
+        print(f"{family}/{stack or '-'}: {factors}")
+        print(f"  {summary[(family, stack)]}")
     chips_row = next(r for r in rows if r.metric == "chips_per_replica")
     interval = sram_fraction_interval(chips_row, resolve_model, resolve_system)
-    print()
-    for family, factors in fitted.items():
-        print(f"{family}: {factors}")
-    print(f"median |error| over fitted Hopper rows: {mdape:.1f}%")
     if args.write:
-        write_factors(fitted, mdape, interval)
+        write_factors(fitted, summary, interval)
         print(f"wrote {CONF / 'efficiency'}")
 
 

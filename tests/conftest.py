@@ -29,14 +29,14 @@ def load_system(name: str) -> System:
 
 
 @cache
-def load_resolved_efficiency(family: str) -> ResolvedEfficiency:
-    """Fitted factors from conf/efficiency/<family>.yaml, else borrowed via borrowed.yaml."""
-    return config.resolved_efficiency(family)
+def load_resolved_efficiency(family: str, stack: str | None = None) -> ResolvedEfficiency:
+    """Fitted factors (conf/efficiency/<family>[__<stack>].yaml), else borrowed (borrowed.yaml)."""
+    return config.resolved_efficiency(family, stack)
 
 
-def load_efficiency(family: str) -> EfficiencyFactors:
-    """The factors of a family, fitted or borrowed (see load_resolved_efficiency)."""
-    return load_resolved_efficiency(family).factors
+def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
+    """The factors of a family and stack, fitted or borrowed (see load_resolved_efficiency)."""
+    return load_resolved_efficiency(family, stack).factors
 
 
 def model_names() -> list[str]:

@@ -52,7 +52,7 @@ CHOICES = {
     "planner-roi": ["mc.backend", "roi.baseline", "roi.candidate"],
     "planner-roofline": ["precision", "kv_precision"],
 }
-TEXT_OR_NULL = {"mc.ray_address"}  # any string is an address; only a non-string is wrong
+TEXT_OR_NULL = {"mc.ray_address", "cache_dir"}  # any string is an address or a path
 
 
 def _leaves(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:

@@ -62,7 +62,13 @@ BAD_INPUTS = [
     (["model=llama3_70b", "hardware=h100", "precision=fp4", "tp=8", "ep=1"], "precision"),
     (["model=llama3_70b", "hardware=h100", "precision=bf16", "tp=1", "ep=1"], "model"),
     (["model=llama3_70b", "ep=8"], "ep"),
-    (["tp=16", "ep=8"], "tp"),
+    (["tp=128", "ep=8"], "tp"),
+    (["tp=1", "ep=8"], "ep"),  # the old DEP8 spelling: the error says tp=8 ep=8 dp_attention=true
+    (["tp=8", "ep=3"], "ep"),
+    (["dp_attention=maybe"], "dp_attention"),
+    (["stack=tgi"], "stack"),
+    (["model=deepseek_r1", "hardware=mi300x", "stack=trtllm", "ep=1"], "stack"),
+    (["concurrency=0"], "concurrency"),
     (["kv_precision=int4"], "kv_precision"),
     (["model=llama3_70b", "hardware=groq_lpu_v1", "precision=int8", "tp=1", "ep=1", "chips=100"],
      "chips"),
@@ -81,3 +87,39 @@ def test_bad_input_fails_with_one_line_and_exit_2(
     assert "Traceback" not in result.stderr
     assert lines[0].startswith(f"error: {field}"), lines[0]
     assert not run_dir.exists(), list(run_dir.rglob("*"))
+
+
+def test_concurrency_sweep_writes_the_serving_curve(tmp_path: Path) -> None:
+    """``-m concurrency=...`` (a Hydra sweep) gives one at_concurrency point per job."""
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [str(SCRIPT), "-m", "model=deepseek_r1", "hardware=h200", "precision=fp8", "stack=sglang",
+         "tp=8", "ep=1", "dp_attention=false", "isl=922", "osl=922", "concurrency=4,64",
+         f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=c${concurrency}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    points = {c: json.loads((sweep / f"c{c}" / "summary.json").read_text()) for c in (4, 64)}
+    for c, summary in points.items():
+        at = summary["at_concurrency"]
+        assert summary["concurrency"] == c and summary["stack"] == "sglang"
+        assert summary["calibrated"] is True
+        assert set(at) == {
+            "output_tokens_per_s_per_accelerator", "tokens_per_s_per_user", "ttft_s", "tpot_s",
+            "batch",
+        }  # fmt: skip
+        assert at["tokens_per_s_per_user"] == pytest.approx(1.0 / at["tpot_s"])
+    low, high = points[4]["at_concurrency"], points[64]["at_concurrency"]
+    assert high["output_tokens_per_s_per_accelerator"] > low["output_tokens_per_s_per_accelerator"]
+    assert high["tokens_per_s_per_user"] < low["tokens_per_s_per_user"]
+
+
+def test_borrowed_profile_says_calibrated_false(tmp_path: Path) -> None:
+    result = run(
+        ["model=deepseek_r1", "hardware=mi355x", "precision=fp4", "stack=vllm", "tp=8", "ep=8",
+         "dp_attention=true", "concurrency=16"],
+        tmp_path / "run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["calibrated"] is False and summary["stack"] == "sglang"

@@ -150,7 +150,8 @@ def test_borrowing_refuses_unknown_families_and_uncalibrated_donors() -> None:
 @pytest.mark.parametrize("model", [SMALL_MODEL, LARGE_MODEL])
 @pytest.mark.parametrize("name", sorted(NEW_PARTS))
 def test_roofline_runs_or_refuses_in_one_line(name: str, model: str, tmp_path: Path) -> None:
-    mapping = ["tp=1", "ep=1"] if load_system(name).accelerator.kind == "lpu" else ["tp=1", "ep=8"]
+    lpu = load_system(name).accelerator.kind == "lpu"
+    mapping = ["tp=1", "ep=1"] if lpu else ["tp=8", "ep=8", "dp_attention=true"]
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [str(SCRIPT), f"hydra.run.dir={run_dir}", f"model={model}", f"hardware={name}", *mapping],

@@ -26,6 +26,7 @@ EXPECTED_NAMES = {
     "qwen35_397b_a17b",
     "glm45_air",
     "deepseek_v3",
+    "deepseek_r1",
     "gpt_oss_120b",
     "llama2_70b",
     "llama31_405b",
@@ -56,6 +57,7 @@ MODELS_MD: dict[str, tuple[float, float, int, float | None]] = {
     "qwen35_397b_a17b": (396.3, 17.4, 30_720, 180 + 3.2),
     "glm45_air": (106.9, 13.4, 188_416, None),
     "deepseek_v3": (671.0, 37.0, 70_272, None),
+    "deepseek_r1": (671.0, 37.0, 70_272, None),  # R1-0528: the V3 architecture (models.md C1)
     "gpt_oss_120b": (116.8, 5.7, 36_864, 4.5),
 }
 

@@ -8,9 +8,9 @@ import pytest
 
 from planner import config
 from planner.perf.efficiency import EfficiencyFactors
-from planner.perf.gpu import GpuReplica, Parallelism, activation_bytes_per_token
+from planner.perf.gpu import GpuReplica, Parallelism, activation_bytes_per_token, busiest_share
 from planner.perf.lpu import LpuReplica
-from planner.perf.replica import build_replica, roofline_summary, serving_point
+from planner.perf.replica import at_concurrency, build_replica, roofline_summary, serving_point
 from planner.specs.errors import ConfigError
 from planner.specs.hardware import System
 from planner.specs.model import Model
@@ -115,11 +115,24 @@ def test_batch_one_decode_never_beats_the_bandwidth_bound(
     accel = system.accelerator
     efficiency = load_efficiency(accel.family)
     precision = "fp8" if accel.supports("fp8") else accel.precisions[0]
-    mappings = [(1, 1)] if accel.kind == "lpu" else [(8, 1), (1, 8), (4, 1), (2, 1), (1, 1)]
+    mappings = (
+        [(1, 1, False)]
+        if accel.kind == "lpu"
+        else [
+            (8, 1, False),
+            (8, 8, True),
+            (8, 8, False),
+            (4, 1, False),
+            (2, 1, False),
+            (1, 1, False),
+        ]
+    )
     checked = 0
-    for tp, ep in mappings:
+    for tp, ep, dpa in mappings:
         try:
-            replica = build_replica(model, system, efficiency, precision=precision, tp=tp, ep=ep)
+            replica = build_replica(
+                model, system, efficiency, precision=precision, tp=tp, ep=ep, dp_attention=dpa
+            )
             replica.require_fit(4096)
         except ConfigError:
             continue
@@ -188,9 +201,26 @@ def test_mapping_larger_than_the_scale_up_domain_is_refused() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(
             load_model("qwen3_235b_a22b"), load_system("h200"), load_efficiency("nvidia_gpu"),
-            precision="fp8", tp=2, ep=8,
+            precision="fp8", tp=16, ep=8,
         )  # fmt: skip
     assert error.value.field == "tp"
+
+
+def test_the_old_tp1_ep8_form_is_refused_with_the_new_spelling() -> None:
+    with pytest.raises(ConfigError) as error:
+        build_replica(
+            load_model("qwen3_235b_a22b"), load_system("h200"), load_efficiency("nvidia_gpu"),
+            precision="fp8", tp=1, ep=8,
+        )  # fmt: skip
+    assert error.value.field == "ep"
+    assert "tp=8 ep=8 dp_attention=true" in error.value.problem
+    assert "\n" not in str(error.value)
+
+
+def test_ep_must_divide_tp() -> None:
+    with pytest.raises(ConfigError) as error:
+        Parallelism(8, 3)
+    assert error.value.field == "ep"
 
 
 def test_expert_parallelism_on_a_dense_model_is_refused() -> None:
@@ -205,7 +235,7 @@ def test_expert_parallelism_on_a_dense_model_is_refused() -> None:
 def test_max_batch_falls_and_step_time_rises_with_context_and_batch() -> None:
     replica = build_replica(
         load_model("qwen35_397b_a17b"), load_system("gb200_nvl72"), load_efficiency("nvidia_gpu"),
-        precision="fp8", ep=8,
+        precision="fp8", tp=8, ep=8, dp_attention=True,
     )  # fmt: skip
     batches = [replica.max_batch(c) for c in (1_000, 8_000, 32_000, 128_000)]
     assert batches == sorted(batches, reverse=True) and batches[-1] >= 1
@@ -218,9 +248,13 @@ def test_hybrid_attention_grows_step_time_less_with_context_than_full_attention(
     efficiency = load_efficiency("nvidia_gpu")
     system = load_system("b200")
     hybrid = build_replica(
-        load_model("qwen35_397b_a17b"), system, efficiency, precision="fp8", ep=8
-    )
-    full = build_replica(load_model("qwen3_235b_a22b"), system, efficiency, precision="fp8", ep=8)
+        load_model("qwen35_397b_a17b"), system, efficiency, precision="fp8", tp=8, ep=8,
+        dp_attention=True,
+    )  # fmt: skip
+    full = build_replica(
+        load_model("qwen3_235b_a22b"), system, efficiency, precision="fp8", tp=8, ep=8,
+        dp_attention=True,
+    )  # fmt: skip
 
     def growth(replica: GpuReplica | LpuReplica) -> float:
         return replica.step_time_s(16, 16 * 256_000.0) / replica.step_time_s(16, 16 * 8_000.0)
@@ -267,9 +301,10 @@ def test_fast_step_and_prefill_closures_equal_the_general_methods(model_name: st
         assert prefill(p, c) == pytest.approx(float(model.prefill_attention_flops(p, c)), rel=1e-12)
     system = load_system("h200" if model.total_params < 600e9 else "b300")
     replica = build_replica(
-        model, system, load_efficiency("nvidia_gpu"), precision="fp8",
-        ep=8 if model.moe and model.moe.n_routed_experts % 8 == 0 else 1,
-        tp=1 if model.moe and model.moe.n_routed_experts % 8 == 0 else 8,
+        model, system, load_efficiency("nvidia_gpu"),
+        precision="fp4" if model.total_params > 2e12 else "fp8",  # 8 x 270 GB hold ~2 T at FP8
+        ep=8 if model.moe and model.moe.n_routed_experts % 8 == 0 else 1, tp=8,
+        dp_attention=bool(model.moe and model.moe.n_routed_experts % 8 == 0),
     )  # fmt: skip
     step = replica.make_step_time_fn()
     for _ in range(200):
@@ -281,3 +316,111 @@ def test_fast_step_and_prefill_closures_equal_the_general_methods(model_name: st
             continue
         expected = replica.step_time_s(decode, context, chunk, attention)
         assert step(decode, context, chunk, attention) == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------------ MoE physics (issue 10 item 4)
+@pytest.mark.parametrize(("balls", "bins"), [(8, 8), (32, 8), (512, 8), (2048, 4), (100, 2)])
+def test_busiest_rank_matches_a_simulated_multinomial_maximum(balls: int, bins: int) -> None:
+    """The Gaussian max-load law against 20,000 sampled routings (uniform balls in bins)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    simulated = rng.multinomial(balls, [1.0 / bins] * bins, size=20_000).max(axis=1).mean()
+    assert busiest_share(balls, bins) == pytest.approx(simulated, rel=0.12)
+    assert busiest_share(balls, 1) == balls
+
+
+def test_expert_parallel_imbalance_makes_small_batches_slower_than_tensor_parallel_experts() -> (
+    None
+):
+    """At 4 sequences EP8's busiest rank reads ~2x its share of experts; TP8 experts read 1/8 each.
+
+    This is why TensorRT-LLM DEP8 (13.8 ms) is slower than SGLang TP8 (11.6 ms) at concurrency 4
+    on H200 in calibration.md sec. 7, and why the gap closes at concurrency 64.
+    """
+    model, system = load_model("deepseek_r1"), load_system("h200")
+    ep8 = GpuReplica(model, system, "fp8", "bf16", Parallelism(8, 8), UNIT)
+    tp8 = GpuReplica(model, system, "fp8", "bf16", Parallelism(8, 1), UNIT)
+    small_ep, small_tp = (r.step_components_s(4, 4 * 1000)["expert_gemm"] for r in (ep8, tp8))
+    large_ep, large_tp = (r.step_components_s(256, 256 * 1000)["expert_gemm"] for r in (ep8, tp8))
+    assert small_ep > 1.5 * small_tp
+    assert large_ep < 1.2 * large_tp
+
+
+def test_grouped_gemm_efficiency_follows_rows_per_expert() -> None:
+    """Compute-bound expert time scales by (m + m_half) / m with m tokens per expert."""
+    model = toy_model(moe=True)
+    half = UNIT.replace(expert_gemm_half_tokens=512.0)
+    plain = GpuReplica(model, toy_system(), "bf16", "bf16", Parallelism(1, 1), UNIT)
+    slow = GpuReplica(model, toy_system(), "bf16", "bf16", Parallelism(1, 1), half)
+    tokens = 4096  # 8,192 assignments over the 8 experts: m = 1,024 rows each, compute-bound
+    expert_flops = 2 * model.n_moe_layers * 2 * model.params_per_routed_expert * tokens
+    plain_s = plain.step_components_s(tokens, tokens)["expert_gemm"]
+    assert plain_s == pytest.approx(expert_flops / 100e12)
+    slow_s = slow.step_components_s(tokens, tokens)["expert_gemm"]
+    assert slow_s / plain_s == pytest.approx((1024 + 512) / 1024)
+
+
+def test_mla_latent_is_replicated_under_tensor_parallel_attention() -> None:
+    """MLA's KV latent is shared by all heads: TP8 attention keeps a whole copy per GPU, DP
+    attention keeps each sequence on one GPU, so DP attention holds 8x the sequences."""
+    model, system = load_model("deepseek_r1"), load_system("h200")
+    tp8 = GpuReplica(model, system, "fp8", "fp8", Parallelism(8, 8), UNIT)
+    dep8 = GpuReplica(model, system, "fp8", "fp8", Parallelism(8, 8, True), UNIT)
+    assert tp8.sequence_bytes_per_accelerator(1000) == pytest.approx(
+        model.kv_bytes_per_token(1.0) * 1000
+    )
+    per_gpu_ratio = tp8.kv_capacity_bytes_per_accelerator / dep8.kv_capacity_bytes_per_accelerator
+    assert dep8.max_batch(2000) == pytest.approx(8 * tp8.max_batch(2000) / per_gpu_ratio, rel=0.01)
+
+
+def test_overhead_scales_with_layers() -> None:
+    eff = UNIT.replace(layer_overhead_s=1e-4)
+    shallow = GpuReplica(toy_model(), toy_system(), "bf16", "bf16", Parallelism(1, 1), eff)
+    assert shallow.step_components_s(1, 10)["overhead"] == pytest.approx(2 * 1e-4)
+
+
+# ------------------------------------------------------- closed-loop concurrency (item 1, static)
+def test_at_concurrency_obeys_littles_law_and_the_tradeoff() -> None:
+    replica = build_replica(
+        load_model("deepseek_r1"), load_system("h200"), load_efficiency("nvidia_gpu", "sglang"),
+        precision="fp8", tp=8,
+    )  # fmt: skip
+    points = [at_concurrency(replica, c, 922, 922, 0.07) for c in (1, 4, 16, 64, 256)]
+    for p in points:
+        cycle_s = p.ttft_s + (922 - 1) * p.tpot_s
+        # Little's law: C users, each finishing osl tokens per cycle.
+        assert p.output_tokens_per_s_per_accelerator * 8 == pytest.approx(
+            p.concurrency * 922 / cycle_s
+        )
+        assert p.tokens_per_s_per_user == pytest.approx(1.0 / p.tpot_s)
+        assert 0 < p.batch <= p.concurrency
+    per_gpu = [p.output_tokens_per_s_per_accelerator for p in points]
+    per_user = [p.tokens_per_s_per_user for p in points]
+    assert per_gpu == sorted(per_gpu) and per_user == sorted(per_user, reverse=True)
+
+
+def test_dp_attention_prefill_runs_on_one_rank() -> None:
+    """With attention data-parallel one prompt's attention and dense work sit on one GPU."""
+    model, system = load_model("deepseek_r1"), load_system("h200")
+    eff = load_efficiency("nvidia_gpu")
+    dep8 = build_replica(model, system, eff, precision="fp8", tp=8, ep=8, dp_attention=True)
+    tep8 = build_replica(model, system, eff, precision="fp8", tp=8, ep=8, dp_attention=False)
+    assert dep8.prefill_time_s(8000) > 2 * tep8.prefill_time_s(8000)
+
+
+def test_stack_profiles_load_and_borrow() -> None:
+    from planner.cli.common import load_efficiency as load
+
+    assert load("nvidia_gpu").stack == "trtllm"
+    assert load("nvidia_gpu", "sglang").stack == "sglang"
+    assert load("nvidia_gpu", "vllm").stack == "vllm"
+    assert load("amd_gpu").stack == "sglang" and load("amd_gpu").calibrated
+    borrowed = load("amd_gpu", "vllm")
+    assert borrowed.stack == "sglang" and not borrowed.calibrated
+    with pytest.raises(ConfigError) as error:
+        load("amd_gpu", "trtllm")
+    assert error.value.field == "stack"
+    with pytest.raises(ConfigError) as error:
+        load("nvidia_gpu", "tgi")
+    assert error.value.field == "stack"

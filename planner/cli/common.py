@@ -251,15 +251,15 @@ def load_system(cfg: DictConfig) -> System:
     return config.system(to_mapping(cfg.get("hardware"), "hardware"))
 
 
-def load_resolved_efficiency(family: str) -> ResolvedEfficiency:
+def load_resolved_efficiency(family: str, stack: str | None = None) -> ResolvedEfficiency:
     """A family's factors, fitted or borrowed, with ``calibrated`` and ``borrowed_from``."""
-    return config.resolved_efficiency(family)
+    return config.resolved_efficiency(family, stack)
 
 
-def load_efficiency(family: str) -> EfficiencyFactors:
-    """The factors of an accelerator family: fitted (``conf/efficiency/<family>.yaml``) or
-    borrowed from its nearest calibrated family (``conf/efficiency/borrowed.yaml``)."""
-    return config.efficiency(family)
+def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
+    """The factors of an accelerator family and serving stack, fitted or borrowed
+    (:func:`planner.config.resolved_efficiency`)."""
+    return config.efficiency(family, stack)
 
 
 def _output_mode() -> int:

@@ -79,6 +79,8 @@ def _cache_dir(cfg: DictConfig) -> Path:
     """``cache_dir`` from the config (absolute, or relative to the working directory), else the
     user's cache directory (``$PLANNER_CACHE_DIR`` or ``$XDG_CACHE_HOME/planner``)."""
     configured = cfg.get("cache_dir")
+    if configured is not None and not isinstance(configured, str):
+        raise ConfigError("cache_dir", f"must be a directory path or null, got {configured!r}")
     path = default_cache_dir() if configured in (None, "") else Path(str(configured)).expanduser()
     return writable_cache_dir(path.absolute())
 
@@ -161,6 +163,7 @@ def run(
     """
     roi = config.roi_options(to_mapping(cfg.get("roi"), "roi"))
     mc = config.mc_options(to_mapping(cfg.get("mc"), "mc"))
+    cache = _cache_dir(cfg)
     inputs = config.uncertain_inputs(mc.inputs, "mc.inputs")
     names = {i.name for i in inputs}
     for name in INPUT_NAMES:
@@ -187,7 +190,6 @@ def run(
     economics = build_economics(cfg.get("economics"))
 
     grid = demand_grid(inputs, horizon, points)
-    cache = _cache_dir(cfg)
     curves: dict[str, CapacityCurve] = {}
     cached: dict[str, bool] = {}
     curves_done = display.counter("capacity curves", 2, unit="options") if display else None

@@ -36,9 +36,10 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
     """Validate the config and compute the roofline summary (no I/O)."""
     model = load_model(cfg)
     system = load_system(cfg)
-    efficiency = load_efficiency(system.accelerator.family)
-    own = {k: v for k, v in to_mapping(cfg, "").items() if k not in (*GROUPS, "scenario")}
-    options = config.roofline_options(own)
+    options = config.roofline_options(
+        {k: v for k, v in to_mapping(cfg, "").items() if k not in (*GROUPS, "scenario")}
+    )
+    efficiency = load_efficiency(system.accelerator.family, options.stack)
     replica = build_replica(
         model,
         system,
@@ -47,10 +48,15 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
         kv_precision=options.kv_precision,
         tp=options.tp,
         ep=options.ep,
+        dp_attention=options.dp_attention,
         chips=options.chips,
     )
     return roofline_summary(
-        replica, isl=options.isl, osl=options.osl, tpot_limit_s=options.tpot_limit_s
+        replica,
+        isl=options.isl,
+        osl=options.osl,
+        tpot_limit_s=options.tpot_limit_s,
+        concurrency=options.concurrency,
     )
 
 
@@ -82,6 +88,15 @@ def render(summary: dict[str, Any], console: Console) -> None:
          f"{summary['max_output_tokens_per_s_per_accelerator_at_tpot']:,.0f} tok/s/accelerator"),
         ("  at batch", f"{summary['batch_at_tpot']:,}"),
     ]  # fmt: skip
+    at = summary.get("at_concurrency")
+    if at is not None:
+        rows += [
+            (f"at concurrency {summary['concurrency']}",
+             f"{at['output_tokens_per_s_per_accelerator']:,.1f} tok/s/accelerator"),
+            ("  per user / TPOT",
+             f"{at['tokens_per_s_per_user']:,.1f} tok/s / {at['tpot_s'] * 1e3:,.1f} ms"),
+            ("  TTFT / decoding batch", f"{at['ttft_s'] * 1e3:,.0f} ms / {at['batch']:,.1f}"),
+        ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

@@ -200,7 +200,8 @@ def lpu_latency(cfg: DictConfig) -> StudyResult:
     cases = study.get("cases")
     if not isinstance(cases, dict) or not cases:
         raise ConfigError(
-            "study.cases", "must map case names to {model, hardware, precision, tp, ep}"
+            "study.cases",
+            "must map case names to {model, hardware, precision, tp, ep, dp_attention}",
         )
     context = require_positive_int("study.context_tokens", study.get("context_tokens", 4096))
     rows = {}
@@ -211,7 +212,8 @@ def lpu_latency(cfg: DictConfig) -> StudyResult:
         replica = build_replica(
             _model(case.model, f"{prefix}.model"), system,
             load_efficiency(system.accelerator.family), precision=case.precision,
-            kv_precision=case.kv_precision, tp=case.tp, ep=case.ep, chips=case.chips,
+            kv_precision=case.kv_precision, tp=case.tp, ep=case.ep,
+            dp_attention=case.dp_attention, chips=case.chips,
         )  # fmt: skip
         replica.require_fit(context)
         rows[str(name)] = {
@@ -253,6 +255,7 @@ def long_context(cfg: DictConfig) -> StudyResult:
         replicas[role] = build_replica(
             model, system, load_efficiency(system.accelerator.family),
             precision=case.precision, kv_precision="bf16", tp=case.tp, ep=case.ep,
+            dp_attention=case.dp_attention,
         )  # fmt: skip
     rows: dict[str, dict[str, float]] = {}
     for context in contexts:

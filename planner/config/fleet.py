@@ -23,21 +23,22 @@ from planner.perf.borrowed import (
     parse_borrowing,
     resolve_efficiency,
 )
-from planner.perf.efficiency import EfficiencyFactors
+from planner.perf.efficiency import DEFAULT_STACK, STACKS, EfficiencyFactors, profile_file
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec, SloSpec
 from planner.sim.engine import WorkloadSpec
 from planner.sim.faults import FailureSpec
 from planner.specs.errors import (
     ConfigError,
     field_prefix,
+    require_choice,
     require_non_negative,
     require_positive,
     require_positive_int,
 )
 
 POOL_KEYS = (
-    "role", "hardware", "model", "racks", "precision", "kv_precision", "tp", "ep", "chips",
-    "batching", "step_jitter_cv", "replicas", "fixed_step_s",
+    "role", "hardware", "model", "racks", "precision", "kv_precision", "stack", "tp", "ep",
+    "dp_attention", "chips", "batching", "step_jitter_cv", "replicas", "fixed_step_s",
 )  # fmt: skip
 
 
@@ -56,28 +57,41 @@ def _text(field: str, value: object) -> str:
     return value
 
 
-def _fitted_factors(family: str) -> dict[str, Any] | None:
-    """Contents of ``conf/efficiency/<family>.yaml``, or None if the family has no fitted set."""
-    path = CONF_DIR / "efficiency" / f"{family}.yaml"
-    if family == BORROWED_FILE or not path.exists():
-        return None
-    return load_yaml(path, f"efficiency[{family}]")
+def resolved_efficiency(family: str, stack: str | None = None) -> ResolvedEfficiency:
+    """An accelerator family's factors for a serving stack, fitted or borrowed.
 
+    A family's own profile is ``conf/efficiency/<family>.yaml`` (its default stack) or
+    ``<family>__<stack>.yaml``; a stack the family has no rows for borrows a documented
+    neighbouring stack (:data:`planner.perf.efficiency.BORROWED`). A family with no file at all
+    borrows its donor family's profile for the same stack through
+    ``conf/efficiency/borrowed.yaml`` (see :mod:`planner.perf.borrowed`). Either way the result
+    says ``calibrated: false``.
 
-def resolved_efficiency(family: str) -> ResolvedEfficiency:
-    """An accelerator family's factors, fitted or borrowed, with ``calibrated``/``borrowed_from``.
-
-    A family without ``conf/efficiency/<family>.yaml`` borrows its donor's set through
-    ``conf/efficiency/borrowed.yaml`` (the rule and reasons are there; see
-    :mod:`planner.perf.borrowed`).
+    Raises:
+        ConfigError: An unknown stack, a stack the family cannot run, or a family with neither
+            factors nor a borrowing rule.
     """
+
+    def fitted(candidate: str) -> dict[str, Any] | None:
+        if candidate == BORROWED_FILE:
+            return None
+        own_file = CONF_DIR / "efficiency" / f"{candidate}.yaml"
+        if candidate not in DEFAULT_STACK and not own_file.exists():
+            return None
+        name, calibrated = profile_file(candidate, stack)
+        path = CONF_DIR / "efficiency" / name
+        if not path.exists():
+            return None
+        data = load_yaml(path, f"efficiency[{candidate}]")
+        return data if calibrated else {**data, "calibrated": False}
+
     table = load_yaml(CONF_DIR / "efficiency" / f"{BORROWED_FILE}.yaml", "efficiency.borrowed")
-    return resolve_efficiency(family, _fitted_factors, parse_borrowing(table))
+    return resolve_efficiency(family, fitted, parse_borrowing(table))
 
 
-def efficiency(family: str) -> EfficiencyFactors:
-    """The factors of an accelerator family, fitted or borrowed (:func:`resolved_efficiency`)."""
-    return resolved_efficiency(family).factors
+def efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
+    """The factors of an accelerator family and stack (:func:`resolved_efficiency`)."""
+    return resolved_efficiency(family, stack).factors
 
 
 def batching(data: object, prefix: str) -> BatchingSpec:
@@ -143,17 +157,31 @@ def pool(name: str, data: object) -> PoolSpec:
     system = spec_parsers.system(load_named("hardware", data["hardware"], f"{prefix}.hardware"))
     model = spec_parsers.model(load_named("model", data["model"], f"{prefix}.model"))
     chips, replicas, fixed = data.get("chips"), data.get("replicas"), data.get("fixed_step_s")
+    stack = data.get("stack")
+    if stack is not None:
+        stack = require_choice(f"{prefix}.stack", _text(f"{prefix}.stack", stack), STACKS)
+    dp_attention = data.get("dp_attention", False)
+    if not isinstance(dp_attention, bool):
+        raise ConfigError(f"{prefix}.dp_attention", f"must be true or false, got {dp_attention!r}")
+    try:
+        factors = efficiency(system.accelerator.family, stack)
+    except ConfigError as error:
+        if error.field != "stack":
+            raise
+        raise ConfigError(f"{prefix}.stack", error.problem) from None
     return PoolSpec(
         name=name,
         role=_text(f"{prefix}.role", data["role"]),
         system=system,
         model=model,
-        efficiency=efficiency(system.accelerator.family),
+        efficiency=factors,
         racks=require_positive_int(f"{prefix}.racks", data["racks"]),
         precision=_text(f"{prefix}.precision", data.get("precision", "fp8")),
         kv_precision=_text(f"{prefix}.kv_precision", data.get("kv_precision", "bf16")),
         tp=require_positive_int(f"{prefix}.tp", data.get("tp", 1)),
         ep=require_positive_int(f"{prefix}.ep", data.get("ep", 1)),
+        dp_attention=dp_attention,
+        stack=stack,
         chips=None if chips is None else require_positive_int(f"{prefix}.chips", chips),
         batching=batching(data.get("batching"), f"{prefix}.batching"),
         step_jitter_cv=float(

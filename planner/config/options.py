@@ -105,15 +105,18 @@ class ReplicaShape(_Options):
     kv_precision: Text = "bf16"
     tp: PositiveInt = 1
     ep: PositiveInt = 1
+    dp_attention: bool = False
     chips: Annotated[int | None, Field(ge=1, description="an integer >= 1 or null")] = None
 
 
 class RooflineOptions(ReplicaShape):
     """``planner-roofline``'s own options (besides the ``model`` and ``hardware`` groups)."""
 
+    stack: Literal["trtllm", "sglang", "vllm"] | None = None
     isl: PositiveInt = 1024
     osl: PositiveInt = 1024
     tpot_limit_s: PositiveFloat = 0.05
+    concurrency: Annotated[int | None, Field(ge=1, description="an integer >= 1 or null")] = None
 
 
 class LpuLatencyCase(ReplicaShape):
@@ -131,6 +134,7 @@ class LongContextModel(_Options):
     precision: Text = "fp8"
     tp: PositiveInt = 1
     ep: PositiveInt = 1
+    dp_attention: bool = False
 
 
 def seed(value: object, field: str = "seed") -> int:

@@ -99,7 +99,8 @@ def resolve_efficiency(
     own = fitted(family)
     if own is not None:
         factors = EfficiencyFactors.from_dict(own, f"efficiency[{family}]")
-        return ResolvedEfficiency(factors, calibrated=True, borrowed_from=None)
+        # A stack profile borrowed within the family (e.g. vLLM on AMD) is not calibrated either.
+        return ResolvedEfficiency(factors, calibrated=factors.calibrated, borrowed_from=None)
     rule = rules.get(family)
     if rule is None:
         allowed = ", ".join(sorted(rules)) or "none"
@@ -116,7 +117,7 @@ def resolve_efficiency(
         )
     factors = EfficiencyFactors.from_dict(donor, f"efficiency[{rule.borrow_from}]")
     return ResolvedEfficiency(
-        dataclasses.replace(factors, family=family),
+        dataclasses.replace(factors, family=family, calibrated=False),
         calibrated=False,
         borrowed_from=rule.borrow_from,
     )

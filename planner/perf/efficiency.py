@@ -1,10 +1,14 @@
-"""Efficiency factors: the achieved fraction of peak, one set per accelerator family.
+"""Efficiency factors: the achieved fraction of peak, one set per accelerator family and stack.
 
 The roofline gives what a chip could do; these factors say what serving software achieves on it.
-They are fitted once per family by ``scripts/calibrate.py`` to the measured rows of
-``shared/reference/calibration.md`` (Hopper rows for ``nvidia_gpu``, Groq rows for
-``groq_lpu``) and stored in ``conf/efficiency/<family>.yaml``. They are never tuned per
-(model, hardware) pair: Blackwell predictions use the Hopper-fitted set unchanged.
+They are fitted once per (family, serving stack) by ``scripts/calibrate.py`` to the measured rows
+of ``shared/reference/calibration.md`` and stored in ``conf/efficiency/<family>.yaml`` (the
+family's default stack) or ``conf/efficiency/<family>__<stack>.yaml``. They are never tuned per
+(model, hardware) pair: Blackwell predictions use the Hopper-fitted sets unchanged, MI325X and
+MI355X the MI300X-fitted set.
+
+A (family, stack) pair without measurements borrows a documented neighbour (:data:`BORROWED`);
+outputs built on it say ``calibrated: false``.
 """
 
 from __future__ import annotations
@@ -16,26 +20,85 @@ from typing import Any
 from planner.specs.errors import (
     ConfigError,
     reject_unknown_keys,
+    require_choice,
     require_fraction,
     require_non_negative,
 )
 
+STACKS = ("trtllm", "sglang", "vllm")
+"""Serving stacks a GPU profile can describe (TensorRT-LLM, SGLang, vLLM)."""
+
+DEFAULT_STACK: dict[str, str] = {"nvidia_gpu": "trtllm", "amd_gpu": "sglang"}
+"""The stack ``conf/efficiency/<family>.yaml`` describes, per GPU family."""
+
+BORROWED: dict[tuple[str, str], str] = {
+    # vLLM on AMD: no vLLM row for any AMD chip; SGLang on ROCm shares its kernel libraries
+    # (AITER / hipBLASLt) and a Python scheduler of the same design, so it is the nearest stack.
+    ("amd_gpu", "vllm"): "sglang",
+}
+"""(family, stack) pairs without measurements -> the stack of the same family they borrow."""
+
+UNSUPPORTED: dict[tuple[str, str], str] = {
+    (
+        "amd_gpu",
+        "trtllm",
+    ): "TensorRT-LLM runs on NVIDIA GPUs only; allowed on amd_gpu: sglang, vllm",
+}
+
+
+def profile_file(family: str, stack: str | None) -> tuple[str, bool]:
+    """The ``conf/efficiency/`` file name for ``family`` and ``stack`` and whether it is calibrated.
+
+    ``stack=None`` means the family's default. Raises ConfigError for an unknown stack or a
+    stack the family cannot run.
+    """
+    if stack is None or family not in DEFAULT_STACK:
+        if stack is not None and family not in DEFAULT_STACK:
+            raise ConfigError("stack", f"applies to GPU families only; {family} has one profile")
+        return f"{family}.yaml", True
+    require_choice("stack", stack, STACKS)
+    if (family, stack) in UNSUPPORTED:
+        raise ConfigError("stack", UNSUPPORTED[(family, stack)])
+    calibrated = (family, stack) not in BORROWED
+    source = BORROWED.get((family, stack), stack)
+    if source == DEFAULT_STACK[family]:
+        return f"{family}.yaml", calibrated
+    return f"{family}__{source}.yaml", calibrated
+
 
 @dataclass(frozen=True)
 class EfficiencyFactors:
-    """Achieved fractions of peak and fixed overheads for one accelerator family.
+    """Achieved fractions of peak and fixed overheads for one accelerator family and stack.
 
     Attributes:
         family: Family key, matches ``Accelerator.family``.
-        compute_efficiency: Achieved / peak dense FLOP/s for matmul-heavy work.
+        compute_efficiency: Achieved / peak dense FLOP/s for large matmuls (GEMMs).
         memory_efficiency: Achieved / peak memory bandwidth when streaming weights and KV.
         comm_efficiency: Achieved / peak scale-up link bandwidth for collectives.
-        step_overhead_s: Fixed time per batch iteration (scheduler, kernel launches), s.
-        expert_memory_efficiency: Achieved / peak bandwidth when grouped-GEMM kernels stream many
-            small routed-expert matrices (lower than one large dense GEMM achieves).
+        step_overhead_s: Fixed time per batch iteration (scheduler, sampling, host sync), s.
         kv_memory_fraction: Fraction of the memory left after weights that holds KV cache
             (the rest is activations, workspace, CUDA graphs).
+        expert_memory_efficiency: Achieved / peak bandwidth when grouped-GEMM kernels stream many
+            small routed-expert matrices (lower than one large dense GEMM achieves).
         sram_usable_fraction: LPU only: fraction of on-chip SRAM usable for weights and KV.
+        stack: Serving stack the factors describe (``trtllm``, ``sglang``, ``vllm``; empty for
+            compiler-scheduled chips).
+        layer_overhead_s: Fixed time per transformer layer per iteration, s: the kernel launches
+            and inter-kernel gaps (a decode layer runs ~10-20 kernels that each cost a few us
+            even on tiny inputs) and the synchronisation of its collectives. Scales the step
+            overhead with depth: a 61-layer model pays 61 of them, an 80-layer one 80.
+        attention_compute_efficiency: Achieved / peak FLOP/s of attention kernels (FlashAttention,
+            MLA decode); 0 means "as ``compute_efficiency``".
+        expert_gemm_half_tokens: Tokens per expert at which a grouped GEMM reaches half of
+            ``compute_efficiency``: a GEMM with ``m`` rows fills ``m / (m + m_half)`` of the
+            tensor cores, because tiles are 64-128 rows tall and small per-expert batches leave
+            them mostly padding.
+        request_overhead_s: Fixed latency per request before its first token beyond the prefill
+            compute (HTTP, tokenisation, scheduling queue), s.
+        moe_layer_overhead_s: Extra fixed time per MoE layer per iteration, s: the router,
+            top-k, token permute / unpermute and dispatch / combine kernels a dense layer does
+            not run.
+        calibrated: False when the profile is borrowed from a neighbour without measurements.
     """
 
     family: str
@@ -46,14 +109,29 @@ class EfficiencyFactors:
     kv_memory_fraction: float
     expert_memory_efficiency: float = 1.0
     sram_usable_fraction: float = 1.0
+    stack: str = ""
+    layer_overhead_s: float = 0.0
+    attention_compute_efficiency: float = 0.0
+    expert_gemm_half_tokens: float = 0.0
+    request_overhead_s: float = 0.0
+    moe_layer_overhead_s: float = 0.0
+    calibrated: bool = True
+
+    @property
+    def attention_efficiency(self) -> float:
+        """Achieved fraction of peak for attention kernels (falls back to GEMM efficiency)."""
+        return self.attention_compute_efficiency or self.compute_efficiency
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "efficiency") -> EfficiencyFactors:
         """Build and validate from a plain mapping; unknown keys are errors."""
         allowed = {f.name for f in fields(cls)}
         reject_unknown_keys(prefix, data, allowed)
-        optional = {"sram_usable_fraction", "expert_memory_efficiency"}
-        missing = sorted(k for k in allowed - optional if k not in data)
+        required = (
+            "family", "compute_efficiency", "memory_efficiency", "comm_efficiency",
+            "step_overhead_s", "kv_memory_fraction",
+        )  # fmt: skip
+        missing = [k for k in required if k not in data]
         if missing:
             raise ConfigError(f"{prefix}.{missing[0]}", "is required")
         fractions = (
@@ -63,7 +141,17 @@ class EfficiencyFactors:
         for key in fractions:
             if key in data:
                 require_fraction(f"{prefix}.{key}", data[key], allow_zero=False)
-        require_non_negative(f"{prefix}.step_overhead_s", data["step_overhead_s"])
+        if "attention_compute_efficiency" in data:
+            require_fraction(
+                f"{prefix}.attention_compute_efficiency", data["attention_compute_efficiency"]
+            )
+        for key in ("step_overhead_s", "layer_overhead_s", "expert_gemm_half_tokens",
+                    "request_overhead_s", "moe_layer_overhead_s"):  # fmt: skip
+            if key in data:
+                require_non_negative(f"{prefix}.{key}", data[key])
+        stack = str(data.get("stack", ""))
+        if stack:
+            require_choice(f"{prefix}.stack", stack, STACKS)
         return cls(
             family=str(data["family"]),
             compute_efficiency=float(data["compute_efficiency"]),
@@ -73,9 +161,16 @@ class EfficiencyFactors:
             kv_memory_fraction=float(data["kv_memory_fraction"]),
             expert_memory_efficiency=float(data.get("expert_memory_efficiency", 1.0)),
             sram_usable_fraction=float(data.get("sram_usable_fraction", 1.0)),
+            stack=stack,
+            layer_overhead_s=float(data.get("layer_overhead_s", 0.0)),
+            attention_compute_efficiency=float(data.get("attention_compute_efficiency", 0.0)),
+            expert_gemm_half_tokens=float(data.get("expert_gemm_half_tokens", 0.0)),
+            request_overhead_s=float(data.get("request_overhead_s", 0.0)),
+            moe_layer_overhead_s=float(data.get("moe_layer_overhead_s", 0.0)),
+            calibrated=bool(data.get("calibrated", True)),
         )
 
-    def replace(self, **changes: float) -> EfficiencyFactors:
+    def replace(self, **changes: Any) -> EfficiencyFactors:
         """A copy with some factors changed (used by the calibration fit)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)

@@ -1,35 +1,60 @@
 """Roofline cost model of one model replica on a group of GPUs.
 
-A replica spans ``tp x ep`` GPUs inside one scale-up (NVLink) domain:
+A replica spans ``tp`` GPUs inside one scale-up (NVLink / Infinity Fabric) domain, written as
+TensorRT-LLM and SGLang write it:
 
-* ``tp`` (tensor parallel) shards every weight matrix and the KV heads over ``tp`` GPUs and costs
-  two all-reduces per layer.
-* ``ep`` (expert parallel) shards the routed experts over ``ep`` GPUs. Attention, dense FFNs and
-  shared experts then run data-parallel (TensorRT-LLM's DEP mapping: ``tp=1 ep=4`` is DEP4):
-  every GPU holds them and serves ``1/ep`` of the sequences. Each MoE layer costs an all-to-all
-  dispatch and combine.
+* ``tp``: GPUs of one replica. Without ``dp_attention`` attention and dense layers are tensor
+  parallel over them (heads and matrices sharded, one all-reduce after attention and one after
+  each dense FFN / tensor-parallel MoE layer).
+* ``ep``: expert-parallel degree within the ``tp`` GPUs (divides ``tp``). Each of the ``ep``
+  ranks holds ``E / ep`` whole routed experts, sharded ``tp / ep`` ways inside the rank; a MoE
+  layer then costs an all-to-all dispatch and combine. ``ep = 1`` shards every expert ``tp`` ways.
+* ``dp_attention``: attention (and the other non-expert weights) is replicated and runs
+  data-parallel: each GPU serves ``1/tp`` of the sequences and holds their KV whole. DEP8 is
+  ``tp=8 ep=8 dp_attention=true``.
 
 One batch iteration processes ``B`` decode tokens plus ``P`` prefill tokens (chunked prefill
 piggybacks on decode steps). Its kernels run one after another, so its time on the busiest GPU
-is a sum of rooflines, one per kernel class (dense GEMMs, expert GEMMs, attention, activation
-traffic), plus communication and overheads::
+is a sum of rooflines, one per kernel class, plus communication and overheads::
 
-    t = sum_k max(flops_k / (peak * compute_eff), bytes_k / (mem_bw * memory_eff_k))
-        + comm + step_overhead
+    t = sum_k max(flops_k / (peak * eff_k), bytes_k / (mem_bw * memory_eff_k))
+        + comm + step_overhead + n_layers * layer_overhead + n_moe_layers * moe_layer_overhead
 
-Bytes read per GPU = always-read weights (attention, norms, shared experts, dense FFNs, lm_head)
-+ the routed experts the step's tokens touch + the KV cache and recurrent state of its
-sequences. With ``E`` routed experts and ``k`` active per token, ``T`` tokens touch
-``E * (1 - (1 - k/E)^T)`` distinct experts per layer: small batches read few experts, large
-batches read them all (DESIGN.md, "The physics").
+MoE terms (each from first principles):
+
+* Experts touched: ``T`` tokens touch ``E * (1 - (1 - k/E)^T)`` distinct experts per layer
+  (DESIGN.md, "The physics"): small batches read few experts, large batches read them all.
+* Load imbalance across EP ranks: the ``T * k`` token-expert assignments fall on the ``ep`` ranks
+  like balls in bins (uniform routing, the auxiliary-loss-free balancing of DeepSeek-V3, arXiv
+  2412.19437 sec. 2.1.2, aims at exactly that). The busiest rank sets the step; its expected load
+  is the multinomial maximum, ``n/ep + z_ep * sqrt(n/ep * (1 - 1/ep))`` for ``n`` assignments,
+  with ``z_ep`` the expected maximum of ``ep`` standard normals (Gaussian approximation of the
+  maximum of ``ep`` binomials; cf. Raab & Steger, "Balls into bins - a simple and tight
+  analysis", RANDOM 1998, for the asymptotics). The same law bounds the distinct experts the
+  busiest rank reads.
+* Grouped-GEMM efficiency: an expert GEMM with ``m`` rows (tokens routed to that expert) runs
+  at ``compute_eff * m / (m + m_half)``; tiles are 64-128 rows tall, so small per-expert batches
+  waste most of the tensor cores (CUTLASS grouped GEMM; DeepGEMM reports its small-M
+  masked-layout kernels at a fraction of peak).
+* All-to-all dispatch and combine on the scale-up links: per MoE layer each GPU sends its tokens'
+  hidden states to ``k`` experts (FP8 dispatch, 1 byte per element, and BF16 combine, 2 bytes, as
+  DeepEP does) plus one link latency per collective.
+* MLA attention in decode (DeepSeek's weight-absorbed form, ``Model.decode_attention_flops``):
+  ``2 * heads * (2 * kv_lora_rank + rope_dim)`` FLOPs per cached token per layer, compute-bound
+  at large batches, at ``attention_compute_efficiency``. The MLA latent is shared by all heads,
+  so tensor-parallel attention replicates it on every GPU (no KV sharding).
 
 All times in seconds, sizes in bytes, rates per second.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+
+from scipy import integrate, stats
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import ConfigError, require_choice, require_positive_int
@@ -41,9 +66,13 @@ KV_BYTES_PER_ELEMENT: dict[str, float] = {"bf16": 2.0, "fp8": 1.0}
 calibration.md sec. 3) halves the BF16 footprint."""
 
 ACTIVATION_BYTES = 2.0
-"""Bytes per activation element exchanged in collectives (BF16 hidden states)."""
+"""Bytes per activation element exchanged in all-reduces (BF16 hidden states)."""
 
-STEP_COMPONENTS = ("dense_gemm", "expert_gemm", "attention", "activations", "comm")
+A2A_BYTES = 1.5
+"""Mean bytes per element of an EP all-to-all: FP8 dispatch (1 B) and BF16 combine (2 B), the
+DeepEP / TensorRT-LLM wide-EP convention (github.com/deepseek-ai/DeepEP README)."""
+
+STEP_COMPONENTS = ("dense_gemm", "expert_gemm", "attention", "activations", "comm", "overhead")
 """Kernel classes of one batch iteration, as :meth:`GpuReplica.step_components_s` names them."""
 
 MAX_BATCH_PER_DP_RANK = 8192
@@ -51,41 +80,95 @@ MAX_BATCH_PER_DP_RANK = 8192
 batch 8192 in the calibration runs (calibration.md sec. 3)."""
 
 
+@cache
+def expected_max_standard_normal(n: int) -> float:
+    """Expected maximum of ``n`` independent standard normals, ``E[max Z_i]``.
+
+    ``integral x * n * phi(x) * Phi(x)^(n-1) dx`` by quadrature (0 for one, 0.564 for two,
+    1.029 for four, 1.424 for eight; it grows like ``sqrt(2 ln n)`` only for large ``n``).
+    """
+    if n <= 1:
+        return 0.0
+    value, _ = integrate.quad(
+        lambda x: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1), -12.0, 12.0
+    )
+    return float(value)
+
+
+def busiest_share(n: float, bins: int) -> float:
+    """Expected largest count when ``n`` balls fall uniformly into ``bins`` bins.
+
+    Gaussian approximation of the maximum of ``bins`` binomials ``Bin(n, 1/bins)``:
+    ``n/bins + E[max of bins standard normals] * sqrt(n/bins * (1 - 1/bins))``, capped at
+    ``n``. Exact for one bin; within ~10% of the sampled multinomial maximum from one ball per
+    bin upwards (tests/test_perf_roofline.py).
+    """
+    if bins <= 1 or n <= 0:
+        return n
+    mean = n / bins
+    return min(n, mean + expected_max_standard_normal(bins) * math.sqrt(mean * (1.0 - 1.0 / bins)))
+
+
 @dataclass(frozen=True)
 class Parallelism:
-    """How a replica is spread over accelerators.
+    """How a replica is spread over accelerators, in the serving frameworks' terms.
 
     Attributes:
-        tp: Tensor-parallel degree (>= 1).
-        ep: Expert-parallel degree (>= 1); with ep > 1 attention runs data-parallel over ep ranks.
+        tp: GPUs of one replica (>= 1).
+        ep: Expert-parallel degree within them (divides ``tp``).
+        dp_attention: Attention runs data-parallel over the ``tp`` GPUs.
     """
 
     tp: int = 1
     ep: int = 1
+    dp_attention: bool = False
 
     def __post_init__(self) -> None:
         require_positive_int("tp", self.tp)
         require_positive_int("ep", self.ep)
+        if self.ep > self.tp:
+            raise ConfigError(
+                "ep",
+                f"ep={self.ep} exceeds tp={self.tp}: ep is the expert-parallel degree within the "
+                f"tp GPUs of a replica now; write the old 'tp=1 ep={self.ep}' (DEP{self.ep}) as "
+                f"tp={self.ep} ep={self.ep} dp_attention=true",
+            )
+        if self.tp % self.ep:
+            raise ConfigError("ep", f"must divide tp={self.tp}; got {self.ep}")
 
     @property
     def accelerators(self) -> int:
         """Accelerators one replica occupies."""
-        return self.tp * self.ep
+        return self.tp
+
+    @property
+    def attention_ranks(self) -> int:
+        """Data-parallel attention ranks (each serves its own share of the sequences)."""
+        return self.tp if self.dp_attention else 1
+
+    @property
+    def attention_tp(self) -> int:
+        """Tensor-parallel degree of attention and the other non-expert layers."""
+        return 1 if self.dp_attention else self.tp
+
+    def describe(self) -> str:
+        """``tp=8 ep=8 dp_attention=true``."""
+        return f"tp={self.tp} ep={self.ep} dp_attention={str(self.dp_attention).lower()}"
 
 
 class GpuReplica:
-    """Step-time and memory model of one model replica on ``tp x ep`` GPUs.
+    """Step-time and memory model of one model replica on ``tp`` GPUs.
 
     Construction validates the mapping and the memory fit and precomputes per-GPU constants, so
     the step-time methods are cheap enough to call from the simulator's hot loop.
 
     Args:
         model: The model.
-        system: The GPU system (its scale-up domain bounds ``tp x ep``).
+        system: The GPU system (its scale-up domain bounds ``tp``).
         precision: Weight precision (``bf16``, ``fp8``, ``fp4``, ``int8``); the GPU must support it.
         kv_precision: KV-cache precision (``bf16`` or ``fp8``).
-        parallelism: ``tp`` and ``ep``.
-        efficiency: Factors of the accelerator's family.
+        parallelism: ``tp``, ``ep`` and ``dp_attention``.
+        efficiency: Factors of the accelerator's family and serving stack.
 
     Raises:
         ConfigError: Unsupported precision, a mapping larger than the scale-up domain, an ``ep``
@@ -113,13 +196,13 @@ class GpuReplica:
         self.parallelism = parallelism
         self.efficiency = efficiency
         tp, ep = parallelism.tp, parallelism.ep
-        self.accelerators = tp * ep
-        if self.accelerators > system.scale_up_domain_size:
+        ranks, attn_tp = parallelism.attention_ranks, parallelism.attention_tp
+        self.accelerators = tp
+        if tp > system.scale_up_domain_size:
             raise ConfigError(
                 "tp",
-                f"tp x ep = {self.accelerators} exceeds the {system.scale_up_domain_size}-GPU "
-                f"scale-up domain of {system.name}; "
-                f"allowed: tp x ep <= {system.scale_up_domain_size}",
+                f"tp = {tp} exceeds the {system.scale_up_domain_size}-GPU scale-up domain of "
+                f"{system.name}; allowed: tp <= {system.scale_up_domain_size}",
             )
         moe = model.moe
         if ep > 1 and moe is None:
@@ -137,7 +220,7 @@ class GpuReplica:
             p for p in (kv_precision, "bf16", precision) if accel.supports(p) or p == precision
         )
         self._attention_flops_per_s = (
-            accel.peak_flops(attention_precision) * efficiency.compute_efficiency
+            accel.peak_flops(attention_precision) * efficiency.attention_efficiency
         )
         self._bytes_per_s = accel.memory_bandwidth_bytes_per_s * efficiency.memory_efficiency
         self._expert_bytes_per_s = (
@@ -152,20 +235,21 @@ class GpuReplica:
         self.weight_bytes = model.total_params * bytes_per_weight
         """Weights of the whole model at ``precision`` (one copy), bytes."""
         self.weight_bytes_per_accelerator = (
-            (model.total_params - routed) / tp + routed / (tp * ep)
+            (model.total_params - routed) / attn_tp + routed / tp
         ) * bytes_per_weight
         """Resident weights on each GPU (data-parallel parts are replicated), bytes."""
-        self._always_read_bytes = model.always_read_params / tp * bytes_per_weight
+        self._always_read_bytes = model.always_read_params / attn_tp * bytes_per_weight
         self._n_moe_layers = model.n_moe_layers
         self._experts = moe.n_routed_experts if moe else 0
-        self._active_fraction = moe.n_active_experts / moe.n_routed_experts if moe else 0.0
+        self._active_experts = moe.n_active_experts if moe else 0
         self._expert_bytes_per_accelerator_layer = (
-            model.params_per_routed_expert / tp * bytes_per_weight if moe else 0.0
+            model.params_per_routed_expert / (tp // ep) * bytes_per_weight if moe else 0.0
         )
 
-        # KV heads shard over tp only as far as there are heads; an MLA latent is not sharded.
-        kv_shard = 1 if model.mla is not None else min(tp, model.n_kv_heads)
-        state_shard = min(tp, model.gdn.n_v_heads) if model.gdn is not None else kv_shard
+        # KV heads shard over the attention TP degree only as far as there are heads; an MLA
+        # latent is shared by all heads and is not sharded.
+        kv_shard = 1 if model.mla is not None else min(attn_tp, model.n_kv_heads)
+        state_shard = min(attn_tp, model.gdn.n_v_heads) if model.gdn is not None else kv_shard
         self._window_tokens = float(model.sliding_window_tokens)
         sliding_bytes_per_token = (
             model.n_sliding_window_layers * 2 * model.n_kv_heads * model.head_dim * kv_bytes
@@ -192,20 +276,21 @@ class GpuReplica:
                 "model",
                 f"{model.name} at {precision} needs "
                 f"{self.weight_bytes_per_accelerator / 1e9:.1f} GB "
-                f"of weights per GPU on tp={tp} ep={ep}, more than the "
-                f"{accel.memory_bytes / 1e9:.0f} GB of {accel.name}; allowed: a larger tp x ep "
-                f"or a smaller precision",
+                f"of weights per GPU on {parallelism.describe()}, more than the "
+                f"{accel.memory_bytes / 1e9:.0f} GB of {accel.name}; allowed: a larger tp, "
+                f"dp_attention=false or a smaller precision",
             )
 
         self._hidden = model.hidden_size
         self._n_layers = model.n_layers
-        self._active_experts = moe.n_active_experts if moe else 0
         self._expert_flops_per_token = (
             2.0 * model.n_moe_layers * moe.n_active_experts * model.params_per_routed_expert
             if moe
             else 0.0
         )
         self._dense_flops_per_token = model.linear_flops_per_token - self._expert_flops_per_token
+        self._ranks = ranks
+        self._kernel = self._build_kernel()
 
     # ----------------------------------------------------------------------------- memory
     def sequence_bytes_per_accelerator(self, context_tokens: float) -> float:
@@ -222,20 +307,20 @@ class GpuReplica:
     def max_batch(self, context_tokens: float) -> int:
         """Largest number of sequences of ``context_tokens`` each that fit in KV memory.
 
-        Sequences are spread over the ``ep`` data-parallel ranks; each rank is also capped at
-        ``MAX_BATCH_PER_DP_RANK``.
+        With ``dp_attention`` sequences are spread over the ``tp`` attention ranks; each rank is
+        also capped at ``MAX_BATCH_PER_DP_RANK``.
         """
         per_rank = self.kv_capacity_bytes_per_accelerator / self.sequence_bytes_per_accelerator(
             context_tokens
         )
         per_rank_int = min(int(per_rank), MAX_BATCH_PER_DP_RANK)
-        return per_rank_int * self.parallelism.ep
+        return per_rank_int * self._ranks
 
     @property
     def kv_budget_bytes(self) -> float:
         """KV memory the replica admits sequences against, in the units of
-        :meth:`kv_bytes_for_context` (per GPU of a data-parallel rank, summed over the ranks)."""
-        return self.kv_capacity_bytes_per_accelerator * self.parallelism.ep
+        :meth:`kv_bytes_for_context` (per GPU of an attention rank, summed over the ranks)."""
+        return self.kv_capacity_bytes_per_accelerator * self._ranks
 
     def kv_bytes_for_context(self, context_tokens: float) -> float:
         """What one sequence of ``context_tokens`` takes from :attr:`kv_budget_bytes`."""
@@ -246,13 +331,13 @@ class GpuReplica:
         if self.max_batch(context_tokens) < 1:
             raise ConfigError(
                 "model",
-                f"{self.model.name} on tp={self.parallelism.tp} ep={self.parallelism.ep} x "
+                f"{self.model.name} on {self.parallelism.describe()} x "
                 f"{self.system.accelerator.name} has "
                 f"{self.kv_capacity_bytes_per_accelerator / 1e9:.2f} GB per GPU for KV, "
                 f"less than one "
                 f"{context_tokens:.0f}-token sequence needs "
                 f"({self.sequence_bytes_per_accelerator(context_tokens) / 1e9:.2f} GB); allowed: a "
-                f"larger tp x ep, a smaller precision or a shorter context",
+                f"larger tp, a smaller precision or a shorter context",
             )
 
     # ----------------------------------------------------------------------------- time
@@ -260,7 +345,123 @@ class GpuReplica:
         """Expected distinct routed experts one MoE layer reads for ``tokens`` tokens."""
         if self._experts == 0 or tokens <= 0:
             return 0.0
-        return self._experts * (1.0 - (1.0 - self._active_fraction) ** tokens)
+        return self._experts * (1.0 - (1.0 - self._active_experts / self._experts) ** tokens)
+
+    def _build_kernel(self) -> Callable[[float, float, float, float, float], tuple[float, ...]]:
+        """The step's components as one closure with every constant bound in advance.
+
+        The simulator evaluates one step time per batch change; binding the constants as closure
+        variables keeps that cheap. ``step_time_s`` and ``step_components_s`` both call it, so
+        they cannot disagree.
+        """
+        par = self.parallelism
+        tp, ep, ranks, attn_tp = par.tp, par.ep, par.attention_ranks, par.attention_tp
+        eff = self.efficiency
+        dense_fpt, expert_fpt = self._dense_flops_per_token, self._expert_flops_per_token
+        linear_rate, attention_rate = self._linear_flops_per_s, self._attention_flops_per_s
+        always_read_s = self._always_read_bytes / self._bytes_per_s
+        experts, k = float(self._experts), float(self._active_experts)
+        miss = 1.0 - k / experts if experts else 1.0
+        experts_per_rank = experts / ep
+        z_ep = expected_max_standard_normal(ep)
+        expert_layer_s = (
+            self._n_moe_layers * self._expert_bytes_per_accelerator_layer / self._expert_bytes_per_s
+        )
+        expert_tp = tp // ep
+        m_half = eff.expert_gemm_half_tokens
+        kv_token_s = self._kv_token_bytes_per_accelerator / self._bytes_per_s
+        window_s = self._window_token_bytes_per_accelerator / self._bytes_per_s
+        recurrent_s = self._recurrent_bytes_per_accelerator / self._bytes_per_s
+        window = self._window_tokens
+        g, a_full, a_window, _ = attention_flop_coefficients(self.model)
+        activation_s = self._activation_bytes_per_token / attn_tp / self._bytes_per_s
+        latency, link = self._link_latency_s, self._link_bytes_per_s
+        hidden = float(self._hidden)
+        # All-reduces of the tensor-parallel non-expert layers: one after attention in every
+        # layer, one after each dense FFN, and one after each MoE layer whose experts are
+        # tensor-parallel (ep = 1) while attention is too.
+        n_allreduce = 0
+        if attn_tp > 1:
+            n_allreduce = self._n_layers + (self._n_layers - self._n_moe_layers)
+            if ep == 1:
+                n_allreduce += self._n_moe_layers
+        ring_s = hidden * ACTIVATION_BYTES * 2.0 * (attn_tp - 1) / attn_tp / link
+        # MoE token exchange: an all-to-all dispatch + combine over the ep ranks, or (experts
+        # tensor-parallel under data-parallel attention) an all-gather + reduce-scatter over tp.
+        n_exchange = 2 * self._n_moe_layers if experts and (ep > 1 or ranks > 1) else 0
+        if ep > 1:
+            exchange_s = k * hidden * A2A_BYTES * (ep - 1) / ep / link / tp
+        else:
+            exchange_s = hidden * ACTIVATION_BYTES * (tp - 1) / tp / link
+        overhead = (
+            eff.step_overhead_s
+            + self._n_layers * eff.layer_overhead_s
+            + self._n_moe_layers * eff.moe_layer_overhead_s
+        )
+
+        # Constants folded for the hot loop (one division or multiplication less per term).
+        dense_per_token_s = dense_fpt / attn_tp / linear_rate
+        expert_per_assignment_s = expert_fpt / k / expert_tp / linear_rate if experts else 0.0
+        attention_per_flop_s = 1.0 / attn_tp / attention_rate
+        inv_ranks = 1.0 / ranks
+        ep_mean_share = 1.0 / ep
+        ep_spread = z_ep * math.sqrt(1.0 / ep * (1.0 - 1.0 / ep))
+        ring_latency_s = n_allreduce * latency
+        exchange_latency_s = n_exchange * latency
+        sqrt = math.sqrt
+
+        def kernel(
+            decode_sequences: float,
+            decode_context_tokens: float,
+            prefill_tokens: float,
+            prefill_attention_flops: float,
+            prefill_ranks: float,
+        ) -> tuple[float, ...]:
+            tokens = decode_sequences + prefill_tokens
+            # The busiest attention rank: its share of the decodes plus the prefill spread over
+            # ``prefill_ranks`` ranks (one prompt lands on one rank).
+            rank_sequences = decode_sequences * inv_ranks
+            rank_tokens = rank_sequences + prefill_tokens / prefill_ranks
+            mean = decode_context_tokens / decode_sequences if decode_sequences else 0.0
+            in_window = mean if mean < window else window
+            dense = dense_per_token_s * rank_tokens
+            if always_read_s > dense:
+                dense = always_read_s
+            expert = 0.0
+            imbalance = 1.0
+            if experts:
+                # Busiest EP rank's token-expert assignments (``busiest_share``, inlined).
+                assignments = tokens * k
+                busiest = assignments * ep_mean_share + ep_spread * sqrt(assignments)
+                if busiest > assignments:
+                    busiest = assignments
+                imbalance = busiest * ep / assignments
+                touched_fraction = 1.0 - miss**tokens
+                per_gemm = assignments / (experts * touched_fraction)  # rows of one expert GEMM
+                expert = expert_per_assignment_s * busiest * (per_gemm + m_half) / per_gemm
+                touched = experts_per_rank * touched_fraction
+                if ep > 1:
+                    touched += z_ep * sqrt(touched * (1.0 - touched_fraction))
+                    if touched > experts_per_rank:
+                        touched = experts_per_rank
+                read = touched * expert_layer_s
+                if read > expert:
+                    expert = read
+            attention = (
+                rank_sequences * (g + a_full * mean + a_window * in_window)
+                + prefill_attention_flops / prefill_ranks
+            ) * attention_per_flop_s
+            kv = rank_sequences * (kv_token_s * mean + window_s * in_window + recurrent_s)
+            if kv > attention:
+                attention = kv
+            comm = 0.0
+            if n_allreduce:
+                comm = ring_latency_s + n_allreduce * ring_s * rank_tokens
+            if n_exchange:
+                comm += exchange_latency_s + n_exchange * exchange_s * tokens * imbalance
+            return (dense, expert, attention, activation_s * rank_tokens, comm, overhead)
+
+        return kernel
 
     def step_components_s(
         self,
@@ -275,57 +476,27 @@ class GpuReplica:
         ``max(flops / achieved_flops, bytes / achieved_bandwidth)`` and the step is their sum:
 
         * ``dense_gemm``: always-read weights (attention projections, dense FFNs, shared experts,
-          lm_head) against all tokens of the step;
-        * ``expert_gemm``: the routed experts the step's tokens touch (grouped GEMMs);
+          lm_head) against the busiest attention rank's tokens;
+        * ``expert_gemm``: the routed experts the busiest EP rank holds and its tokens touch
+          (grouped GEMMs at the efficiency of their per-expert row count);
         * ``attention``: KV / state reads of the decoding sequences and score FLOPs of decode and
           prefill tokens;
         * ``activations``: intermediate tensors written and read between kernels;
-        * ``comm``: TP all-reduces and EP all-to-alls on the scale-up links.
+        * ``comm``: TP all-reduces and EP all-to-alls on the scale-up links;
+        * ``overhead``: per-step and per-layer fixed costs of the stack.
 
         Arguments as for :meth:`step_time_s`.
         """
-        ep = self.parallelism.ep
-        tokens = decode_sequences + prefill_tokens
-        if tokens <= 0:
+        if decode_sequences + prefill_tokens <= 0:
             return dict.fromkeys(STEP_COMPONENTS, 0.0)
-        mean_context = decode_context_tokens / decode_sequences if decode_sequences else 0.0
-        n = self.accelerators
-
-        dense_s = max(
-            self._dense_flops_per_token * tokens / n / self._linear_flops_per_s,
-            self._always_read_bytes / self._bytes_per_s,
+        parts = self._kernel(
+            decode_sequences,
+            decode_context_tokens,
+            prefill_tokens,
+            prefill_attention_flops,
+            self._ranks,
         )
-        expert_bytes = (
-            self._n_moe_layers
-            * self.experts_touched_per_layer(tokens) / ep
-            * self._expert_bytes_per_accelerator_layer
-        )  # fmt: skip
-        expert_s = max(
-            self._expert_flops_per_token * tokens / n / self._linear_flops_per_s,
-            expert_bytes / self._expert_bytes_per_s,
-        )
-        kv_bytes = (
-            self._kv_token_bytes_per_accelerator * decode_context_tokens
-            + decode_sequences * (
-                self._window_token_bytes_per_accelerator * min(mean_context, self._window_tokens)
-                + self._recurrent_bytes_per_accelerator
-            )
-        ) / ep  # fmt: skip
-        attention_flops = (
-            self.model.decode_attention_flops(mean_context) * decode_sequences
-            + prefill_attention_flops
-        )
-        attention_s = max(
-            attention_flops / n / self._attention_flops_per_s, kv_bytes / self._bytes_per_s
-        )
-        activation_s = self._activation_bytes_per_token * tokens / n / self._bytes_per_s
-        return {
-            "dense_gemm": dense_s,
-            "expert_gemm": expert_s,
-            "attention": attention_s,
-            "activations": activation_s,
-            "comm": self._comm_s(tokens),
-        }
+        return dict(zip(STEP_COMPONENTS, parts, strict=True))
 
     def step_time_s(
         self,
@@ -336,6 +507,8 @@ class GpuReplica:
     ) -> float:
         """Time of one batch iteration, s.
 
+        Prefill tokens are taken as spread over the attention ranks (many prompts in flight).
+
         Args:
             decode_sequences: Sequences producing one token each this step (``B``).
             decode_context_tokens: Sum over those sequences of their cached context, tokens.
@@ -345,41 +518,19 @@ class GpuReplica:
         """
         if decode_sequences + prefill_tokens <= 0:
             return 0.0
-        parts = self.step_components_s(
-            decode_sequences, decode_context_tokens, prefill_tokens, prefill_attention_flops
+        return sum(
+            self._kernel(
+                decode_sequences,
+                decode_context_tokens,
+                prefill_tokens,
+                prefill_attention_flops,
+                self._ranks,
+            )
         )
-        return sum(parts.values()) + self.efficiency.step_overhead_s
 
     def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
-        """A closure equal to :meth:`step_time_s`, with every constant bound in advance.
-
-        The simulator evaluates one step time per batch change; binding the constants as closure
-        variables makes that about 5x cheaper than the general method. Tests check the two agree.
-        """
-        tp, ep, n = self.parallelism.tp, self.parallelism.ep, self.accelerators
-        dense_fpt, expert_fpt = self._dense_flops_per_token, self._expert_flops_per_token
-        linear_rate, attention_rate = self._linear_flops_per_s, self._attention_flops_per_s
-        always_read_s = self._always_read_bytes / self._bytes_per_s
-        experts, miss = float(self._experts), 1.0 - self._active_fraction
-        expert_layer_s = (
-            self._n_moe_layers
-            * self._expert_bytes_per_accelerator_layer
-            / ep
-            / self._expert_bytes_per_s
-        )
-        kv_token_s = self._kv_token_bytes_per_accelerator / ep / self._bytes_per_s
-        window_s = self._window_token_bytes_per_accelerator / ep / self._bytes_per_s
-        recurrent_s = self._recurrent_bytes_per_accelerator / ep / self._bytes_per_s
-        window = self._window_tokens
-        g, a_full, a_window, _ = attention_flop_coefficients(self.model)
-        activation_s = self._activation_bytes_per_token / n / self._bytes_per_s
-        latency, link = self._link_latency_s, self._link_bytes_per_s
-        tp_message = self._hidden * ACTIVATION_BYTES * 2.0 * (tp - 1) / tp / link / ep
-        ep_message = (
-            self._active_experts * self._hidden * ACTIVATION_BYTES * (ep - 1) / ep / link / ep
-        )
-        tp_layers, ep_layers = 2 * self._n_layers, 2 * self._n_moe_layers
-        overhead = self.efficiency.step_overhead_s
+        """A function equal to :meth:`step_time_s` (the simulator's hot-loop entry)."""
+        kernel, ranks = self._kernel, self._ranks
 
         def step_time_s(
             decode_sequences: int,
@@ -387,65 +538,31 @@ class GpuReplica:
             prefill_tokens: float = 0.0,
             prefill_attention_flops: float = 0.0,
         ) -> float:
-            tokens = decode_sequences + prefill_tokens
-            if tokens <= 0:
+            if decode_sequences + prefill_tokens <= 0:
                 return 0.0
-            mean = decode_context_tokens / decode_sequences if decode_sequences else 0.0
-            in_window = mean if mean < window else window
-            dense = dense_fpt * tokens / n / linear_rate
-            if always_read_s > dense:
-                dense = always_read_s
-            expert = expert_fpt * tokens / n / linear_rate
-            if experts:
-                expert_read = experts * (1.0 - miss**tokens) * expert_layer_s
-                if expert_read > expert:
-                    expert = expert_read
-            attention = (
-                (
-                    decode_sequences * (g + a_full * mean + a_window * in_window)
-                    + prefill_attention_flops
+            return sum(
+                kernel(
+                    decode_sequences,
+                    decode_context_tokens,
+                    prefill_tokens,
+                    prefill_attention_flops,
+                    ranks,
                 )
-                / n
-                / attention_rate
             )
-            kv = kv_token_s * decode_context_tokens + decode_sequences * (
-                window_s * in_window + recurrent_s
-            )
-            if kv > attention:
-                attention = kv
-            comm = 0.0
-            if tp > 1:
-                comm += tp_layers * (latency + tp_message * tokens)
-            if ep > 1:
-                comm += ep_layers * (latency + ep_message * tokens)
-            return dense + expert + attention + activation_s * tokens + comm + overhead
 
         return step_time_s
 
-    def _comm_s(self, tokens: float) -> float:
-        """Scale-up collectives of one step: TP all-reduces and EP all-to-alls, s."""
-        tp, ep = self.parallelism.tp, self.parallelism.ep
-        comm_s = 0.0
-        tokens_per_rank = tokens / ep
-        if tp > 1:
-            message = tokens_per_rank * self._hidden * ACTIVATION_BYTES
-            ring = 2.0 * (tp - 1) / tp * message / self._link_bytes_per_s
-            comm_s += 2 * self._n_layers * (self._link_latency_s + ring)
-        if ep > 1:
-            sent = tokens_per_rank * self._active_experts * self._hidden * ACTIVATION_BYTES
-            sent *= (ep - 1) / ep
-            comm_s += (
-                2 * self._n_moe_layers * (self._link_latency_s + sent / self._link_bytes_per_s)
-            )
-        return comm_s
-
     def prefill_time_s(self, prompt_tokens: float, cached_prefix_tokens: float = 0.0) -> float:
-        """Time to prefill one prompt alone (no decode in the step), s."""
+        """Time to prefill one prompt alone (no decode in the step), s.
+
+        With ``dp_attention`` the prompt runs on one attention rank while the others wait at the
+        MoE layers' collectives.
+        """
         new_tokens = max(prompt_tokens - cached_prefix_tokens, 0.0)
         if new_tokens <= 0:
             return 0.0
         flops = self.model.prefill_attention_flops(new_tokens, cached_prefix_tokens)
-        return self.step_time_s(0, 0.0, new_tokens, flops)
+        return sum(self._kernel(0, 0.0, new_tokens, flops, 1))
 
     def decode_tokens_per_s_per_user(self, context_tokens: float) -> float:
         """Single-stream decode speed at batch 1 with ``context_tokens`` cached, tokens/s."""
@@ -465,12 +582,15 @@ class GpuReplica:
         One copy of the always-read weights, the ``k`` experts the token routes to in every MoE
         layer, and the sequence's KV and state.
         """
+        tp = self.parallelism.tp
         return (
-            self._always_read_bytes * self.parallelism.tp
-            + self._n_moe_layers * self.experts_touched_per_layer(1)
-            * self._expert_bytes_per_accelerator_layer * self.parallelism.tp
+            self._always_read_bytes * self.parallelism.attention_tp
+            + self._n_moe_layers
+            * self.experts_touched_per_layer(1)
+            * self._expert_bytes_per_accelerator_layer
+            * (tp // self.parallelism.ep)
             + self.sequence_bytes(context_tokens)
-        )  # fmt: skip
+        )
 
 
 def activation_bytes_per_token(model: Model) -> float:

@@ -18,6 +18,9 @@ from planner.specs.errors import ConfigError, require_positive
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
+_NO_FACTORS = EfficiencyFactors("none", 1.0, 1.0, 1.0, 0.0, 1.0, calibrated=False)
+"""Stand-in for replicas without fitted factors (``FixedStepReplica``)."""
+
 
 class Replica(Protocol):
     """What the simulator and the economics need from a replica's cost model."""
@@ -56,6 +59,7 @@ def build_replica(
     kv_precision: str = "bf16",
     tp: int = 1,
     ep: int = 1,
+    dp_attention: bool = False,
     chips: int | None = None,
 ) -> GpuReplica | LpuReplica:
     """Build the replica cost model that fits the system's accelerator kind.
@@ -72,14 +76,16 @@ def build_replica(
         )
     accel.peak_flops(precision)  # refuses precisions the chip lacks, naming the allowed ones
     if accel.kind == "lpu":
-        if tp != 1 or ep != 1:
+        if tp != 1 or ep != 1:  # dp_attention over one rank is a no-op
             raise ConfigError(
                 "tp", f"LPU replicas are pipelined over chips; tp and ep must be 1, got {tp}, {ep}"
             )
         return LpuReplica(model, system, precision, kv_precision, efficiency, chips)
     if chips is not None:
         raise ConfigError("chips", "applies to LPU hardware only; use tp and ep for GPUs")
-    return GpuReplica(model, system, precision, kv_precision, Parallelism(tp, ep), efficiency)
+    return GpuReplica(
+        model, system, precision, kv_precision, Parallelism(tp, ep, dp_attention), efficiency
+    )
 
 
 def steady_state_step_s(replica: Replica, batch: int, isl: float, osl: float) -> float:
@@ -152,8 +158,89 @@ def serving_point(
     return ServingPoint(batch, step_s, batch / step_s)
 
 
+@dataclass(frozen=True)
+class ConcurrencyPoint:
+    """Steady state of one replica loaded by ``C`` closed-loop users (no think time).
+
+    Attributes:
+        concurrency: Users (sequences in flight), ``C``.
+        batch: Mean sequences decoding in one step (the rest are being prefilled or queued).
+        tpot_s: Mean time per output token of a request, s (includes the stalls other requests'
+            prefills cause).
+        ttft_s: Mean time to first token, s.
+        output_tokens_per_s_per_accelerator: Output tokens/s of the replica / its accelerators.
+        tokens_per_s_per_user: ``1 / tpot_s``.
+    """
+
+    concurrency: int
+    batch: float
+    tpot_s: float
+    ttft_s: float
+    output_tokens_per_s_per_accelerator: float
+    tokens_per_s_per_user: float
+
+
+def at_concurrency(
+    replica: Replica, concurrency: int, isl: float, osl: float, request_overhead_s: float = 0.0
+) -> ConcurrencyPoint:
+    """Static steady state of ``concurrency`` closed-loop users on one replica.
+
+    Each user sends its next request when the previous one finishes (``benchmark_serving
+    --max-concurrency C``). A request's life is ``TTFT + (osl - 1) * TPOT``:
+
+    * ``TTFT = request_overhead + prefill(isl) + step / 2``: the fixed per-request latency of the
+      stack, the prompt's prefill, and on average half a running step before it is scheduled;
+      when ``C`` exceeds the KV-bounded batch, the excess waits in the queue as well.
+    * Prefill is interleaved the way SGLang and TensorRT-LLM schedule it: a prefill step runs
+      while the decoding sequences wait, so each decode step is stretched by the prefills that
+      arrive during it. ``B`` sequences decoding finish ``B / osl`` requests per step and admit
+      as many, so ``TPOT = step(B) + (B / osl) * prefill(isl)``. With ``dp_attention`` a prompt
+      runs on one attention rank while the others wait at the MoE collectives.
+    * ``B = C * (osl - 1) * TPOT / cycle``: the share of users that are decoding, capped by the
+      KV cache at mean occupancy ``isl + osl / 2`` tokens per sequence.
+
+    Solved by fixed-point iteration (the map is a contraction: ``B`` grows with ``TPOT`` only
+    through the decoding share, which stays below ``C``).
+    """
+    require_positive("concurrency", concurrency)
+    cap = replica.max_batch(isl + osl / 2.0)
+    if cap < 1:
+        replica.require_fit(isl + osl / 2.0)
+    prefill_s = replica.prefill_time_s(isl)
+    batch = float(min(concurrency, cap))
+    tpot_s = ttft_s = cycle_s = 0.0
+    for _ in range(60):
+        decode = max(round(batch), 1)
+        step_s = replica.step_time_s(decode, decode * (isl + osl / 2.0))
+        tpot_s = step_s + decode / osl * prefill_s
+        service_s = request_overhead_s + prefill_s + step_s / 2.0
+        busy_s = service_s + (osl - 1.0) * tpot_s
+        # Only ``cap`` sequences hold KV; beyond that the others queue for a slot.
+        cycle_s = busy_s * concurrency / cap if concurrency > cap else busy_s
+        ttft_s = cycle_s - (osl - 1.0) * tpot_s
+        new_batch = min(concurrency * (osl - 1.0) * tpot_s / cycle_s, float(cap))
+        if abs(new_batch - batch) < 1e-6 * max(batch, 1.0):
+            batch = new_batch
+            break
+        batch = 0.5 * (batch + new_batch)
+    throughput = concurrency * osl / cycle_s
+    return ConcurrencyPoint(
+        concurrency=concurrency,
+        batch=batch,
+        tpot_s=tpot_s,
+        ttft_s=ttft_s,
+        output_tokens_per_s_per_accelerator=throughput / replica.accelerators,
+        tokens_per_s_per_user=1.0 / tpot_s,
+    )
+
+
 def roofline_summary(
-    replica: Replica, *, isl: int, osl: int, tpot_limit_s: float
+    replica: Replica,
+    *,
+    isl: float,
+    osl: float,
+    tpot_limit_s: float,
+    concurrency: int | None = None,
 ) -> dict[str, Any]:
     """Static per-replica figures for ``planner-roofline`` (keys are the public interface).
 
@@ -162,6 +249,7 @@ def roofline_summary(
         isl: Input tokens per request.
         osl: Output tokens per request.
         tpot_limit_s: Time-per-output-token limit for the constrained throughput, s.
+        concurrency: Closed-loop users for the ``at_concurrency`` figures (None: omitted).
     """
     require_positive("isl", isl)
     require_positive("osl", osl)
@@ -174,12 +262,19 @@ def roofline_summary(
     accel = replica.system.accelerator
     n = replica.accelerators
     bytes_per_token = replica.bytes_read_per_token_at_batch_1(mean_context)
-    return {
+    efficiency: EfficiencyFactors = getattr(replica, "efficiency", _NO_FACTORS)
+    parallelism = getattr(replica, "parallelism", None)
+    summary: dict[str, Any] = {
         "model": replica.model.name,
         "hardware": replica.system.name,
         "accelerator_kind": accel.kind,
         "precision": getattr(replica, "precision", None),
         "kv_precision": getattr(replica, "kv_precision", None),
+        "stack": efficiency.stack or None,
+        "calibrated": efficiency.calibrated,
+        "tp": parallelism.tp if parallelism else 1,
+        "ep": parallelism.ep if parallelism else 1,
+        "dp_attention": parallelism.dp_attention if parallelism else False,
         "isl": isl,
         "osl": osl,
         "tpot_limit_s": tpot_limit_s,
@@ -203,3 +298,14 @@ def roofline_summary(
         "tpot_at_limit_s": limited.step_s if limited.batch else None,
         "max_output_tokens_per_s_per_accelerator_at_tpot": limited.output_tokens_per_s / n,
     }
+    if concurrency is not None:
+        point = at_concurrency(replica, concurrency, isl, osl, efficiency.request_overhead_s)
+        summary["concurrency"] = concurrency
+        summary["at_concurrency"] = {
+            "output_tokens_per_s_per_accelerator": point.output_tokens_per_s_per_accelerator,
+            "tokens_per_s_per_user": point.tokens_per_s_per_user,
+            "ttft_s": point.ttft_s,
+            "tpot_s": point.tpot_s,
+            "batch": point.batch,
+        }
+    return summary

@@ -67,7 +67,10 @@ class PoolSpec:
         precision: Weight precision.
         kv_precision: KV-cache precision.
         tp: Tensor-parallel degree (GPUs).
-        ep: Expert-parallel degree (GPUs).
+        ep: Expert-parallel degree within the ``tp`` GPUs (divides ``tp``).
+        dp_attention: Attention data-parallel over the ``tp`` GPUs (DEP8 = tp 8, ep 8, true).
+        stack: Serving stack whose efficiency profile ``efficiency`` is (``trtllm``, ``sglang``,
+            ``vllm``; None = the family's default).
         chips: LPU chain length (``None``: fewest whole racks holding the weights).
         batching: Continuous-batching limits.
         step_jitter_cv: Coefficient of variation of GPU step times (lognormal); LPUs are
@@ -87,6 +90,8 @@ class PoolSpec:
     kv_precision: str = "bf16"
     tp: int = 1
     ep: int = 1
+    dp_attention: bool = False
+    stack: str | None = None
     chips: int | None = None
     batching: BatchingSpec = BatchingSpec()
     step_jitter_cv: float = 0.0

@@ -350,7 +350,8 @@ def pool_replica(spec: PoolSpec) -> Replica:
         return FixedStepReplica(spec.model, spec.system, spec.fixed_step_s)
     return build_replica(
         spec.model, spec.system, spec.efficiency, precision=spec.precision,
-        kv_precision=spec.kv_precision, tp=spec.tp, ep=spec.ep, chips=spec.chips,
+        kv_precision=spec.kv_precision, tp=spec.tp, ep=spec.ep,
+        dp_attention=spec.dp_attention, chips=spec.chips,
     )  # fmt: skip
 
 
