@@ -18,6 +18,7 @@ from planner.specs.errors import (
     reject_unknown_keys,
     require_fraction,
     require_non_negative,
+    require_positive,
 )
 
 
@@ -35,7 +36,14 @@ class EfficiencyFactors:
             small routed-expert matrices (lower than one large dense GEMM achieves).
         kv_memory_fraction: Fraction of the memory left after weights that holds KV cache
             (the rest is activations, workspace, CUDA graphs).
-        sram_usable_fraction: LPU only: fraction of on-chip SRAM usable for weights and KV.
+        sram_usable_fraction: LPU only: fraction of on-chip SRAM usable for weights and KV
+            (unused by the per-layer pipeline model, which derives it; see ``planner.perf.lpu``).
+        layer_floor_s: LPU only: fixed schedule floor of one layer for one token, s.
+        hop_latency_s: LPU only: fixed latency of one chip-to-chip hop (serialization excluded), s.
+        sram_reserve_fraction: LPU only: SRAM kept back from weights, KV and activations
+            (instruction stream, compiler staging buffers).
+        kv_sizing_context_tokens: LPU only: context the chip count is sized for (a full pipeline
+            of sequences of this length must fit next to the weights), tokens.
     """
 
     family: str
@@ -46,13 +54,20 @@ class EfficiencyFactors:
     kv_memory_fraction: float
     expert_memory_efficiency: float = 1.0
     sram_usable_fraction: float = 1.0
+    layer_floor_s: float = 0.0
+    hop_latency_s: float = 0.0
+    sram_reserve_fraction: float = 0.0
+    kv_sizing_context_tokens: float = 4096.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "efficiency") -> EfficiencyFactors:
         """Build and validate from a plain mapping; unknown keys are errors."""
         allowed = {f.name for f in fields(cls)}
         reject_unknown_keys(prefix, data, allowed)
-        optional = {"sram_usable_fraction", "expert_memory_efficiency"}
+        optional = {
+            "sram_usable_fraction", "expert_memory_efficiency", "layer_floor_s", "hop_latency_s",
+            "sram_reserve_fraction", "kv_sizing_context_tokens",
+        }  # fmt: skip
         missing = sorted(k for k in allowed - optional if k not in data)
         if missing:
             raise ConfigError(f"{prefix}.{missing[0]}", "is required")
@@ -64,6 +79,13 @@ class EfficiencyFactors:
             if key in data:
                 require_fraction(f"{prefix}.{key}", data[key], allow_zero=False)
         require_non_negative(f"{prefix}.step_overhead_s", data["step_overhead_s"])
+        for key in ("layer_floor_s", "hop_latency_s"):
+            if key in data:
+                require_non_negative(f"{prefix}.{key}", data[key])
+        if "sram_reserve_fraction" in data:
+            require_fraction(f"{prefix}.sram_reserve_fraction", data["sram_reserve_fraction"])
+        if "kv_sizing_context_tokens" in data:
+            require_positive(f"{prefix}.kv_sizing_context_tokens", data["kv_sizing_context_tokens"])
         return cls(
             family=str(data["family"]),
             compute_efficiency=float(data["compute_efficiency"]),
@@ -73,6 +95,10 @@ class EfficiencyFactors:
             kv_memory_fraction=float(data["kv_memory_fraction"]),
             expert_memory_efficiency=float(data.get("expert_memory_efficiency", 1.0)),
             sram_usable_fraction=float(data.get("sram_usable_fraction", 1.0)),
+            layer_floor_s=float(data.get("layer_floor_s", 0.0)),
+            hop_latency_s=float(data.get("hop_latency_s", 0.0)),
+            sram_reserve_fraction=float(data.get("sram_reserve_fraction", 0.0)),
+            kv_sizing_context_tokens=float(data.get("kv_sizing_context_tokens", 4096.0)),
         )
 
     def replace(self, **changes: float) -> EfficiencyFactors:
