@@ -25,10 +25,8 @@ sys.path.insert(0, str(ROOT))
 from planner.perf.calibration import (  # noqa: E402
     CalibrationRow,
     fit_gpu_family,
-    fit_lpu_family,
     percentage_error,
     predict,
-    sram_fraction_interval,
 )
 from planner.perf.efficiency import EfficiencyFactors  # noqa: E402
 from planner.specs.hardware import System  # noqa: E402
@@ -49,15 +47,6 @@ START = {
         # Fixed: TRT-LLM gives 90-95% of free memory to KV (calibration.md sec. 3).
         kv_memory_fraction=0.9,
     ),
-    "groq_lpu": EfficiencyFactors(
-        family="groq_lpu",
-        compute_efficiency=0.5,  # fixed assumption: no LPU row constrains compute (prefill only)
-        memory_efficiency=0.3,
-        comm_efficiency=1.0,  # unused by the LPU model (hops are a latency, hardware yaml)
-        step_overhead_s=0.0,  # fixed: compiler-scheduled pipeline, no runtime scheduler
-        kv_memory_fraction=1.0,  # unused by the LPU model (sram_usable_fraction covers it)
-        sram_usable_fraction=0.56,
-    ),
 }
 
 
@@ -77,10 +66,9 @@ def load_rows() -> list[CalibrationRow]:
 
 
 def fit_all(rows: list[CalibrationRow]) -> dict[str, EfficiencyFactors]:
-    """One fitted set per family."""
+    """One fitted set per family (groq_lpu: scripts/calibrate_lpu.py)."""
     return {
         "nvidia_gpu": fit_gpu_family(rows, resolve_model, resolve_system, START["nvidia_gpu"]),
-        "groq_lpu": fit_lpu_family(rows, resolve_model, resolve_system, START["groq_lpu"]),
     }
 
 
@@ -141,9 +129,7 @@ def print_table(table: list[dict[str, object]], markdown: bool) -> None:
             print(f"{cells[0]:34} {cells[1]:9} {cells[2]:>10} {cells[3]:>13} {cells[4]:>8}")
 
 
-def write_factors(
-    fitted: dict[str, EfficiencyFactors], mdape: float, lpu_interval: tuple[float, float]
-) -> None:
+def write_factors(fitted: dict[str, EfficiencyFactors], mdape: float) -> None:
     notes = {
         "nvidia_gpu": [
             "Fitted by scripts/calibrate.py (Cauchy-loss least squares on log errors) to the",
@@ -153,15 +139,6 @@ def write_factors(
             "kv_memory_fraction is fixed, not fitted: TRT-LLM gives 90-95% of free memory to KV.",
             "memory_efficiency sits at its bound, the 92% of HBM bandwidth measured on GB200 (A1).",
             "One set for all NVIDIA GPUs: Blackwell predictions use these Hopper-fitted factors.",
-        ],
-        "groq_lpu": [
-            "Solved by scripts/calibrate.py from the two Groq LPU v1 rows (calibration.md sec. 5):",
-            "sram_usable_fraction reproduces ~576 chips (8 x 72-chip racks) for Llama-2-70B int8",
-            f"(any value in [{lpu_interval[0]:.3f}, {lpu_interval[1]:.3f}) does; midpoint taken);",
-            "memory_efficiency reproduces 300 tok/s/user at 4K context.",
-            "Two rows, two factors: exact",
-            "by construction, so the LPU model has no residual to judge it by.",
-            "compute_efficiency (0.5) and step_overhead_s (0) are assumptions, not fits.",
         ],
     }
     for family, factors in fitted.items():
@@ -188,14 +165,12 @@ def main() -> None:
     table = evaluate(rows, fitted)
     print_table(table, args.markdown)
     mdape = gpu_fit_mdape(table)
-    chips_row = next(r for r in rows if r.metric == "chips_per_replica")
-    interval = sram_fraction_interval(chips_row, resolve_model, resolve_system)
     print()
     for family, factors in fitted.items():
         print(f"{family}: {factors}")
     print(f"median |error| over fitted Hopper rows: {mdape:.1f}%")
     if args.write:
-        write_factors(fitted, mdape, interval)
+        write_factors(fitted, mdape)
         print(f"wrote {CONF / 'efficiency'}")
 
 

@@ -7,9 +7,8 @@ resolver callables.
 
 * ``nvidia_gpu``: compute, memory and communication efficiency and the per-step overhead are
   fitted together by robust least squares on log errors over all fitted Hopper rows.
-* ``groq_lpu``: two rows, two factors, each solved exactly: the usable SRAM fraction from the
-  chip count of the published deployment, then the memory efficiency from the single-stream
-  speed. With as many factors as rows the LPU fit has no residual to judge it by.
+* ``groq_lpu`` is fitted elsewhere: ``planner.perf.lpu_fit`` (per-layer pipeline model), called
+  by ``scripts/calibrate_lpu.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from scipy import optimize
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.replica import Replica, build_replica, serving_point
 from planner.specs.errors import ConfigError, require_choice, require_positive
-from planner.specs.hardware import PRECISION_BYTES_PER_WEIGHT, System
+from planner.specs.hardware import System
 from planner.specs.model import Model
 
 METRICS = (
@@ -199,43 +198,3 @@ def fit_gpu_family(
         diff_step=1e-3,
     )
     return factors(result.x)
-
-
-def fit_lpu_family(
-    rows: Sequence[CalibrationRow],
-    resolve_model: Resolver,
-    resolve_system: Resolver,
-    start: EfficiencyFactors,
-) -> EfficiencyFactors:
-    """Solve the usable SRAM fraction and the memory efficiency from the two Groq rows.
-
-    The chip-count row fixes ``sram_usable_fraction`` to an interval (deployments come in whole
-    racks); its midpoint is taken. The speed row then fixes ``memory_efficiency`` by bisection.
-    """
-    by_metric = {r.metric: r for r in rows if r.use == "fit" and r.family == start.family}
-    chips_row = by_metric["chips_per_replica"]
-    speed_row = by_metric["decode_tokens_per_s_per_user"]
-    low, high = sram_fraction_interval(chips_row, resolve_model, resolve_system)
-    efficiency = start.replace(sram_usable_fraction=(low + high) / 2.0)
-
-    def speed_error(memory_efficiency: float) -> float:
-        eff = efficiency.replace(memory_efficiency=memory_efficiency)
-        return predict(speed_row, resolve_model, resolve_system, eff)[0] - speed_row.measured
-
-    memory_efficiency = optimize.brentq(speed_error, 0.01, 1.0, xtol=1e-6)
-    return efficiency.replace(memory_efficiency=memory_efficiency)
-
-
-def sram_fraction_interval(
-    chips_row: CalibrationRow, resolve_model: Resolver, resolve_system: Resolver
-) -> tuple[float, float]:
-    """The interval of usable-SRAM fractions that reproduce the published chip count."""
-    model: Model = resolve_model(chips_row.model)
-    system: System = resolve_system(chips_row.hardware)
-    per_system = system.accelerators_per_system
-    racks = round(chips_row.measured / per_system)
-    weight_bytes = model.weight_bytes(PRECISION_BYTES_PER_WEIGHT[chips_row.precision])
-    sram = system.accelerator.memory_bytes
-    low = weight_bytes / (racks * per_system * sram)
-    high = weight_bytes / ((racks - 1) * per_system * sram) if racks > 1 else 1.0
-    return low, min(high, 1.0)

@@ -174,6 +174,8 @@ def roofline_summary(
     accel = replica.system.accelerator
     n = replica.accelerators
     bytes_per_token = replica.bytes_read_per_token_at_batch_1(mean_context)
+    # LPU only: the derived SRAM budget (sram_usable_fraction, sram_pinned_by) and pipeline shape.
+    lpu = replica.static_figures(context) if isinstance(replica, LpuReplica) else {}
     return {
         "model": replica.model.name,
         "hardware": replica.system.name,
@@ -202,4 +204,5 @@ def roofline_summary(
         "batch_at_tpot": limited.batch,
         "tpot_at_limit_s": limited.step_s if limited.batch else None,
         "max_output_tokens_per_s_per_accelerator_at_tpot": limited.output_tokens_per_s / n,
+        **lpu,
     }
