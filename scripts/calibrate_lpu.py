@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -21,7 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.perf.efficiency import EfficiencyFactors  # noqa: E402
-from planner.perf.lpu_fit import LpuFit, fit_lpu_factors, load_lpu_rows  # noqa: E402
+from planner.perf.lpu_fit import (  # noqa: E402
+    LpuFit,
+    fit_lpu_factors,
+    load_lpu_rows,
+    predict_lpu_row,
+)
 from planner.specs.hardware import System  # noqa: E402
 from planner.specs.model import Model  # noqa: E402
 
@@ -54,6 +60,15 @@ KEYS = (
     "sram_reserve_fraction",
     "kv_sizing_context_tokens",
 )
+
+TAGS = {
+    "compute_efficiency": "[A] not fitted: no LPU row constrains compute (prefill only)",
+    "memory_efficiency": "[A] not fitted: the rows only bound it below (see above)",
+    "layer_floor_s": "[D] fitted to the two speed rows",
+    "hop_latency_s": "[D] fitted; bounded by the C2C figure (hardware.md A3)",
+    "sram_reserve_fraction": "[A] instruction stream and compiler staging buffers",
+    "kv_sizing_context_tokens": "[A] context of the published 576-chip deployment",
+}
 
 
 @cache
@@ -121,6 +136,13 @@ def notes(fit: LpuFit) -> list[str]:
         + ".",
         "sram_usable_fraction is unused (derived per deployment, see planner-roofline).",
     ]
+    for r in checks:  # how much the check leans on the [A] KV precision
+        alt = "bf16" if r.row.kv_precision != "bf16" else "fp8"
+        other = replace(r.row, kv_precision=alt)
+        chips = predict_lpu_row(other, resolve_model, resolve_system, eff)
+        lines.append(
+            f"With {alt} KV instead of {r.row.kv_precision} the check gives {chips:.0f} chips."
+        )
     return lines
 
 
@@ -129,7 +151,8 @@ def write_factors(fit: LpuFit) -> Path:
     lines.append("# Regenerate with: python scripts/calibrate_lpu.py --write (make calibrate)")
     lines.append("family: groq_lpu")
     for key in KEYS:
-        lines.append(f"{key}: {getattr(fit.efficiency, key):.6g}")
+        value = f"{key}: {getattr(fit.efficiency, key):.6g}"
+        lines.append(f"{value:40} # {TAGS[key]}" if key in TAGS else value)
     path = CONF / "efficiency" / "groq_lpu.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
