@@ -233,6 +233,11 @@ class LpuReplica:
         Up to one sequence per stage rides the pipeline without slowing the others; beyond that
         the stages are shared. Prefill tokens cost their compute spread over the chain and, in an
         iteration with no decode traversal to ride along, one traversal of their own.
+
+        A prompt longer than the simulator's token budget is prefilled in several such
+        iterations and pays one traversal per iteration (iterations are synchronous), where a
+        pipelined stream of chunks would pay one: the simulator's prefill-only time is then
+        conservative by (chunks - 1) traversals against :meth:`prefill_time_s`.
         """
         total = 0.0
         if decode_sequences > 0:
