@@ -31,6 +31,7 @@ bench: setup
 
 calibrate: setup
 	$(BIN)/python scripts/calibrate.py --write
+	$(BIN)/python scripts/calibrate_lpu.py --write
 
 scenarios: setup
 	$(BIN)/python scripts/run_scenarios.py

@@ -14,8 +14,10 @@ on its own stack's rows only, never per (model, hardware) pair:
 2. nvidia_gpu / sglang on the SGLang H200 curves; the comm efficiency and grouped-GEMM half-tile
    come from trtllm (same GPUs and links, no SGLang row varies them);
 3. amd_gpu / sglang on the MI300X curves; the same two factors come from nvidia_gpu / sglang;
-4. nvidia_gpu / vllm on the Llama-2-70B H100 step times (sec. 8), the rest from trtllm;
-5. groq_lpu solved from its two rows.
+4. nvidia_gpu / vllm on the Llama-2-70B H100 step times (sec. 8), the rest from trtllm.
+
+groq_lpu is fitted by scripts/calibrate_lpu.py (the per-layer pipeline model); `make calibrate`
+runs both.
 """
 
 from __future__ import annotations
@@ -34,13 +36,11 @@ sys.path.insert(0, str(ROOT))
 from planner.perf.calibration import (  # noqa: E402
     CalibrationRow,
     CurvePoint,
-    fit_lpu_family,
     fit_profile,
     load_curve_points,
     percentage_error,
     predict,
     predict_point,
-    sram_fraction_interval,
 )
 from planner.perf.efficiency import DEFAULT_STACK, EfficiencyFactors  # noqa: E402
 from planner.specs.hardware import System  # noqa: E402
@@ -92,15 +92,6 @@ FREE = {
     # factors are its GEMM efficiency and its per-layer overhead.
     ("nvidia_gpu", "vllm"): ("compute_efficiency", "layer_overhead_s"),
 }
-LPU_START = EfficiencyFactors(
-    family="groq_lpu",
-    compute_efficiency=0.5,  # fixed assumption: no LPU row constrains compute (prefill only)
-    memory_efficiency=0.3,
-    comm_efficiency=1.0,  # unused by the LPU model (hops are a latency, hardware yaml)
-    step_overhead_s=0.0,  # fixed: compiler-scheduled pipeline, no runtime scheduler
-    kv_memory_fraction=1.0,  # unused by the LPU model (sram_usable_fraction covers it)
-    sram_usable_fraction=0.56,
-)
 PROFILE_KEYS = (
     "stack", "compute_efficiency", "memory_efficiency", "comm_efficiency", "step_overhead_s",
     "layer_overhead_s", "moe_layer_overhead_s", "expert_memory_efficiency",
@@ -135,7 +126,7 @@ def load_points() -> list[CurvePoint]:
 def fit_all(
     rows: list[CalibrationRow], points: list[CurvePoint]
 ) -> dict[tuple[str, str], EfficiencyFactors]:
-    """One fitted profile per (family, stack); the LPU's stack is ''."""
+    """One fitted profile per GPU (family, stack)."""
 
     def fit(start: EfficiencyFactors) -> EfficiencyFactors:
         free = FREE[(start.family, start.stack)]
@@ -145,13 +136,11 @@ def fit_all(
     sglang = fit(trtllm.replace(stack="sglang"))
     amd = fit(sglang.replace(family="amd_gpu"))
     vllm = fit(trtllm.replace(stack="vllm"))
-    lpu = fit_lpu_family(rows, resolve_model, resolve_system, LPU_START)
     return {
         ("nvidia_gpu", "trtllm"): trtllm,
         ("nvidia_gpu", "sglang"): sglang,
         ("amd_gpu", "sglang"): amd,
         ("nvidia_gpu", "vllm"): vllm,
-        ("groq_lpu", ""): lpu,
     }
 
 
@@ -271,7 +260,6 @@ def profile_path(family: str, stack: str) -> Path:
 def write_factors(
     fitted: dict[tuple[str, str], EfficiencyFactors],
     summary: dict[tuple[str, str], str],
-    lpu_interval: tuple[float, float],
 ) -> None:
     sources = {
         ("nvidia_gpu", "trtllm"): [
@@ -298,15 +286,6 @@ def write_factors(
             "efficiency and the per-layer overhead; the MoE, attention and link factors are the",
             "trtllm profile's (a dense FP16 model on 8 rows cannot pin them).",
         ],
-        ("groq_lpu", ""): [
-            "Solved by scripts/calibrate.py from the two Groq LPU v1 rows (calibration.md sec. 5):",
-            "sram_usable_fraction reproduces ~576 chips (8 x 72-chip racks) for Llama-2-70B int8",
-            f"(any value in [{lpu_interval[0]:.3f}, {lpu_interval[1]:.3f}) does; midpoint taken);",
-            "memory_efficiency reproduces 300 tok/s/user at 4K context.",
-            "Two rows, two factors: exact",
-            "by construction, so the LPU model has no residual to judge it by.",
-            "compute_efficiency (0.5) and step_overhead_s (0) are assumptions, not fits.",
-        ],
     }
     common = [
         "step_overhead_s 0 [A]: the stacks overlap their CPU scheduler with GPU work; the fixed",
@@ -314,20 +293,11 @@ def write_factors(
         "Bounds: efficiencies <= 0.92 of HBM (measured on GB200, hardware.md A1), <= 0.9 of peak.",
     ]
     for (family, stack), factors in fitted.items():
-        notes = sources[(family, stack)] + ([] if family == "groq_lpu" else common)
-        if family != "groq_lpu":  # the LPU fit is exact by construction; no error line
-            notes.append(summary[(family, stack)])
+        notes = [*sources[(family, stack)], *common, summary[(family, stack)]]
         lines = [f"# {line}" for line in notes]
         lines.append("# Regenerate with: make calibrate")
         lines.append(f"family: {family}")
-        if family == "groq_lpu":
-            keys: tuple[str, ...] = (
-                "compute_efficiency", "memory_efficiency", "comm_efficiency", "step_overhead_s",
-                "expert_memory_efficiency", "kv_memory_fraction", "sram_usable_fraction",
-            )  # fmt: skip
-        else:
-            keys = PROFILE_KEYS
-        for key in keys:
+        for key in PROFILE_KEYS:
             value = getattr(factors, key)
             lines.append(f"{key}: {value}" if isinstance(value, str) else f"{key}: {value:.6g}")
         profile_path(family, stack).write_text("\n".join(lines) + "\n")
@@ -357,10 +327,8 @@ def main() -> None:
         ).replace("nan%", "n/a")
         print(f"{family}/{stack or '-'}: {factors}")
         print(f"  {summary[(family, stack)]}")
-    chips_row = next(r for r in rows if r.metric == "chips_per_replica")
-    interval = sram_fraction_interval(chips_row, resolve_model, resolve_system)
     if args.write:
-        write_factors(fitted, summary, interval)
+        write_factors(fitted, summary)
         print(f"wrote {CONF / 'efficiency'}")
 
 

@@ -3,6 +3,7 @@
 README, "Calibration": one profile per (accelerator family, serving stack), each fitted on its own
 stack's rows. The medians below are the README's figures; a regression in the cost model moves
 them and fails here. The fitted factors in conf/efficiency/ must be what the script produces.
+(The Groq rows are fitted by scripts/calibrate_lpu.py and checked in tests/test_perf_lpu.py.)
 """
 
 from __future__ import annotations
@@ -70,13 +71,6 @@ def test_every_held_out_band_contains_its_measurement(calibration) -> None:
     assert server["row"].use == "held_out"
 
 
-def test_groq_rows_are_reproduced(calibration) -> None:
-    _, _, table, _ = calibration
-    for entry in table:
-        if entry["row"].family == "groq_lpu":
-            assert entry["error_pct"] == pytest.approx(0.0, abs=0.05)
-
-
 def test_conf_efficiency_files_are_the_scripts_output(calibration) -> None:
     script, fitted, _, _ = calibration
     for (family, stack), factors in fitted.items():
@@ -92,7 +86,7 @@ def test_one_profile_per_family_and_stack(calibration) -> None:
     script, fitted, _, _ = calibration
     assert set(fitted) == {
         ("nvidia_gpu", "trtllm"), ("nvidia_gpu", "sglang"), ("nvidia_gpu", "vllm"),
-        ("amd_gpu", "sglang"), ("groq_lpu", ""),
+        ("amd_gpu", "sglang"),
     }  # fmt: skip
     families = {script.resolve_system(r.hardware).accelerator.family for r in script.load_rows()}
     assert families | {"amd_gpu"} == {family for family, _ in fitted}

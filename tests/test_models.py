@@ -29,6 +29,7 @@ EXPECTED_NAMES = {
     "deepseek_r1",
     "gpt_oss_120b",
     "llama2_70b",
+    "llama2_7b",
     "llama31_405b",
     "llama4_maverick",
     # The seeds' models (tests/test_models_catalog.py checks them against their sources).
@@ -134,6 +135,10 @@ def test_calibration_models_not_in_models_md(models: dict[str, Model]) -> None:
     per_layer = 2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192
     assert l2.total_params == 80 * per_layer + 8192 + 2 * 32000 * 8192  # 68.98 B
     assert l2.kv_bytes_per_token() == 2 * 80 * 8 * 128 * 2 == 327_680
+    l7 = models["llama2_7b"]  # the second Groq LPU row (calibration.md 5b): full MHA
+    per_layer_7b = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096
+    assert l7.total_params == 32 * per_layer_7b + 4096 + 2 * 32000 * 4096  # 6.74 B
+    assert l7.kv_bytes_per_token() == 2 * 32 * 32 * 128 * 2 == 524_288
     l405 = models["llama31_405b"]
     assert l405.total_params / 1e9 == pytest.approx(405, rel=0.01)
     assert l405.kv_bytes_per_token() == 2 * 126 * 8 * 128 * 2

@@ -159,17 +159,6 @@ def test_seventy_b_at_int8_needs_at_least_305_lpu_v1_chips() -> None:
     assert replica.accelerators % 72 == 0  # deployed in whole 72-chip racks
 
 
-def test_lpu_latency_is_stream_plus_hops() -> None:
-    model, system = load_model("llama2_70b"), load_system("groq_lpu_v1")
-    efficiency = load_efficiency("groq_lpu")
-    replica = LpuReplica(model, system, "int8", "bf16", efficiency)
-    context = 4096.0
-    read = replica.bytes_read_per_token_at_batch_1(context)
-    stream = read / (80e12 * efficiency.memory_efficiency)
-    hops = (replica.accelerators - 1) * 0.6e-6
-    assert replica.token_latency_s(context) == pytest.approx(stream + hops)
-
-
 def test_fp4_is_refused_on_hardware_without_it() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(

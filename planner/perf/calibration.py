@@ -12,8 +12,9 @@ Two kinds of measurement (all with sources, in ``conf/calibration/``):
 errors, each on its own rows only: ``trtllm`` on the TensorRT-LLM rows (calibration.md sec. 2-3 and
 the ``trt`` curves), ``sglang`` on the SGLang H200 curves, ``vllm`` on the sec. 8 step times, and
 ``amd_gpu`` on the MI300X curves. Factors a stack's rows cannot pin are taken from a named
-neighbour. The LPU profile is solved exactly from its two rows. Everything here is pure: models
-and systems come in through resolver callables.
+neighbour. Everything here is pure: models and systems come in through resolver callables.
+``groq_lpu`` is fitted elsewhere: ``planner.perf.lpu_fit`` (per-layer pipeline model), called by
+``scripts/calibrate_lpu.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scipy import optimize
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.replica import Replica, at_concurrency, build_replica, serving_point
 from planner.specs.errors import ConfigError, require_choice, require_positive
-from planner.specs.hardware import PRECISION_BYTES_PER_WEIGHT, System
+from planner.specs.hardware import System
 from planner.specs.model import Model
 
 METRICS = (
@@ -361,43 +362,3 @@ def fit_profile(
         residuals, theta0, bounds=(low, high), loss="cauchy", f_scale=0.1, diff_step=1e-3
     )
     return factors(result.x)
-
-
-def fit_lpu_family(
-    rows: Sequence[CalibrationRow],
-    resolve_model: Resolver,
-    resolve_system: Resolver,
-    start: EfficiencyFactors,
-) -> EfficiencyFactors:
-    """Solve the usable SRAM fraction and the memory efficiency from the two Groq rows.
-
-    The chip-count row fixes ``sram_usable_fraction`` to an interval (deployments come in whole
-    racks); its midpoint is taken. The speed row then fixes ``memory_efficiency`` by bisection.
-    """
-    by_metric = {r.metric: r for r in rows if r.use == "fit" and r.family == start.family}
-    chips_row = by_metric["chips_per_replica"]
-    speed_row = by_metric["decode_tokens_per_s_per_user"]
-    low, high = sram_fraction_interval(chips_row, resolve_model, resolve_system)
-    efficiency = start.replace(sram_usable_fraction=(low + high) / 2.0)
-
-    def speed_error(memory_efficiency: float) -> float:
-        eff = efficiency.replace(memory_efficiency=memory_efficiency)
-        return predict(speed_row, resolve_model, resolve_system, eff)[0] - speed_row.measured
-
-    memory_efficiency = optimize.brentq(speed_error, 0.01, 1.0, xtol=1e-6)
-    return efficiency.replace(memory_efficiency=memory_efficiency)
-
-
-def sram_fraction_interval(
-    chips_row: CalibrationRow, resolve_model: Resolver, resolve_system: Resolver
-) -> tuple[float, float]:
-    """The interval of usable-SRAM fractions that reproduce the published chip count."""
-    model: Model = resolve_model(chips_row.model)
-    system: System = resolve_system(chips_row.hardware)
-    per_system = system.accelerators_per_system
-    racks = round(chips_row.measured / per_system)
-    weight_bytes = model.weight_bytes(PRECISION_BYTES_PER_WEIGHT[chips_row.precision])
-    sram = system.accelerator.memory_bytes
-    low = weight_bytes / (racks * per_system * sram)
-    high = weight_bytes / ((racks - 1) * per_system * sram) if racks > 1 else 1.0
-    return low, min(high, 1.0)

@@ -23,6 +23,7 @@ from planner.specs.errors import (
     require_choice,
     require_fraction,
     require_non_negative,
+    require_positive,
 )
 
 STACKS = ("trtllm", "sglang", "vllm")
@@ -99,6 +100,14 @@ class EfficiencyFactors:
             top-k, token permute / unpermute and dispatch / combine kernels a dense layer does
             not run.
         calibrated: False when the profile is borrowed from a neighbour without measurements.
+        sram_usable_fraction: LPU only: fraction of on-chip SRAM usable for weights and KV
+            (unused by the per-layer pipeline model, which derives it; see ``planner.perf.lpu``).
+        layer_floor_s: LPU only: fixed schedule floor of one layer for one token, s.
+        hop_latency_s: LPU only: fixed latency of one chip-to-chip hop (serialization excluded), s.
+        sram_reserve_fraction: LPU only: SRAM kept back from weights, KV and activations
+            (instruction stream, compiler staging buffers).
+        kv_sizing_context_tokens: LPU only: context the chip count is sized for (a full pipeline
+            of sequences of this length must fit next to the weights), tokens.
     """
 
     family: str
@@ -116,6 +125,10 @@ class EfficiencyFactors:
     request_overhead_s: float = 0.0
     moe_layer_overhead_s: float = 0.0
     calibrated: bool = True
+    layer_floor_s: float = 0.0
+    hop_latency_s: float = 0.0
+    sram_reserve_fraction: float = 0.0
+    kv_sizing_context_tokens: float = 4096.0
 
     @property
     def attention_efficiency(self) -> float:
@@ -152,6 +165,13 @@ class EfficiencyFactors:
         stack = str(data.get("stack", ""))
         if stack:
             require_choice(f"{prefix}.stack", stack, STACKS)
+        for key in ("layer_floor_s", "hop_latency_s"):
+            if key in data:
+                require_non_negative(f"{prefix}.{key}", data[key])
+        if "sram_reserve_fraction" in data:
+            require_fraction(f"{prefix}.sram_reserve_fraction", data["sram_reserve_fraction"])
+        if "kv_sizing_context_tokens" in data:
+            require_positive(f"{prefix}.kv_sizing_context_tokens", data["kv_sizing_context_tokens"])
         return cls(
             family=str(data["family"]),
             compute_efficiency=float(data["compute_efficiency"]),
@@ -168,6 +188,10 @@ class EfficiencyFactors:
             request_overhead_s=float(data.get("request_overhead_s", 0.0)),
             moe_layer_overhead_s=float(data.get("moe_layer_overhead_s", 0.0)),
             calibrated=bool(data.get("calibrated", True)),
+            layer_floor_s=float(data.get("layer_floor_s", 0.0)),
+            hop_latency_s=float(data.get("hop_latency_s", 0.0)),
+            sram_reserve_fraction=float(data.get("sram_reserve_fraction", 0.0)),
+            kv_sizing_context_tokens=float(data.get("kv_sizing_context_tokens", 4096.0)),
         )
 
     def replace(self, **changes: Any) -> EfficiencyFactors:

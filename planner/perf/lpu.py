@@ -1,43 +1,59 @@
-"""Pipeline cost model of one model replica on a chain of Groq-style LPU chips.
+"""Per-layer pipeline cost model of one model replica on a chain of Groq-style LPU chips.
 
-An LPU has no HBM: weights and KV cache live in on-chip SRAM (230 MB per LPU v1 chip), so a model
-is spread over as many chips as its weights need, in whole systems (72-chip GroqRacks), and the
-SRAM left over holds KV cache.
+An LPU has no HBM: weights, KV cache and activations live in on-chip SRAM (230 MB per LPU v1
+chip), so a model is spread over as many chips as they need (``planner.perf.lpu_placement``).
 
-Per-token latency is the traversal of the pipeline: every chip streams the share of the weights a
-token reads from its SRAM (``bytes / (sram_bw * memory_eff)``, or its compute if that is longer)
-and hands the activation to the next chip over one chip-to-chip hop::
+A token crosses every layer's chips in turn. One layer takes the longest of three times::
 
-    latency = bytes_read / (sram_bw * memory_eff) + (chips - 1) * hop_latency + overhead
+    t_layer = max(layer bytes read / (chips of the layer * sram_bw * memory_eff),
+                  layer FLOPs / (chips of the layer * peak * compute_eff),
+                  layer_floor_s)
 
-Latency is deterministic (no jitter): the compiler schedules every cycle. Throughput comes from
-keeping the pipeline full, about one sequence in flight per chip (one pipeline stage each),
-bounded by the SRAM left for KV. At batch 1 an MoE token reads only its active experts, but it
-still traverses every chip.
+and the token crosses ``hops`` chip-to-chip hops, each ``hop_latency_s`` plus the activation
+vector's serialization over the chip's C2C bandwidth::
+
+    traversal = layers * t_layer + hops * (hop_latency_s + hidden * 2 B / c2c_bw)
+
+``layer_floor_s`` and ``hop_latency_s`` are fitted by :func:`planner.perf.lpu_fit.fit_lpu_factors`
+to the two Groq rows (Llama-2-70B and Llama-2-7B); the floor (the dependent chain of operations
+the compiler schedules in one layer) is what makes per-user speed scale with layers rather than
+with bytes: streaming a layer from SRAM takes a few microseconds, the floor tens.
+
+Latency is deterministic (no jitter). Throughput comes from keeping the pipeline full: about one
+sequence per stage (a stage is a layer, or a chip when layers share chips), bounded by the SRAM
+left for KV. With ``B`` sequences in flight each gets a token every
+``traversal * max(1, B / stages)``. An iteration carrying prefill tokens pays their compute,
+spread over the chain, and (when nothing else is decoding) one traversal of the pipeline.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Any
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.gpu import KV_BYTES_PER_ELEMENT, attention_flop_coefficients
+from planner.perf.lpu_placement import (
+    ACTIVATION_BYTES_PER_ELEMENT,
+    place,
+)
 from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import PRECISION_BYTES_PER_WEIGHT, System
 from planner.specs.model import Model
 
 
 class LpuReplica:
-    """Step-time and memory model of one model replica pipelined over LPU chips.
+    """Step-time and memory model of one model replica pipelined layer by layer over LPU chips.
 
     Args:
         model: The model.
         system: The LPU system (rack); chips are deployed in whole systems.
         precision: Weight precision; the chip must support it (LPU v1: int8, fp8, bf16).
         kv_precision: KV-cache precision (``bf16`` or ``fp8``).
-        efficiency: Factors of the ``groq_lpu`` family (memory efficiency, usable SRAM).
-        chips: Chips to deploy; ``None`` picks the fewest whole systems that hold the weights.
+        efficiency: Factors of the ``groq_lpu`` family (layer floor, hop latency, SRAM reserve).
+        chips: Chips to deploy; ``None`` sizes the replica for a full pipeline of sequences at
+            ``efficiency.kv_sizing_context_tokens`` (see ``planner.perf.lpu_placement``).
+        sizing_context_tokens: Overrides ``efficiency.kv_sizing_context_tokens`` (calibration).
 
     Raises:
         ConfigError: Unsupported precision, or ``chips`` too few for the weights.
@@ -51,6 +67,7 @@ class LpuReplica:
         kv_precision: str,
         efficiency: EfficiencyFactors,
         chips: int | None = None,
+        sizing_context_tokens: float | None = None,
     ) -> None:
         accel = system.accelerator
         if accel.kind != "lpu":
@@ -62,44 +79,66 @@ class LpuReplica:
         self.precision = precision
         self.kv_precision = require_choice("kv_precision", kv_precision, KV_BYTES_PER_ELEMENT)
         self.efficiency = efficiency
-        self._linear_flops_per_s = accel.peak_flops(precision) * efficiency.compute_efficiency
-        self._bytes_per_s = accel.memory_bandwidth_bytes_per_s * efficiency.memory_efficiency
-        self._hop_latency_s = accel.scale_up_latency_s
-
         bytes_per_weight = PRECISION_BYTES_PER_WEIGHT[precision]
         kv_bytes = KV_BYTES_PER_ELEMENT[self.kv_precision]
         self.weight_bytes = model.total_params * bytes_per_weight
-        usable_per_chip = accel.memory_bytes * efficiency.sram_usable_fraction
-        self.min_chips_for_weights = math.ceil(self.weight_bytes / usable_per_chip)
-        """Fewest chips whose usable SRAM holds the weights alone."""
-        per_system = system.accelerators_per_system
-        if chips is None:
-            chips = math.ceil(self.min_chips_for_weights / per_system) * per_system
-        if chips < self.min_chips_for_weights:
-            raise ConfigError(
-                "chips",
-                f"{model.name} at {precision} needs at least {self.min_chips_for_weights} "
-                f"{accel.name} chips for its weights; got {chips}",
-            )
-        if chips > system.scale_up_domain_size:
-            raise ConfigError(
-                "chips",
-                f"{chips} chips exceed the {system.scale_up_domain_size}-chip chain "
-                f"of {system.name}",
-            )
-        self.accelerators = chips
-        self.systems = math.ceil(chips / per_system)
-        self.kv_capacity_bytes = max(chips * usable_per_chip - self.weight_bytes, 0.0)
-        """SRAM left for KV cache and state over the whole chain, bytes."""
         self.kv_bytes_per_token = model.kv_bytes_per_token(kv_bytes)
         self.state_bytes_per_sequence = model.fixed_state_bytes_per_sequence(kv_bytes)
+        self.sizing_context_tokens = (
+            efficiency.kv_sizing_context_tokens
+            if sizing_context_tokens is None
+            else sizing_context_tokens
+        )
+        self.placement = place(
+            model, system, bytes_per_weight=bytes_per_weight,
+            sequence_bytes=self.sequence_bytes,
+            reserve_fraction=efficiency.sram_reserve_fraction,
+            sizing_context_tokens=self.sizing_context_tokens, chips=chips,
+        )  # fmt: skip
+        self.accelerators = self.placement.chips
+        self.systems = self.placement.systems
+        self.stages = self.placement.stages
+        self.min_chips_for_weights = self.placement.min_chips_for_weights
+        """Fewest chips the weights' packing needs."""
+        self.kv_capacity_bytes = max(
+            self.accelerators * self.placement.usable_bytes_per_chip
+            - self.weight_bytes
+            - self.placement.activation_bytes,
+            0.0,
+        )
+        """SRAM left for KV cache and state over the whole chain, bytes."""
+
+        layers = model.n_layers
+        # Chips whose SRAM bandwidth and compute serve one layer (a chip holding several layers
+        # serves them one after another with all of its bandwidth).
+        self._chips_per_layer = max(self.accelerators / layers, 1.0)
+        self._layer_bytes_per_s = (
+            self._chips_per_layer
+            * accel.memory_bandwidth_bytes_per_s
+            * efficiency.memory_efficiency
+        )
+        self._layer_flops_per_s = (
+            self._chips_per_layer * accel.peak_flops(precision) * efficiency.compute_efficiency
+        )
+        self._chain_flops_per_s = (
+            self.accelerators * accel.peak_flops(precision) * efficiency.compute_efficiency
+        )
+        self.hop_s = efficiency.hop_latency_s + (
+            model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT / accel.scale_up_bandwidth_bytes_per_s
+        )
+        """One chip-to-chip hop: fixed latency plus the activation vector's serialization, s."""
+        self.hops_s = self.placement.hops_per_token * self.hop_s
 
         moe = model.moe
         self._experts = moe.n_routed_experts if moe else 0
         self._active_fraction = moe.n_active_experts / moe.n_routed_experts if moe else 0.0
-        self._always_read_bytes = model.always_read_params * bytes_per_weight
-        self._expert_layer_bytes = model.params_per_routed_expert * bytes_per_weight if moe else 0.0
-        self._n_moe_layers = model.n_moe_layers
+        expert_bytes = model.params_per_routed_expert * bytes_per_weight if moe else 0.0
+        # Weights one token streams: everything but the untied input embedding (a row gather)
+        # and the routed experts it does not touch.
+        self._weight_read_bytes = (
+            model.always_read_params * bytes_per_weight
+            + model.n_moe_layers * self.experts_touched_per_layer(1) * expert_bytes
+        )
         self._linear_flops_per_token = model.linear_flops_per_token
 
     # ----------------------------------------------------------------------------- memory
@@ -108,9 +147,9 @@ class LpuReplica:
         return self.kv_bytes_per_token * context_tokens + self.state_bytes_per_sequence
 
     def max_batch(self, context_tokens: float) -> int:
-        """Sequences in flight: one per pipeline stage (chip), bounded by SRAM left for KV."""
+        """Sequences in flight: one per pipeline stage, bounded by the SRAM left for KV."""
         by_memory = int(self.kv_capacity_bytes / self.sequence_bytes(context_tokens))
-        return min(by_memory, self.accelerators)
+        return min(by_memory, self.stages)
 
     @property
     def kv_budget_bytes(self) -> float:
@@ -133,6 +172,31 @@ class LpuReplica:
                 f"(chips=N) or a shorter context",
             )
 
+    def static_figures(self, context_tokens: float) -> dict[str, Any]:
+        """SRAM budget and pipeline shape at ``context_tokens`` (keys of planner-roofline).
+
+        ``sram_usable_fraction`` is derived, not fitted: the share of the chain's SRAM that
+        weights, decode activations and the KV of the largest batch at this context occupy.
+        ``sram_pinned_by`` says what set the chip count (``weights``, ``kv``, ``chips``, ``chain``).
+        """
+        sram = self.accelerators * self.system.accelerator.memory_bytes
+        batch = max(self.max_batch(context_tokens), 0)
+        kv = batch * self.sequence_bytes(context_tokens)
+        used = self.weight_bytes + self.placement.activation_bytes + kv
+        return {
+            "sram_usable_fraction": used / sram,
+            "sram_pinned_by": self.placement.pinned_by,
+            "sram_weight_fraction": self.weight_bytes / sram,
+            "sram_kv_fraction": kv / sram,
+            "sram_activation_fraction": self.placement.activation_bytes / sram,
+            "sram_reserve_fraction": self.efficiency.sram_reserve_fraction,
+            "kv_sizing_context_tokens": self.sizing_context_tokens,
+            "pipeline_stages": self.stages,
+            "hops_per_token": self.placement.hops_per_token,
+            "layer_time_s": self.layer_time_s(context_tokens),
+            "layer_floor_s": self.efficiency.layer_floor_s,
+        }
+
     # ----------------------------------------------------------------------------- time
     def experts_touched_per_layer(self, tokens: float) -> float:
         """Expected distinct routed experts one MoE layer reads for ``tokens`` tokens."""
@@ -140,17 +204,22 @@ class LpuReplica:
             return 0.0
         return self._experts * (1.0 - (1.0 - self._active_fraction) ** tokens)
 
+    def layer_time_s(self, context_tokens: float) -> float:
+        """Mean time of one layer for one token: streaming, compute or the floor, s."""
+        layers = self.model.n_layers
+        read = (self._weight_read_bytes + self.sequence_bytes(context_tokens)) / layers
+        flops = (
+            self._linear_flops_per_token + self.model.decode_attention_flops(context_tokens)
+        ) / layers
+        return max(
+            read / self._layer_bytes_per_s,
+            flops / self._layer_flops_per_s,
+            self.efficiency.layer_floor_s,
+        )
+
     def token_latency_s(self, context_tokens: float) -> float:
         """Time for one token of one sequence to traverse the whole pipeline, s."""
-        read = (
-            self._always_read_bytes
-            + self._n_moe_layers * self.experts_touched_per_layer(1) * self._expert_layer_bytes
-            + self.sequence_bytes(context_tokens)
-        )
-        flops = self._linear_flops_per_token + self.model.decode_attention_flops(context_tokens)
-        stream_s = max(read / self._bytes_per_s, flops / self._linear_flops_per_s)
-        hops_s = (self.accelerators - 1) * self._hop_latency_s
-        return stream_s + hops_s + self.efficiency.step_overhead_s
+        return self.model.n_layers * self.layer_time_s(context_tokens) + self.hops_s
 
     def step_time_s(
         self,
@@ -161,33 +230,37 @@ class LpuReplica:
     ) -> float:
         """Time between successive tokens of each of ``decode_sequences`` in flight, s.
 
-        Up to one sequence per chip rides the pipeline without slowing the others; beyond that
-        the stages are shared. Prefill tokens stream through at the chain's compute rate.
+        Up to one sequence per stage rides the pipeline without slowing the others; beyond that
+        the stages are shared. Prefill tokens cost their compute spread over the chain and, in an
+        iteration with no decode traversal to ride along, one traversal of their own.
+
+        A prompt longer than the simulator's token budget is prefilled in several such
+        iterations and pays one traversal per iteration (iterations are synchronous), where a
+        pipelined stream of chunks would pay one: the simulator's prefill-only time is then
+        conservative by (chunks - 1) traversals against :meth:`prefill_time_s`.
         """
-        mean_context = decode_context_tokens / decode_sequences if decode_sequences else 0.0
-        decode_s = 0.0
+        total = 0.0
         if decode_sequences > 0:
-            waves = math.ceil(decode_sequences / self.accelerators)
-            decode_s = waves * self.token_latency_s(mean_context)
-        prefill_s = 0.0
+            mean_context = decode_context_tokens / decode_sequences
+            total = self.token_latency_s(mean_context) * max(1.0, decode_sequences / self.stages)
         if prefill_tokens > 0:
             flops = self._linear_flops_per_token * prefill_tokens + prefill_attention_flops
-            prefill_s = flops / (self._linear_flops_per_s * self.accelerators)
-        return decode_s + prefill_s
+            total += flops / self._chain_flops_per_s
+            if decode_sequences == 0:
+                total += self.token_latency_s(0.0)
+        return total
 
     def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
         """A closure equal to :meth:`step_time_s` with its constants bound (simulator hot loop)."""
-        chips = self.accelerators
-        base_read = (
-            self._always_read_bytes
-            + self._n_moe_layers * self.experts_touched_per_layer(1) * self._expert_layer_bytes
-            + self.state_bytes_per_sequence
-        )
-        kv_token, bytes_per_s = self.kv_bytes_per_token, self._bytes_per_s
-        flops_rate, linear_fpt = self._linear_flops_per_s, self._linear_flops_per_token
+        layers = float(self.model.n_layers)
+        stages = float(self.stages)
+        base_read = (self._weight_read_bytes + self.state_bytes_per_sequence) / layers
+        kv_token = self.kv_bytes_per_token / layers
+        bytes_per_s, flops_rate = self._layer_bytes_per_s, self._layer_flops_per_s
+        linear_fpt, chain_rate = self._linear_flops_per_token, self._chain_flops_per_s
         g, a_full, a_window, window = attention_flop_coefficients(self.model)
-        fixed_s = (chips - 1) * self._hop_latency_s + self.efficiency.step_overhead_s
-        prefill_rate = flops_rate * chips
+        floor_s, hops_s = self.efficiency.layer_floor_s, self.hops_s
+        empty_traversal_s = self.token_latency_s(0.0)
 
         def step_time_s(
             decode_sequences: int,
@@ -200,23 +273,30 @@ class LpuReplica:
                 mean = decode_context_tokens / decode_sequences
                 in_window = mean if mean < window else window
                 read_s = (base_read + kv_token * mean) / bytes_per_s
-                flops = linear_fpt + g + a_full * mean + a_window * in_window
-                compute_s = flops / flops_rate
-                waves = -(-decode_sequences // chips)
-                total = waves * ((read_s if read_s > compute_s else compute_s) + fixed_s)
+                compute_s = (linear_fpt + g + a_full * mean + a_window * in_window) / (
+                    layers * flops_rate
+                )
+                layer_s = max(read_s, compute_s, floor_s)
+                share = decode_sequences / stages
+                total = (layers * layer_s + hops_s) * (share if share > 1.0 else 1.0)
             if prefill_tokens > 0:
-                total += (linear_fpt * prefill_tokens + prefill_attention_flops) / prefill_rate
+                total += (linear_fpt * prefill_tokens + prefill_attention_flops) / chain_rate
+                if decode_sequences == 0:
+                    total += empty_traversal_s
             return total
 
         return step_time_s
 
     def prefill_time_s(self, prompt_tokens: float, cached_prefix_tokens: float = 0.0) -> float:
-        """Time to prefill one prompt: compute spread over the chain plus one traversal, s."""
+        """Time to prefill one prompt: compute spread over the chain plus one traversal, s.
+
+        Equal to one simulator iteration carrying the whole prompt and nothing else.
+        """
         new_tokens = max(prompt_tokens - cached_prefix_tokens, 0.0)
         if new_tokens <= 0:
             return 0.0
         flops = self.model.prefill_attention_flops(new_tokens, cached_prefix_tokens)
-        return self.step_time_s(0, 0.0, new_tokens, flops) + self.token_latency_s(prompt_tokens)
+        return self.step_time_s(0, 0.0, new_tokens, flops)
 
     def decode_tokens_per_s_per_user(self, context_tokens: float) -> float:
         """Single-stream decode speed, tokens/s."""
@@ -224,8 +304,4 @@ class LpuReplica:
 
     def bytes_read_per_token_at_batch_1(self, context_tokens: float) -> float:
         """Bytes the chain reads to decode one token of one sequence."""
-        return (
-            self._always_read_bytes
-            + self._n_moe_layers * self.experts_touched_per_layer(1) * self._expert_layer_bytes
-            + self.sequence_bytes(context_tokens)
-        )
+        return self._weight_read_bytes + self.sequence_bytes(context_tokens)

@@ -264,6 +264,8 @@ def roofline_summary(
     bytes_per_token = replica.bytes_read_per_token_at_batch_1(mean_context)
     efficiency: EfficiencyFactors = getattr(replica, "efficiency", _NO_FACTORS)
     parallelism = getattr(replica, "parallelism", None)
+    # LPU only: the derived SRAM budget (sram_usable_fraction, sram_pinned_by) and pipeline shape.
+    lpu = replica.static_figures(context) if isinstance(replica, LpuReplica) else {}
     summary: dict[str, Any] = {
         "model": replica.model.name,
         "hardware": replica.system.name,
@@ -297,6 +299,7 @@ def roofline_summary(
         "batch_at_tpot": limited.batch,
         "tpot_at_limit_s": limited.step_s if limited.batch else None,
         "max_output_tokens_per_s_per_accelerator_at_tpot": limited.output_tokens_per_s / n,
+        **lpu,
     }
     if concurrency is not None:
         point = at_concurrency(replica, concurrency, isl, osl, efficiency.request_overhead_s)
