@@ -170,4 +170,9 @@ def test_roofline_runs_or_refuses_in_one_line(name: str, model: str, tmp_path: P
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["hardware"] == name and summary["model"] == model
+    # Every output built on a borrowed family says so, and names the donor.
+    resolved = load_resolved_efficiency(load_system(name).accelerator.family)
+    assert summary["calibrated"] is resolved.calibrated
+    assert summary["borrowed_from"] == resolved.borrowed_from
+    assert summary["hardware_confirmed"] is load_system(name).accelerator.confirmed
     assert summary["max_output_tokens_per_s_per_accelerator"] > 0

@@ -100,6 +100,23 @@ def render(summary: dict[str, Any], console: Console) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    for note in caveats(summary):
+        console.print(f"note: {note}")
+
+
+def caveats(summary: dict[str, Any]) -> list[str]:
+    """What a reader must know before trusting the figures (uncalibrated, unconfirmed)."""
+    notes = []
+    if not summary.get("calibrated", True):
+        donor = summary.get("borrowed_from")
+        source = f"borrowed from {donor}" if donor else "borrowed from a neighbouring stack"
+        notes.append(
+            f"calibrated: false: the efficiency factors are {source}; this family and stack "
+            "have no measurements of their own"
+        )
+    if not summary.get("hardware_confirmed", True):
+        notes.append(f"{summary['hardware']}: unconfirmed figures (press only); a what-if")
+    return notes
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="roofline")

@@ -117,7 +117,9 @@ def resolve_efficiency(
         )
     factors = EfficiencyFactors.from_dict(donor, f"efficiency[{rule.borrow_from}]")
     return ResolvedEfficiency(
-        dataclasses.replace(factors, family=family, calibrated=False),
+        dataclasses.replace(
+            factors, family=family, calibrated=False, borrowed_from=rule.borrow_from
+        ),
         calibrated=False,
         borrowed_from=rule.borrow_from,
     )

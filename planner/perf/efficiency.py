@@ -100,6 +100,8 @@ class EfficiencyFactors:
             top-k, token permute / unpermute and dispatch / combine kernels a dense layer does
             not run.
         calibrated: False when the profile is borrowed from a neighbour without measurements.
+        borrowed_from: The calibrated family whose factors these are when borrowed across
+            families (``conf/efficiency/borrowed.yaml``), else empty.
         sram_usable_fraction: LPU only: fraction of on-chip SRAM usable for weights and KV
             (unused by the per-layer pipeline model, which derives it; see ``planner.perf.lpu``).
         layer_floor_s: LPU only: fixed schedule floor of one layer for one token, s.
@@ -125,6 +127,7 @@ class EfficiencyFactors:
     request_overhead_s: float = 0.0
     moe_layer_overhead_s: float = 0.0
     calibrated: bool = True
+    borrowed_from: str = ""
     layer_floor_s: float = 0.0
     hop_latency_s: float = 0.0
     sram_reserve_fraction: float = 0.0
@@ -188,6 +191,7 @@ class EfficiencyFactors:
             request_overhead_s=float(data.get("request_overhead_s", 0.0)),
             moe_layer_overhead_s=float(data.get("moe_layer_overhead_s", 0.0)),
             calibrated=bool(data.get("calibrated", True)),
+            borrowed_from=str(data.get("borrowed_from", "")),
             layer_floor_s=float(data.get("layer_floor_s", 0.0)),
             hop_latency_s=float(data.get("hop_latency_s", 0.0)),
             sram_reserve_fraction=float(data.get("sram_reserve_fraction", 0.0)),

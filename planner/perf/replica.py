@@ -274,6 +274,8 @@ def roofline_summary(
         "kv_precision": getattr(replica, "kv_precision", None),
         "stack": efficiency.stack or None,
         "calibrated": efficiency.calibrated,
+        "borrowed_from": efficiency.borrowed_from or None,
+        "hardware_confirmed": accel.confirmed,
         "tp": parallelism.tp if parallelism else 1,
         "ep": parallelism.ep if parallelism else 1,
         "dp_attention": parallelism.dp_attention if parallelism else False,
