@@ -22,7 +22,13 @@ from planner.workload import (
 )
 from planner.workload.trees import MIXED_AGENT_SHAPE
 from tests.conftest import load_efficiency, load_model, load_system
-from tests.sim_helpers import chat_workload, gpu_fleet, queue_pool, tree_workload
+from tests.sim_helpers import (
+    chat_workload,
+    checked_engine,  # noqa: F401 (autouse: census after every run)
+    gpu_fleet,
+    queue_pool,
+    tree_workload,
+)
 
 CHAT = ChatShape()
 

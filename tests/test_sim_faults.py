@@ -12,7 +12,11 @@ from planner.sim.metrics import summarize
 from planner.specs.errors import ConfigError
 from planner.workload import ChatShape, DelayLaw
 from planner.workload.trees import MIXED_AGENT_SHAPE
-from tests.sim_helpers import gpu_fleet, tree_workload
+from tests.sim_helpers import (
+    checked_engine,  # noqa: F401 (autouse: census after every run)
+    gpu_fleet,
+    tree_workload,
+)
 
 
 def conserved(result) -> dict:
