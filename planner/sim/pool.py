@@ -34,8 +34,9 @@ MAX_TIMELINE_BINS = 512
 merge pairwise and the width doubles, so its memory is fixed whatever the simulated time."""
 
 BYTES_PER_REPLICA = 4096
-"""[M] Simulator state per replica (a ``ReplicaSim``, its queues, routing entries, a jitter
-block), bytes; measured with tracemalloc on 16k replicas: ~2.5 kB, rounded up."""
+"""[M] Simulator state per replica (a ``ReplicaSim``, its queues, its routing entries incl. 16
+ring points), bytes: tracemalloc over building 16,000 replicas gave 3.1 kB resident and 4.1 kB
+at the setup peak. A jitter block in use adds 12 kB (drawn only once the replica runs)."""
 
 MAX_SETUP_BYTES = 2 * 1024**3
 """[A] Most simulator state a run may build for its replicas (2 GiB): a larger fleet is refused

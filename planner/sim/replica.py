@@ -183,33 +183,45 @@ class ReplicaSim:
         if not self._has_room():
             return
         # Cut the segment at the end of the iteration in progress: the first boundary b with
-        # segment_s(b) > elapsed. The mean iteration time gives a guess; search from there.
+        # segment_s(b) > elapsed. The mean iteration time gives a guess; without jitter it is a
+        # lower bound (iterations lengthen as contexts grow), so a short walk up finds b.
         now = self.env.now
         elapsed = now - self.seg_start
         steps = self.seg_steps
-        guess = int(elapsed / (self.seg_duration_s / steps) + 1e-9) + 1
-        low, high = 0, steps  # segment_s(low) <= elapsed < segment_s(high)
-        probe = min(max(guess, 1), steps)
-        if self._segment_s(probe) > elapsed:
-            high = probe
-            gap = 1
-            while high - gap > low and self._segment_s(high - gap) > elapsed:
-                high -= gap
-                gap *= 2
-            low = max(low, high - gap)
-        else:
-            low = probe
+        boundary = int(elapsed / (self.seg_duration_s / steps) + 1e-9) + 1
+        if self.jitter is not None:
+            boundary = self._jittered_boundary(elapsed, min(boundary, steps))
+        if boundary >= steps:
+            return
+        duration = self._segment_s(boundary)
+        while duration <= elapsed and boundary < steps:
+            boundary += 1
+            duration = self._segment_s(boundary)
+        if boundary >= steps:
+            return
+        self.seg_steps = boundary
+        self.seg_duration_s = duration
+        self._schedule(self.seg_start + duration - now)
+
+    def _jittered_boundary(self, elapsed: float, guess: int) -> int:
+        """The first boundary b with segment_s(b) > elapsed, searched from ``guess`` (jittered
+        iterations are not monotone, so the guess may overshoot: gallop down, then bisect)."""
+        if self._segment_s(guess) <= elapsed:
+            return guess  # the caller walks up from here
+        low, high, gap = 0, guess, 1  # segment_s(low) <= elapsed < segment_s(high)
+        while high - gap > low:
+            if self._segment_s(high - gap) <= elapsed:
+                low = high - gap
+                break
+            high -= gap
+            gap *= 2
         while high - low > 1:
             middle = (low + high) // 2
             if self._segment_s(middle) > elapsed:
                 high = middle
             else:
                 low = middle
-        if high >= steps:
-            return
-        self.seg_steps = high
-        self.seg_duration_s = self._segment_s(high)
-        self._schedule(self.seg_start + self.seg_duration_s - now)
+        return high
 
     def _planned(self, _event: simpy.Event) -> None:
         self._plan_pending = False
@@ -437,12 +449,14 @@ class ReplicaSim:
             if not fifo:  # keep the counters small and exact
                 self.prefill_done = self.prefill_enqueued = 0.0
         heap = self.decode_heap
+        reserved = pool.reserved_bytes
         while heap and heap[0][0] <= self.step:
             _, call, offset = heapq.heappop(heap)
             self.ctx_base -= offset
             self.n_decode -= 1
-            self._free_slot(call)
-            self._free_kv(call)
+            self.outstanding -= 1  # _free_slot and _free_kv, inlined (once per call)
+            pool.on_load_change(self)
+            self.kv_free_bytes += reserved.pop(call)
             pool.on_finish(call, now)
         if not heap:
             self.ctx_base = 0
