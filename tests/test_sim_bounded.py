@@ -130,6 +130,12 @@ def test_a_fleet_too_large_to_build_is_refused_with_the_figure() -> None:
     assert "GB of simulator state" in str(error.value) and "16,000,000,000" in str(error.value)
 
 
+def test_a_workload_too_large_to_hold_is_refused_before_it_is_drawn() -> None:
+    with pytest.raises(ConfigError) as error:
+        simulate(gpu_fleet(), tree_workload(1.0, 10**12, ChatShape()), seed=0)
+    assert error.value.field == "workload.n_trees" and "GB of simulator state" in str(error.value)
+
+
 def test_a_run_stopped_by_the_clock_with_a_growing_backlog_is_not_stable() -> None:
     """Overload stopped at 60 s while arrivals continue for minutes: judged on what ran."""
     workload = tree_workload(40.0, 20_000, ChatShape())

@@ -391,6 +391,23 @@ def _run(
             return "wall_clock"
 
 
+def _check_workload_size(workload: WorkloadSpec) -> None:
+    """Refuse, before drawing it, a workload whose calls could not be held (>= 1 per tree)."""
+    trees = math.inf if workload.n_trees is None else float(workload.n_trees)
+    if workload.horizon_s is not None:
+        rate = workload.arrivals.mean_rate_per_s
+        if math.isfinite(rate):
+            trees = min(trees, rate * workload.horizon_s)
+    if trees * BYTES_PER_CALL > MAX_CALLS_BYTES:
+        field = "workload.n_trees" if workload.n_trees is not None else "workload.horizon_s"
+        raise ConfigError(
+            field,
+            f"about {trees:,.0f} trees (at least one call each) would need at least "
+            f"{trees * BYTES_PER_CALL / 1e9:,.1f} GB of simulator state; allowed: at most "
+            f"{MAX_CALLS_BYTES // BYTES_PER_CALL:,} calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
+        )
+
+
 def simulate(
     fleet: FleetSpec,
     workload: WorkloadSpec,
@@ -427,6 +444,7 @@ def simulate(
     arrivals_seed, trees_seed, pools_seed, faults_seed = np.random.SeedSequence(seed).spawn(4)
     for spec in fleet.pools:  # refuse an unbuildable fleet before drawing anything
         PoolRuntime.check_size(spec)
+    _check_workload_size(workload)
     arrival_s = workload.arrivals.sample(
         np.random.default_rng(arrivals_seed),
         horizon_s=workload.horizon_s,
