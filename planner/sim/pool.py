@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import simpy
@@ -234,8 +234,8 @@ class PoolRuntime:
         if self.n_live == 0:
             self.parked.append(call)
             return
-        replica = self.router.choose(call)
-        assert replica is not None and isinstance(replica, ReplicaSim)
+        # The router indexes this pool's replicas, so what it returns is one of them.
+        replica = cast(ReplicaSim, self.router.choose(call))
         if self.central_queue is not None:
             self.central_queue.append(call)
             if replica.has_batch_room():
