@@ -10,6 +10,9 @@ Sections:
         utilization), median of 3 fresh processes.
     engine.peak_rss_mb: peak resident memory of those processes, MB (median).
     engine.utilization: replica utilization of the reference run (a check on the setup).
+    engine_scaling.<k>x_*: calls per wall-second, wall time and peak RSS at k = 1, 10, 100,
+        1000 times the reference fleet and load (benchmarks/engine_scaling.py; 1000x over a
+        10x shorter window), one fresh process each.
     montecarlo.seconds_for_10000_samples: wall time of ``planner-roi`` with 10,000 samples on
         2 joblib workers once its capacity curves are cached (no Monte Carlo checkpoint reused),
         median of 3 runs; the whole command, Python start-up included.
@@ -112,6 +115,15 @@ def bench_engine(runs: int = 3) -> dict[str, float]:
     }
 
 
+def bench_engine_scaling() -> dict[str, float]:
+    """benchmarks/engine_scaling.py, flattened to ``<k>x_<figure>`` keys."""
+    script = ROOT / "benchmarks" / "engine_scaling.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    keys = ("calls_per_s", "subcalls_per_s", "wall_s", "peak_rss_mb", "calls")
+    return {f"{scale}_{key}": figures[key] for scale, figures in report.items() for key in keys}
+
+
 def bench_montecarlo(runs: int = 3) -> dict[str, float]:
     """planner-roi at 10,000 samples with warm capacity curves and a cold Monte Carlo cache."""
     import shutil
@@ -136,6 +148,7 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["perf"] = bench_perf()
     results["engine"] = bench_engine()
+    results["engine_scaling"] = bench_engine_scaling()
     results["montecarlo"] = bench_montecarlo()
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"{'benchmark':40} {'median':>16}")

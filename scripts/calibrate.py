@@ -33,6 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from planner import config  # noqa: E402
 from planner.perf.calibration import (  # noqa: E402
     CalibrationRow,
     CurvePoint,
@@ -102,12 +103,12 @@ PROFILE_KEYS = (
 
 @cache
 def resolve_model(name: str) -> Model:
-    return Model.from_dict(yaml.safe_load((CONF / "model" / f"{name}.yaml").read_text()))
+    return config.model(config.load_named("model", name, "model"))
 
 
 @cache
 def resolve_system(name: str) -> System:
-    return System.from_dict(yaml.safe_load((CONF / "hardware" / f"{name}.yaml").read_text()))
+    return config.system(config.load_named("hardware", name, "hardware"))
 
 
 def load_rows() -> list[CalibrationRow]:

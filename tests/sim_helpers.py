@@ -1,15 +1,22 @@
-"""Builders shared by the simulator tests: small fleets and workloads, and queueing formulas."""
+"""Builders shared by the simulator tests: small fleets and workloads, queueing formulas, and
+the census check every engine test runs at the end of every simulation (``checked_engine``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 from scipy import stats
 
+from planner.sim import engine as engine_module
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import WorkloadSpec
+from planner.sim.results import CENSUS_PLACES, SimulationResult
 from planner.workload import CallLengths, ChatShape, LengthLaw, PoissonArrivals
+from planner.workload.arrivals import TraceArrivals
+from planner.workload.trace import Trace
 from planner.workload.trees import TreeShape
 from tests.conftest import load_efficiency, load_model, load_system
 
@@ -97,3 +104,70 @@ def mean_ci(samples: list[float], confidence: float = 0.99) -> tuple[float, floa
         / math.sqrt(len(values))
     )
     return float(values.mean()), float(half)
+
+
+@pytest.fixture(autouse=True)
+def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """After every simulation of the test: the census finds every call in exactly one place,
+    the in-flight places hold exactly the engine's active calls, and every KV ledger balances.
+
+    Imported into each ``test_sim_*`` module (so it applies to all of their tests); yields the
+    list of checked runs' call counts, so a test can confirm it was checked.
+    """
+    checked: list[int] = []
+    original = engine_module._run
+
+    def run_and_check(engine, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reason = original(engine, *args, **kwargs)
+        engine.check_invariants()
+        census = engine.census()
+        assert sum(census[p] for p in CENSUS_PLACES) == engine.trees.n_calls, census
+        if reason == "drained":
+            in_flight = ("parked", "queue", "prefill", "transfer", "decode", "timer")
+            assert all(census[p] == 0 for p in in_flight), census
+        checked.append(engine.trees.n_calls)
+        return reason
+
+    monkeypatch.setattr(engine_module, "_run", run_and_check)
+    yield checked
+
+
+def assert_census(result: SimulationResult) -> dict[str, int]:
+    """The result's census: consistent, and agreeing with the per-call arrays."""
+    census = result.census
+    assert census["unaccounted"] == 0 and census["double_counted"] == 0, census
+    assert sum(census[p] for p in CENSUS_PLACES) == result.trees.n_calls
+    assert census["finished"] == int(np.isfinite(result.finish_s).sum())
+    failed = 0 if result.failed is None else int(result.failed.sum())
+    assert census["failed"] == failed
+    in_flight = sum(census[p] for p in ("parked", "queue", "prefill", "transfer", "decode"))
+    assert int(np.isfinite(result.ready_s).sum()) == census["finished"] + failed + in_flight
+    return census
+
+
+def trace_workload(
+    arrival_s: list[float], prompt_tokens: list[int], output_tokens: list[int]
+) -> WorkloadSpec:
+    """Single-call trees at the given times with the given token counts (a replayed trace)."""
+    trace = Trace("test", np.array(arrival_s), np.array(prompt_tokens), np.array(output_tokens))
+    return WorkloadSpec(TraceArrivals(trace), ChatShape(), n_trees=len(arrival_s))
+
+
+def fixed_pool(
+    replicas: int, step_s: float, max_batch: int, token_budget: int, router: str = "round_robin"
+) -> FleetSpec:
+    """Replicas whose every iteration takes ``step_s`` (unbounded KV, no prefix cache)."""
+    pool = PoolSpec(
+        name="q",
+        role="unified",
+        system=load_system("h100"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        replicas=replicas,
+        fixed_step_s=step_s,
+        batching=BatchingSpec(
+            max_batch=max_batch, token_budget=token_budget, prefix_cache_fraction=0.0
+        ),
+    )
+    return FleetSpec(pools=(pool,), router=router)

@@ -21,10 +21,6 @@ LAYERS = ("specs", "config", "perf", "workload", "sim", "econ", "app", "report",
 # Known exceptions, each with the reason it still exists. The integrator removes them as the
 # spec classes move down into planner/specs/ (issue 9).
 KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    # Shims kept because scripts/calibrate.py (owned by another branch) still calls
-    # Model.from_dict / System.from_dict; they import lazily and only delegate to config.
-    ("planner.specs.model", "planner.config.specs"): "calibrate.py shim",
-    ("planner.specs.hardware", "planner.config.specs"): "calibrate.py shim",
     # The converter builds specs that still live beside their behaviour (laws and arrival
     # processes sample; shapes build trees; Distribution wraps scipy; PoolSpec holds perf's
     # EfficiencyFactors). Until those pure-data specs move into planner/specs/, config/
@@ -43,15 +39,9 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("planner.config.econ", "planner.econ.sizing"): "SizingOption beside the search",
     ("planner.config.econ", "planner.econ.tco"): "EconomicsSpec beside the cost formulas",
 }
-# Edges that close a cycle: the type-level cycles inside sim/ (engine <-> replica, engine <->
-# faults) that the sim/ rewrite removes (issue 9 item 4), and the two calibrate.py shims above
-# (specs -> config -> specs). Any other cycle fails.
-KNOWN_CYCLE_EDGES: set[tuple[str, str]] = {
-    ("planner.sim.replica", "planner.sim.engine"),
-    ("planner.sim.faults", "planner.sim.engine"),
-    ("planner.specs.model", "planner.config.specs"),
-    ("planner.specs.hardware", "planner.config.specs"),
-}
+# Edges allowed to close a cycle: none (the sim/ split removed engine <-> replica / faults, and
+# the specs -> config shims are gone). Any cycle fails.
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

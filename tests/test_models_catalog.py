@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from planner import config
 from planner.specs.model import Model
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
@@ -61,7 +62,7 @@ NEW_MODELS = sorted(OFFICIAL)
 
 
 def load(name: str) -> Model:
-    model = Model.from_dict(yaml.safe_load((CONF_DIR / f"{name}.yaml").read_text()))
+    model = config.model(yaml.safe_load((CONF_DIR / f"{name}.yaml").read_text()))
     assert model.name == name
     return model
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from planner import config
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.lpu import LpuReplica
 from planner.perf.lpu_fit import LpuRow, fit_lpu_factors, load_lpu_rows, predict_lpu_row
@@ -62,7 +63,7 @@ def lpu(model: str | Model, hardware: str = "groq_lpu_v1", **kwargs: Any) -> Lpu
 def variant(name: str, **changes: Any) -> Model:
     data = yaml.safe_load((CONF / "model" / f"{name}.yaml").read_text())
     data.update(changes, name=f"{name}_variant")
-    return Model.from_dict(data)
+    return config.model(data)
 
 
 # ------------------------------------------------------------------------- calibration

@@ -22,7 +22,13 @@ from planner.workload import (
 )
 from planner.workload.trees import MIXED_AGENT_SHAPE
 from tests.conftest import load_efficiency, load_model, load_system
-from tests.sim_helpers import chat_workload, gpu_fleet, queue_pool, tree_workload
+from tests.sim_helpers import (
+    chat_workload,
+    checked_engine,  # noqa: F401 (autouse: census after every run)
+    gpu_fleet,
+    queue_pool,
+    tree_workload,
+)
 
 CHAT = ChatShape()
 
@@ -69,7 +75,8 @@ def test_conservation_arrived_equals_completed_plus_in_flight_plus_failed(cut_s)
     result = simulate(gpu_fleet(replicas=2), workload, seed=1, max_sim_time_s=cut_s)
     calls = summarize(result, SloSpec())["calls"]
     assert calls["arrived"] == calls["completed"] + calls["in_flight"] + calls["failed"]
-    assert calls["arrived"] + calls["not_arrived"] == result.trees.n_calls
+    census = calls["census"]
+    assert calls["arrived"] + calls["not_arrived"] + census["tree_pending"] == result.trees.n_calls
     if cut_s == 20.0:
         assert calls["in_flight"] > 0 and not result.complete
     if cut_s is None:

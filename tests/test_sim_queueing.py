@@ -16,6 +16,7 @@ from planner.sim.engine import simulate
 from planner.workload import LengthLaw
 from tests.sim_helpers import (
     chat_workload,
+    checked_engine,  # noqa: F401 (autouse: census after every run)
     erlang_c_wait_s,
     mean_ci,
     pollaczek_khinchine_wait_s,

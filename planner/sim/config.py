@@ -21,7 +21,13 @@ from planner.specs.hardware import System
 from planner.specs.model import Model
 
 POOL_ROLES = ("unified", "prefill", "decode")
-ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity", "central_queue")
+ROUTERS = (
+    "round_robin",
+    "least_outstanding",
+    "power_of_two",
+    "prefix_affinity",
+    "central_queue",
+)
 
 
 @dataclass(frozen=True)

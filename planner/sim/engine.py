@@ -1,22 +1,32 @@
 """The discrete-event engine: agent trees arriving at a fleet of continuous-batching replicas.
 
 ``simulate`` draws the workload (arrival times and agent trees, as flat arrays), builds one
-:class:`PoolRuntime` per pool with its replicas, and runs SimPy until every tree has finished or
-the time limit is reached. A call becomes *ready* when all its parents have finished and its tool
-delay has passed; it is then routed to a replica of the prefill (or unified) pool. In a
-disaggregated fleet its KV cache is shipped over the network after prefill
-(``bytes / bandwidth + latency``) and it is routed again to a decode replica.
+:class:`~planner.sim.pool.PoolRuntime` per pool with its replicas and router, and runs SimPy
+until every tree has finished or failed and no call is left in flight, or a limit is reached.
+A call becomes *ready* when all its parents have finished and its tool delay has passed; it is
+then routed to a replica of the prefill (or unified) pool. In a disaggregated fleet its KV
+cache is shipped to the decode pool after prefill, and routed again to a decode replica.
 
-Per-call timestamps go into preallocated numpy arrays (NaN = not reached) and nothing is
-dropped: at the end every call is completed, in flight (ready but unfinished), or not yet
-arrived because its tree had not reached it.
+The KV link: each prefill replica has one outgoing link of ``kv_link_bandwidth_bytes_per_s``
+and sends its transfers one at a time in FIFO order (a transfer occupies the link for
+``bytes / bandwidth``; the latency overlaps the next transfer). One-at-a-time rather than a
+bandwidth share because a prefill instance's KV push is a sequence of large RDMA writes from
+one NIC, which a FIFO models exactly with one event per transfer; the decode side's ingress is
+not modelled. The prefill replica holds the call's KV until the transfer lands.
+
+Per-call timestamps go into preallocated numpy arrays (NaN = not reached). At the end a census
+walks the engine's timers, queues, batches and links and finds every call in exactly one place
+(:data:`~planner.sim.results.CENSUS_PLACES`).
+
+Module map: ``pool`` (a pool's replicas, router, KV ledger and timeline), ``replica`` (one
+replica's batching loop), ``routing`` (strategies), ``faults`` (failures and repairs),
+``results`` (the result dataclasses), ``jitter`` (step-time factors); this module drives them.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -25,21 +35,40 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
-from planner.perf.fixed import FixedStepReplica
-from planner.perf.replica import Replica, build_replica
-from planner.sim.config import FleetSpec, PoolSpec
+from planner.sim.config import FleetSpec
 from planner.sim.faults import FailureSpec, FaultInjector
+from planner.sim.pool import (
+    FAIL_POOL_DOWN,
+    FAIL_RETRIES,
+    TIMELINE_BINS,
+    PoolRuntime,
+    pool_replica,
+)
 from planner.sim.replica import ReplicaSim
+from planner.sim.results import CENSUS_PLACES, PoolStats, SimulationResult
 from planner.specs.errors import ConfigError
 from planner.workload.arrivals import ArrivalProcess, TraceArrivals
 from planner.workload.tree_factory import TreeBatch, TreeFactory
 from planner.workload.trees import ChatShape, TreeShape
 
-TIMELINE_BINS = 200
-"""Bins of the per-pool utilization timeline over the arrival window (the drain adds more)."""
+__all__ = [
+    "FAIL_POOL_DOWN",
+    "FAIL_RETRIES",
+    "PoolRuntime",
+    "PoolStats",
+    "SimulationResult",
+    "WorkloadSpec",
+    "pool_replica",
+    "simulate",
+]
 
-JITTER_BLOCK = 4096
-"""Step-time jitter factors are drawn this many at a time (a scalar draw costs ~15x more)."""
+BYTES_PER_CALL = 600
+"""[M] State per call, bytes: tracemalloc over building the engine for 39,793 agent-tree calls
+gave 415 B resident and 478 B at the peak (timestamps, token lists, dependency lists); rounded
+up for the tree arrays and the summary's copies. Bounds a run's memory before it is built."""
+
+MAX_CALLS_BYTES = 8 * 1024**3
+"""[A] Most per-call state a run may build (8 GiB): a larger workload is refused up front."""
 
 
 @dataclass(frozen=True)
@@ -67,309 +96,6 @@ class WorkloadSpec:
             raise ConfigError("workload.n_trees", "set n_trees or horizon_s (or both)")
 
 
-@dataclass(frozen=True)
-class PoolStats:
-    """Per-pool totals of a run.
-
-    Attributes:
-        name: Pool name.
-        role: ``unified``, ``prefill`` or ``decode``.
-        replicas: Replicas in the pool.
-        accelerators: Accelerators in the pool (replicas x accelerators per replica).
-        racks: Racks bought for the pool.
-        busy_s: Per replica, time spent running batch iterations, s.
-        batch_s: Per replica, the integral of the decoding batch size over time, sequence-s.
-        busy_timeline_s: Replica-seconds busy in each bin of width ``timeline_bin_s`` from t=0.
-        timeline_bin_s: Width of a timeline bin, s.
-        down_s: Replica-seconds spent failed (capacity lost to failures).
-        failures: Accelerator failures that struck the pool.
-        decode_tokens: Output tokens generated by decode iterations.
-        prefill_tokens: Prompt tokens prefilled (cache hits excluded).
-        idle_power_w: Idle draw of one accelerator incl. its share of hosts and switches, W.
-        max_power_w: Full-load draw of one accelerator incl. that share, W.
-    """
-
-    name: str
-    role: str
-    replicas: int
-    accelerators: int
-    racks: int
-    busy_s: NDArray[np.float64]
-    batch_s: NDArray[np.float64]
-    decode_tokens: int
-    prefill_tokens: float
-    idle_power_w: float
-    max_power_w: float
-    busy_timeline_s: NDArray[np.float64]
-    timeline_bin_s: float
-    down_s: float = 0.0
-    failures: int = 0
-
-
-@dataclass(frozen=True)
-class SimulationResult:
-    """Everything a run produced, as arrays (one row per call / tree).
-
-    Call arrays are indexed by call id (the node order of ``trees``); times in seconds, NaN where
-    a call never reached that point. ``prefill_replica`` / ``decode_replica`` are -1 where unset.
-    """
-
-    trees: TreeBatch
-    tree_arrival_s: NDArray[np.float64]
-    tree_finish_s: NDArray[np.float64]
-    call_tree: NDArray[np.int64]
-    ready_s: NDArray[np.float64]
-    admit_s: NDArray[np.float64]
-    first_token_s: NDArray[np.float64]
-    finish_s: NDArray[np.float64]
-    cached_tokens: NDArray[np.int64]
-    prefill_replica: NDArray[np.int64]
-    decode_replica: NDArray[np.int64]
-    pools: tuple[PoolStats, ...]
-    prefill_pool: str
-    decode_pool: str
-    sim_time_s: float
-    wall_time_s: float
-    complete: bool
-    seed: int
-    trace_zero_output_calls: int = 0
-    """Replayed trace rows with ``GeneratedTokens = 0`` (failed requests in the trace),
-    simulated as one-token responses."""
-    stop_reason: str = "drained"
-    """Why the clock stopped: ``drained`` (no work left), ``max_sim_time`` or ``wall_clock``
-    (the last two leave the run partial)."""
-    failed: NDArray[np.bool_] | None = None
-    """Per call, whether it exhausted its retries after replica failures (None: no failures)."""
-    retries: NDArray[np.int64] | None = None
-    """Per call, times it was restarted because its replica failed (None: no failures)."""
-
-
-class PoolRuntime:
-    """One pool during a run: its replicas, its router and the call data its replicas read.
-
-    Replicas call back into the pool (``on_admit``, ``on_first_token``, ``on_prefill_complete``,
-    ``on_finish``); the pool records timestamps and tells the engine.
-    """
-
-    def __init__(
-        self,
-        spec: PoolSpec,
-        engine: _Engine,
-        router: str,
-        rng: np.random.Generator,
-    ) -> None:
-        self.spec = spec
-        self.engine = engine
-        self.perf = pool_replica(spec)
-        chips = spec.racks * spec.system.accelerators_per_rack
-        n_replicas = chips // self.perf.accelerators
-        if spec.replicas is not None:
-            if spec.replicas > n_replicas:
-                raise ConfigError(
-                    f"fleet.pools.{spec.name}.replicas",
-                    f"{spec.racks} racks hold {n_replicas} replicas; got {spec.replicas}",
-                )
-            n_replicas = spec.replicas
-        if n_replicas < 1:
-            raise ConfigError(
-                f"fleet.pools.{spec.name}.racks",
-                f"{spec.racks} racks hold {chips} chips, fewer than one replica needs "
-                f"({self.perf.accelerators}); allowed: racks >= "
-                f"{-(-self.perf.accelerators // spec.system.accelerators_per_rack)}",
-            )
-        self.role = spec.role
-        self.prefills = spec.role in ("unified", "prefill")
-        self.decodes = spec.role in ("unified", "decode")
-        self.max_batch = spec.batching.max_batch
-        self.token_budget = spec.batching.token_budget
-        cache_fraction = spec.batching.prefix_cache_fraction if self.prefills else 0.0
-        budget = self.perf.kv_budget_bytes
-        self.kv_admission_bytes = budget * (1.0 - cache_fraction)
-        per_token = (
-            self.perf.kv_bytes_for_context(1000.0) - self.perf.kv_bytes_for_context(0.0)
-        ) / 1000.0
-        cache_tokens = (
-            budget * cache_fraction / per_token if cache_fraction and per_token > 0 else 0.0
-        )
-        # An unbounded budget (the fixed-step test model) gets an unbounded cache.
-        self.prefix_cache_tokens = int(cache_tokens) if math.isfinite(cache_tokens) else 1 << 62
-        self.step_time_fn = self.perf.make_step_time_fn()
-        self.prefill_attention_flops = spec.model.prefill_attention_flops_fn()
-        self.kv_bytes_for_context = self.perf.kv_bytes_for_context
-        self.input_tokens = engine.input_tokens
-        self.output_tokens = engine.output_tokens
-        self.shared_prefix_tokens = engine.shared_prefix_tokens
-        self.prefix_group = engine.prefix_group
-        self.reserved_bytes: dict[int, float] = {}
-        self.central_queue: deque[int] | None = deque() if router == "central_queue" else None
-        self.stepwise = engine.stepwise
-        jitter = _jitter_source(rng, spec.step_jitter_cv)
-        self.replicas = [ReplicaSim(engine.env, self, i, jitter) for i in range(n_replicas)]
-        self._route = self._make_router(router)
-        self._next = 0
-        self.timeline_bin_s = engine.timeline_bin_s
-        self.busy_timeline: list[float] = [0.0] * (TIMELINE_BINS + 1)
-        self.live: list[ReplicaSim] = list(self.replicas)
-        self.parked: deque[int] = deque()  # calls waiting while every replica is down
-        self.failures = 0
-        self.down_s = 0.0
-
-    def record_busy(self, start_s: float, duration_s: float) -> None:
-        """Add a busy interval of one replica to the utilization timeline."""
-        width = self.timeline_bin_s
-        timeline = self.busy_timeline
-        end_s = start_s + duration_s
-        index = int(start_s / width)
-        while start_s < end_s:
-            if index >= len(timeline):
-                timeline.extend([0.0] * (index + 1 - len(timeline)))
-            bin_end = (index + 1) * width
-            piece_end = bin_end if bin_end < end_s else end_s
-            timeline[index] += piece_end - start_s
-            start_s = piece_end
-            index += 1
-
-    # --------------------------------------------------------------------------- admission
-    def call_reserve_bytes(self, call: int, cached_tokens: int) -> float:
-        """KV a call reserves on admission: its whole context less the prefix-cache hit."""
-        return self.kv_bytes_for_context(
-            self.input_tokens[call] + self.output_tokens[call] - cached_tokens
-        )
-
-    def fits_one(self, call: int) -> bool:
-        """Whether ``call`` alone fits an empty replica's KV memory."""
-        return self.call_reserve_bytes(call, 0) <= self.kv_admission_bytes
-
-    # ------------------------------------------------------------------------------ routing
-    def submit(self, call: int) -> None:
-        """Place a ready call on a replica (or in the pool queue)."""
-        if not self.live:
-            self.parked.append(call)
-            return
-        if self.central_queue is not None:
-            self.central_queue.append(call)
-            for replica in self.live:
-                if (
-                    replica.seg_event is None
-                    or replica.n_decode + len(replica.prefill_fifo) < self.max_batch
-                ):
-                    replica.wake()
-            return
-        self._route(call).submit(call)
-
-    def _make_router(self, router: str) -> Callable[[int], ReplicaSim]:
-        # Routers choose among the live replicas (all of them unless failures are injected).
-
-        def round_robin(_call: int) -> ReplicaSim:
-            live = self.live
-            self._next = (self._next + 1) % len(live)
-            return live[self._next]
-
-        def least_outstanding(_call: int) -> ReplicaSim:
-            live = self.live
-            best = live[0]
-            for replica in live:
-                if replica.outstanding < best.outstanding:
-                    best = replica
-            return best
-
-        def prefix_affinity(call: int) -> ReplicaSim:
-            # The tree's replica, unless it already holds twice its fair share (bounded load).
-            live = self.live
-            n = len(live)
-            home = live[self.prefix_group[call] % n]
-            total = sum(r.outstanding for r in live)
-            if home.outstanding <= 2 * total / n + 1:
-                return home
-            return least_outstanding(call)
-
-        routers = {
-            "round_robin": round_robin,
-            "least_outstanding": least_outstanding,
-            "prefix_affinity": prefix_affinity,
-            "central_queue": least_outstanding,  # unused: calls wait in the pool queue
-        }
-        return routers[router]
-
-    # ---------------------------------------------------------------------------- callbacks
-    def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None:
-        engine = self.engine
-        if self.prefills:
-            engine.admit_s[call] = now
-            engine.cached_tokens[call] = hit
-            engine.prefill_replica[call] = replica.index
-        if self.decodes:
-            engine.decode_replica[call] = replica.index
-
-    def on_first_token(self, call: int, now: float) -> None:
-        self.engine.first_token_s[call] = now
-
-    def on_prefill_complete(self, call: int, now: float) -> None:
-        engine = self.engine
-        engine.first_token_s[call] = now
-        if self.role == "unified" or self.output_tokens[call] <= 1:
-            engine.finish(call, now)
-        else:
-            engine.hand_off(call)
-
-    def on_finish(self, call: int, now: float) -> None:
-        self.engine.finish(call, now)
-
-    def stats(self) -> PoolStats:
-        spec = self.spec
-        accel = spec.system.accelerator
-        # Hosts, switches and fans: the system's power beyond its chips, shared per chip.
-        overhead = (
-            spec.system.system_power_kw
-            * 1000.0
-            / (spec.system.accelerators_per_system * accel.max_power_w)
-        )
-        return PoolStats(
-            name=spec.name,
-            role=spec.role,
-            replicas=len(self.replicas),
-            accelerators=len(self.replicas) * self.perf.accelerators,
-            racks=spec.racks,
-            busy_s=np.array([r.busy_s for r in self.replicas]),
-            batch_s=np.array([r.batch_s for r in self.replicas]),
-            decode_tokens=sum(r.decode_tokens for r in self.replicas),
-            prefill_tokens=sum(r.prefill_tokens for r in self.replicas),
-            idle_power_w=accel.idle_power_w * overhead,
-            max_power_w=accel.max_power_w * overhead,
-            busy_timeline_s=np.array(self.busy_timeline),
-            timeline_bin_s=self.timeline_bin_s,
-            down_s=self.down_s
-            + sum(self.engine.env.now - r.down_since for r in self.replicas if r.down),
-            failures=self.failures,
-        )
-
-
-def pool_replica(spec: PoolSpec) -> Replica:
-    """The cost model of one replica of a pool (the fixed-step model where the pool asks for it)."""
-    if spec.fixed_step_s is not None:
-        return FixedStepReplica(spec.model, spec.system, spec.fixed_step_s)
-    return build_replica(
-        spec.model, spec.system, spec.efficiency, precision=spec.precision,
-        kv_precision=spec.kv_precision, tp=spec.tp, ep=spec.ep,
-        dp_attention=spec.dp_attention, chips=spec.chips,
-    )  # fmt: skip
-
-
-def _jitter_source(rng: np.random.Generator, cv: float) -> Callable[[], float]:
-    """Multiplicative lognormal step-time factors with mean 1 and the given CV, drawn in blocks."""
-    if cv <= 0:
-        return lambda: 1.0
-    sigma = float(np.sqrt(np.log1p(cv * cv)))
-    block: list[float] = []
-
-    def draw() -> float:
-        if not block:
-            block.extend(rng.lognormal(-sigma * sigma / 2.0, sigma, JITTER_BLOCK).tolist())
-        return block.pop()
-
-    return draw
-
-
 class _Engine:
     """Mutable state of one run (built and driven by :func:`simulate`)."""
 
@@ -384,6 +110,7 @@ class _Engine:
         self.output_tokens: list[int] = trees.output_tokens.tolist()
         self.shared_prefix_tokens: list[int] = trees.shared_prefix_tokens.tolist()
         self.call_tree = trees.node_tree()
+        self.call_tree_list: list[int] = self.call_tree.tolist()
         self.prefix_group: list[int] = trees.prefix_group[self.call_tree].tolist()
         self.delay_s: list[float] = trees.delay_before_s.tolist()
         self.node_offsets: list[int] = trees.node_offsets.tolist()
@@ -396,28 +123,36 @@ class _Engine:
         self.admit_s = np.full(n_calls, np.nan)
         self.first_token_s = np.full(n_calls, np.nan)
         self.finish_s = np.full(n_calls, np.nan)
+        self.fail_s = np.full(n_calls, np.nan)
+        self.fail_reason = np.zeros(n_calls, dtype=np.int8)
         self.cached_tokens = np.zeros(n_calls, dtype=np.int64)
         self.prefill_replica = np.full(n_calls, -1, dtype=np.int64)
         self.decode_replica = np.full(n_calls, -1, dtype=np.int64)
         self._build_dependencies()
-        pool_rngs = [np.random.default_rng(s) for s in seed_sequence.spawn(len(fleet.pools))]
+        # One child per pool, as before (so jitter streams do not move); routers get their own.
+        pool_seeds = seed_sequence.spawn(len(fleet.pools))
+        router_seeds = seed_sequence.spawn(len(fleet.pools))
         self.pools = {
-            spec.name: PoolRuntime(spec, self, fleet.router, rng)
-            for spec, rng in zip(fleet.pools, pool_rngs, strict=True)
+            spec.name: PoolRuntime(spec, self, fleet.router, jitter, np.random.default_rng(route))
+            for spec, jitter, route in zip(fleet.pools, pool_seeds, router_seeds, strict=True)
         }
         self.entry = self.pools[fleet.prefill_pool.name]
         self.decode_entry = self.pools[fleet.decode_pool.name]
         self._check_calls_fit()
         self.link_bytes_per_s = fleet.kv_link_bandwidth_bytes_per_s
         self.link_latency_s = fleet.kv_link_latency_s
+        self.trees_started = 0
         self.trees_done = 0
         self.trees_failed = 0
+        self.active = 0  # ready calls neither finished nor failed
         self.all_settled = trees.n_trees == 0
         self.max_retries = 0
         self.retries: list[int] = [0] * n_calls
         self.failed = np.zeros(n_calls, dtype=bool)
+        self.abandoned = np.zeros(n_calls, dtype=bool)
         self.tree_dead = np.zeros(trees.n_trees, dtype=bool)
-        self.any_failures = False
+        self.in_timer: set[int] = set()
+        self.faults: FaultInjector | None = None
 
     def _build_dependencies(self) -> None:
         """Children lists (CSR) and pending-parent counts over global call ids."""
@@ -436,6 +171,8 @@ class _Engine:
     def _check_calls_fit(self) -> None:
         """Refuse a workload with a call too large for an empty replica (it could never run)."""
         trees = self.trees
+        if trees.n_calls == 0:
+            return
         context = trees.input_tokens + trees.output_tokens
         largest = int(np.argmax(context))
         for pool in {self.entry, self.decode_entry}:
@@ -443,46 +180,66 @@ class _Engine:
                 raise ConfigError(
                     "workload",
                     f"a call of {int(context[largest]):,} tokens does not fit the KV memory of one "
-                    f"{pool.spec.name} replica ({pool.kv_admission_bytes / 1e9:.1f} GB for KV); "
+                    f"{pool.spec.name} replica ({pool.kv_capacity_bytes / 1e9:.1f} GB for KV); "
                     f"allowed: shorter calls, a larger tp/ep, or a smaller prefix_cache_fraction",
                 )
 
     # ------------------------------------------------------------------------------- trees
     def start_tree(self, tree: int) -> None:
         now = self.env.now
+        self.trees_started = tree + 1
         for call in range(self.node_offsets[tree], self.node_offsets[tree + 1]):
             if self.pending_parents[call] == 0:
                 self._schedule_ready(call, now)
+        self._update_settled()
 
     def _schedule_ready(self, call: int, now: float) -> None:
         delay = self.delay_s[call]
         if delay > 0:
-            self.env.timeout(delay).callbacks.append(partial(self._ready_after_delay, call))
+            self.in_timer.add(call)
+            self.env.timeout(delay).callbacks.append(partial(self._timer_fired, call))
         else:
             self.ready(call)
 
-    def _ready_after_delay(self, call: int, _event: simpy.Event) -> None:
+    def _timer_fired(self, call: int, _event: simpy.Event) -> None:
+        self.in_timer.discard(call)
         self.ready(call)
 
     def ready(self, call: int) -> None:
+        if self.tree_dead[self.call_tree_list[call]]:
+            self.abandoned[call] = True  # its tree died: nobody waits for it
+            return
         self.ready_s[call] = self.env.now
+        self.active += 1
         self.entry.submit(call)
 
-    def hand_off(self, call: int) -> None:
-        """Ship a prefilled call's KV cache to the decode pool."""
+    def hand_off(self, call: int, replica: ReplicaSim) -> None:
+        """Ship a prefilled call's KV cache over ``replica``'s link (FIFO, one at a time)."""
         context = self.input_tokens[call] + 1
         nbytes = (
             self.decode_entry.perf.kv_bytes_per_token * context
             + self.decode_entry.perf.state_bytes_per_sequence
         )
-        delay = nbytes / self.link_bytes_per_s + self.link_latency_s
-        self.env.timeout(delay).callbacks.append(partial(self._arrive_at_decode, call))
+        now = self.env.now
+        start = replica.link_free_s if replica.link_free_s > now else now
+        replica.link_free_s = start + nbytes / self.link_bytes_per_s
+        landed = replica.link_free_s + self.link_latency_s
+        attempt = self.retries[call]
+        self.env.timeout(landed - now).callbacks.append(
+            partial(self._arrive_at_decode, call, replica, attempt)
+        )
 
-    def _arrive_at_decode(self, call: int, _event: simpy.Event) -> None:
+    def _arrive_at_decode(
+        self, call: int, replica: ReplicaSim, attempt: int, _event: simpy.Event
+    ) -> None:
+        if self.retries[call] != attempt or self.failed[call] or call not in replica.held:
+            return  # the prefill replica failed meanwhile: the call was restarted or failed
+        replica.release_held(call)
         self.decode_entry.submit(call)
 
     def finish(self, call: int, now: float) -> None:
         self.finish_s[call] = now
+        self.active -= 1
         children = self.children
         pending = self.pending_parents
         for i in range(self.child_offsets[call], self.child_offsets[call + 1]):
@@ -490,68 +247,48 @@ class _Engine:
             pending[child] -= 1
             if pending[child] == 0:
                 self._schedule_ready(child, now)
-        tree = int(self.call_tree[call])
+        tree = self.call_tree_list[call]
         self.tree_left[tree] -= 1
-        if self.tree_left[tree] == 0:
+        if self.tree_left[tree] == 0 and not self.tree_dead[tree]:
             self.tree_finish_s[tree] = now
             self.trees_done += 1
-            self.all_settled = self.settled()
+        self._update_settled()
 
     # ---------------------------------------------------------------------------- failures
+    def _update_settled(self) -> None:
+        # Settling needs no call active, so only then is the full check worth making.
+        if not self.active:
+            self.all_settled = self.settled()
+
     def settled(self) -> bool:
-        """Whether every tree has arrived and finished or failed (no work can remain)."""
-        return self.trees_done + self.trees_failed >= self.trees.n_trees
-
-    def fail_replica(self, pool: PoolRuntime, index: int, repair_s: float) -> None:
-        """A failure takes replica ``index`` of ``pool`` down for ``repair_s``; retry its calls."""
-        self.any_failures = True
-        replica = pool.replicas[index]
-        env = self.env
-        due_s = env.now + repair_s
-        if replica.down:  # struck again while down: it comes back after the later repair
-            if due_s > replica.repair_at:
-                replica.repair_at = due_s
-                env.timeout(repair_s).callbacks.append(partial(self._repair, pool, replica, due_s))
-            return
-        admitted, waiting = replica.fail()
-        replica.repair_at = due_s
-        pool.live.remove(replica)
-        for call in admitted:
-            pool.reserved_bytes.pop(call, None)
-            self.retry(call)
-        for call in waiting:
-            pool.submit(call)
-        env.timeout(repair_s).callbacks.append(partial(self._repair, pool, replica, due_s))
-
-    def _repair(
-        self, pool: PoolRuntime, replica: ReplicaSim, due_s: float, _event: simpy.Event
-    ) -> None:
-        if not replica.down or due_s < replica.repair_at:
-            return  # superseded by a later repair (struck again while down)
-        pool.down_s += self.env.now - replica.down_since
-        replica.restore()
-        pool.live.append(replica)
-        pool.live.sort(key=lambda r: r.index)  # deterministic routing order
-        parked, pool.parked = pool.parked, deque()
-        for call in parked:
-            pool.submit(call)
-        replica.wake()
+        """Whether no work can remain: every tree arrived and finished or died, nothing active."""
+        n = self.trees.n_trees
+        return (
+            self.trees_started == n and self.trees_done + self.trees_failed == n and not self.active
+        )
 
     def retry(self, call: int) -> None:
-        """Restart a call that lost its replica, or fail it after ``max_retries``."""
-        self.retries[call] += 1
-        if self.retries[call] > self.max_retries:
-            self.failed[call] = True
-            tree = int(self.call_tree[call])
-            if not self.tree_dead[tree]:
-                self.tree_dead[tree] = True
-                self.trees_failed += 1
-                self.all_settled = self.settled()
+        """Restart a call that lost its replica, or fail it once it has had ``max_retries``."""
+        if self.retries[call] >= self.max_retries:
+            self.fail_call(call, FAIL_RETRIES)
             return
+        self.retries[call] += 1
         self.admit_s[call] = np.nan
         self.first_token_s[call] = np.nan
         self.cached_tokens[call] = 0
         self.entry.submit(call)
+
+    def fail_call(self, call: int, reason: int) -> None:
+        """Give up a ready call; its tree dies (its other calls drain or are abandoned)."""
+        self.failed[call] = True
+        self.fail_s[call] = self.env.now
+        self.fail_reason[call] = reason
+        self.active -= 1
+        tree = self.call_tree_list[call]
+        if not self.tree_dead[tree]:
+            self.tree_dead[tree] = True
+            self.trees_failed += 1
+        self._update_settled()
 
     def arrivals(self) -> simpy.events.ProcessGenerator:
         env = self.env
@@ -559,6 +296,57 @@ class _Engine:
             if at > env.now:
                 yield env.timeout(at - env.now)
             self.start_tree(tree)
+
+    # ------------------------------------------------------------------------------ census
+    def census(self) -> dict[str, int]:
+        """Where every call is, from the engine's own structures (see ``CENSUS_PLACES``).
+
+        Each place lists its calls by walking what holds them (timers, pool and replica queues,
+        prefill FIFOs, decode heaps, held KV awaiting transfer, parked lists) or by the flags
+        set when a call left the system (finished, failed, abandoned) or had not entered it
+        (trees not started, parents pending). ``unaccounted`` and ``double_counted`` count the
+        calls found in no place and in more than one.
+        """
+        n_calls = self.trees.n_calls
+        seen = np.zeros(n_calls, dtype=np.int64)
+        counts: dict[str, int] = {}
+
+        def add(place: str, calls: NDArray[np.int64] | list[int]) -> None:
+            index = np.asarray(calls, dtype=np.int64)
+            np.add.at(seen, index, 1)
+            counts[place] = counts.get(place, 0) + int(index.size)
+
+        started = np.arange(n_calls) < self.node_offsets[self.trees_started]
+        dead = self.tree_dead[self.call_tree]
+        pending = np.asarray(self.pending_parents, dtype=np.int64) > 0
+        timer = np.zeros(n_calls, dtype=bool)
+        timer[list(self.in_timer)] = True
+        add("tree_pending", np.flatnonzero(~started))
+        add("not_arrived", np.flatnonzero(started & pending & ~dead))
+        add("timer", np.flatnonzero(timer & ~dead))
+        for pool in self.pools.values():
+            add("parked", list(pool.parked))
+            add("queue", pool.queued_calls())
+            for replica in pool.replicas:
+                add("prefill", [call for _, call, _ in replica.prefill_fifo])
+                add("decode", [call for _, call, _ in replica.decode_heap])
+                add("transfer", sorted(replica.held))
+        add("finished", np.flatnonzero(np.isfinite(self.finish_s)))
+        add("failed", np.flatnonzero(self.failed))
+        add("abandoned", np.flatnonzero(self.abandoned | (started & dead & (pending | timer))))
+        result = {place: counts.get(place, 0) for place in CENSUS_PLACES}
+        result["unaccounted"] = int((seen == 0).sum())
+        result["double_counted"] = int((seen > 1).sum())
+        return result
+
+    def check_invariants(self) -> None:
+        """Assert the KV ledgers balance in every pool and the active count matches the census."""
+        for pool in self.pools.values():
+            pool.check_invariants()
+        census = self.census()
+        in_flight = sum(census[p] for p in ("parked", "queue", "prefill", "transfer", "decode"))
+        assert in_flight == self.active, (census, self.active)
+        assert census["unaccounted"] == 0 and census["double_counted"] == 0, census
 
 
 CHECK_EVERY_EVENTS = 16384
@@ -575,9 +363,10 @@ def _run(
     """Step the SimPy clock until it drains or a limit is reached; returns the stop reason.
 
     Stepping here rather than in ``env.run`` lets a wall-clock guard and a progress callback
-    look in every ``CHECK_EVERY_EVENTS`` events. The clock stops as soon as every tree has
-    finished or failed: what is left then (failure draws, repairs) is no work, and running on
-    would dilute every time average.
+    look in every ``CHECK_EVERY_EVENTS`` events. The clock stops as soon as no work can remain
+    (every tree arrived and finished or died, no call in flight): what is left then (failure
+    draws, repairs) is no work, and running on would dilute every time average. Events at
+    exactly ``max_sim_time_s`` are processed; the clock then stands at that time.
     """
     env = engine.env
     stop_at = math.inf if max_sim_time_s is None else max_sim_time_s
@@ -586,17 +375,37 @@ def _run(
     step, peek = env.step, env.peek
     while True:
         for _ in range(CHECK_EVERY_EVENTS):
-            upcoming = peek()
-            if upcoming == math.inf or engine.all_settled:
+            if engine.all_settled:
                 return "drained"
+            upcoming = peek()
             if upcoming > stop_at:
-                env.run(until=stop_at)
+                if env.now < stop_at:  # SimPy refuses until <= now
+                    env.run(until=stop_at)
                 return "max_sim_time"
+            if upcoming == math.inf:
+                return "stalled"
             step()
         if progress is not None:
             progress(env.now, horizon)
         if time.perf_counter() > deadline:
             return "wall_clock"
+
+
+def _check_workload_size(workload: WorkloadSpec) -> None:
+    """Refuse, before drawing it, a workload whose calls could not be held (>= 1 per tree)."""
+    trees = math.inf if workload.n_trees is None else float(workload.n_trees)
+    if workload.horizon_s is not None:
+        rate = workload.arrivals.mean_rate_per_s
+        if math.isfinite(rate):
+            trees = min(trees, rate * workload.horizon_s)
+    if trees * BYTES_PER_CALL > MAX_CALLS_BYTES:
+        field = "workload.n_trees" if workload.n_trees is not None else "workload.horizon_s"
+        raise ConfigError(
+            field,
+            f"about {trees:,.0f} trees (at least one call each) would need at least "
+            f"{trees * BYTES_PER_CALL / 1e9:,.1f} GB of simulator state; allowed: at most "
+            f"{MAX_CALLS_BYTES // BYTES_PER_CALL:,} calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
+        )
 
 
 def simulate(
@@ -627,11 +436,15 @@ def simulate(
         progress: Called now and then with (simulated time, time of the last arrival), s.
 
     Raises:
-        ConfigError: A pool with fewer racks than one replica needs, or a call too large for a
+        ConfigError: A pool with fewer racks than one replica needs or more replicas than the
+            simulator may build, a workload too large to hold, or a call too large for a
             replica's KV memory.
     """
     wall_start = time.perf_counter()
     arrivals_seed, trees_seed, pools_seed, faults_seed = np.random.SeedSequence(seed).spawn(4)
+    for spec in fleet.pools:  # refuse an unbuildable fleet before drawing anything
+        PoolRuntime.check_size(spec)
+    _check_workload_size(workload)
     arrival_s = workload.arrivals.sample(
         np.random.default_rng(arrivals_seed),
         horizon_s=workload.horizon_s,
@@ -640,6 +453,13 @@ def simulate(
     trees = TreeFactory(workload.tree).sample_batch(
         np.random.default_rng(trees_seed), len(arrival_s)
     )
+    if trees.n_calls * BYTES_PER_CALL > MAX_CALLS_BYTES:
+        raise ConfigError(
+            "workload.n_trees",
+            f"{trees.n_calls:,} calls would need about {trees.n_calls * BYTES_PER_CALL / 1e9:,.1f}"
+            f" GB of simulator state; allowed: at most {MAX_CALLS_BYTES // BYTES_PER_CALL:,} "
+            f"calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
+        )
     zero_output = 0
     if isinstance(workload.arrivals, TraceArrivals) and isinstance(workload.tree, ChatShape):
         trace = workload.arrivals.trace
@@ -654,9 +474,12 @@ def simulate(
     engine.env.process(engine.arrivals())
     if failures is not None:
         engine.max_retries = failures.max_retries
-        FaultInjector(engine, failures, np.random.default_rng(faults_seed)).start()
+        engine.faults = FaultInjector(engine, failures, np.random.default_rng(faults_seed))
+        engine.faults.start()
     stop_reason = _run(engine, max_sim_time_s, max_wall_s, wall_start, progress)
     complete = engine.trees_done == trees.n_trees
+    now = float(engine.env.now)
+    bin_s = max(p.timeline_bin_s for p in engine.pools.values())
     return SimulationResult(
         trees=trees,
         tree_arrival_s=engine.tree_arrival_s,
@@ -669,10 +492,10 @@ def simulate(
         cached_tokens=engine.cached_tokens,
         prefill_replica=engine.prefill_replica,
         decode_replica=engine.decode_replica,
-        pools=tuple(p.stats() for p in engine.pools.values()),
+        pools=tuple(p.stats(now, bin_s) for p in engine.pools.values()),
         prefill_pool=fleet.prefill_pool.name,
         decode_pool=fleet.decode_pool.name,
-        sim_time_s=float(engine.env.now),
+        sim_time_s=now,
         wall_time_s=time.perf_counter() - wall_start,
         complete=complete,
         seed=seed,
@@ -680,4 +503,8 @@ def simulate(
         stop_reason=stop_reason,
         failed=engine.failed if failures is not None else None,
         retries=np.asarray(engine.retries, dtype=np.int64) if failures is not None else None,
+        fail_s=engine.fail_s if failures is not None else None,
+        fail_reason=engine.fail_reason if failures is not None else None,
+        trees_started=engine.trees_started,
+        census=engine.census(),
     )

@@ -3,7 +3,12 @@
 Definitions (all times in seconds):
 
 * a call has *arrived* once it is ready to run (its parents finished, its tool delay passed);
-  ``arrived = completed + in_flight + failed`` always holds;
+  ``arrived = completed + in_flight + failed``, where ``in_flight`` is counted by the engine's
+  census (calls found parked, queued, prefilling, in KV transfer or decoding), not defined as
+  the difference; ``not_arrived`` counts calls of trees that had arrived but were not yet ready
+  (waiting on parents or a tool delay, or abandoned because their tree died);
+* ``retries`` counts restarts (a call restarted twice counts twice; the loss that fails a call
+  is not a restart);
 * ``queue_s`` = admission to its first replica - ready; ``ttft_s`` = first token - ready;
   ``e2e_s`` = finish - ready; ``tpot_s`` = (finish - first token) / (output tokens - 1), for
   calls with more than one output token;
@@ -25,9 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from planner.sim.config import SloSpec
-from planner.sim.engine import SimulationResult
+from planner.sim.pool import FAIL_POOL_DOWN, FAIL_RETRIES
+from planner.sim.results import SimulationResult
 
 PERCENTILES = (50, 90, 99)
+
+IN_FLIGHT_PLACES = ("parked", "queue", "prefill", "transfer", "decode")
+"""Census places of a call that is ready and neither finished nor failed."""
 
 
 def distribution(values: NDArray[np.float64]) -> dict[str, float | None]:
@@ -72,23 +81,31 @@ def slo_met_per_tree(result: SimulationResult, slo: SloSpec) -> NDArray[np.bool_
 def stability(result: SimulationResult) -> dict[str, Any]:
     """Whether the offered load looked sustainable: did the backlog keep growing?
 
-    The backlog (calls ready but not finished) is read at the middle and at the end of the
-    arrival window. A stable fleet's backlog fluctuates around a level; an overloaded one's grows
-    with every arrival it cannot serve. If the backlog grew by more than 10% of the calls that
-    arrived over the second half (and by more than 10 calls), arrivals outran capacity: with
-    more arrivals the queues would grow without bound.
+    The backlog (calls ready but neither finished nor failed) is read at the middle and at the
+    end of the window actually simulated under arrivals: from the first arrival to the last one,
+    or to the stop of the clock if that came first (a run stopped by a limit is judged on what
+    it simulated, never on times after the stop). A stable fleet's backlog fluctuates around a
+    level; an overloaded one's grows with every arrival it cannot serve. If the backlog grew by
+    more than 10% of the calls that arrived over the second half (and by more than 10 calls),
+    arrivals outran capacity: with more arrivals the queues would grow without bound.
     """
     ready = np.sort(result.ready_s[np.isfinite(result.ready_s)])
-    finished = np.sort(result.finish_s[np.isfinite(result.finish_s)])
+    done = result.finish_s
+    if result.fail_s is not None:
+        done = np.where(np.isfinite(result.fail_s), result.fail_s, done)
+    finished = np.sort(done[np.isfinite(done)])
     arrivals = result.tree_arrival_s
     if ready.size == 0 or arrivals.size < 2:
-        return {"stable": True, "backlog_mid": 0, "backlog_end": 0, "reason": "too few calls"}
+        return {
+            "stable": True, "backlog_mid": 0, "backlog_end": 0, "window_end_s": None,
+            "reason": "too few calls",
+        }  # fmt: skip
 
     def backlog(t: float) -> int:
         return int(np.searchsorted(ready, t, "right") - np.searchsorted(finished, t, "right"))
 
-    mid_t = float(arrivals[0] + (arrivals[-1] - arrivals[0]) / 2.0)
-    end_t = float(arrivals[-1])
+    end_t = min(float(arrivals[-1]), result.sim_time_s)
+    mid_t = float(arrivals[0] + (end_t - arrivals[0]) / 2.0)
     mid, end = backlog(mid_t), backlog(end_t)
     arrived = int(np.searchsorted(ready, end_t, "right") - np.searchsorted(ready, mid_t, "right"))
     growing = end - mid > max(10, 0.1 * arrived)
@@ -98,7 +115,10 @@ def stability(result: SimulationResult) -> dict[str, Any]:
         if growing
         else "backlog did not keep growing"
     )
-    return {"stable": not growing, "backlog_mid": mid, "backlog_end": end, "reason": reason}
+    return {
+        "stable": not growing, "backlog_mid": mid, "backlog_end": end, "window_end_s": end_t,
+        "reason": reason,
+    }  # fmt: skip
 
 
 def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
@@ -106,10 +126,18 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
     arrived = int(np.isfinite(result.ready_s).sum())
     completed = int(np.isfinite(result.finish_s).sum())
     failed = int(result.failed.sum()) if result.failed is not None else 0
+    census = result.census
+    in_flight = sum(census.get(p, 0) for p in IN_FLIGHT_PLACES)
+    not_arrived = sum(census.get(p, 0) for p in ("not_arrived", "timer", "abandoned"))
+    reasons = result.fail_reason if result.fail_reason is not None else np.zeros(0, np.int8)
     latencies = call_latencies(result)
     sim_time = result.sim_time_s if result.sim_time_s > 0 else float("nan")
     tree_done = np.isfinite(result.tree_finish_s)
-    tree_arrived = result.tree_arrival_s <= result.sim_time_s
+    tree_arrived = (
+        np.arange(result.trees.n_trees) < result.trees_started
+        if result.trees_started >= 0
+        else result.tree_arrival_s <= result.sim_time_s
+    )
     output_done = float(result.trees.output_tokens[np.isfinite(result.finish_s)].sum())
 
     pools: dict[str, Any] = {}
@@ -127,6 +155,8 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
             "availability": 1.0 - pool.down_s / (pool.replicas * sim_time),
             "failures": pool.failures,
             "lost_capacity_replica_s": pool.down_s,
+            "gave_up_s": pool.gave_up_s,
+            "give_up_reason": pool.give_up_reason or None,
             "mean_decode_batch": float(pool.batch_s.sum() / (pool.replicas * sim_time)),
             "tokens_per_s": (pool.decode_tokens + pool.prefill_tokens) / sim_time,
             "output_tokens_per_s": pool.decode_tokens / sim_time,
@@ -141,12 +171,16 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
         "calls": {
             "arrived": arrived,
             "completed": completed,
-            "in_flight": arrived - completed - failed,
+            "in_flight": in_flight,
             "failed": failed,
-            "not_arrived": int(result.trees.n_calls - arrived),
+            "failed_retries_exhausted": int((reasons == FAIL_RETRIES).sum()),
+            "failed_pool_down": int((reasons == FAIL_POOL_DOWN).sum()),
+            "not_arrived": not_arrived,
             "prefix_cached_tokens": int(result.cached_tokens.sum()),
             "trace_zero_output": result.trace_zero_output_calls,
             "retries": int(result.retries.sum()) if result.retries is not None else 0,
+            "retried_calls": int((result.retries > 0).sum()) if result.retries is not None else 0,
+            "census": dict(census),
             **{name: distribution(values) for name, values in latencies.items()},
         },
         "trees": {

@@ -13,13 +13,16 @@ bookkeeping:
   tokens (chunked prefill), and a prompt is done when the stream's counter passes its threshold.
 
 Step times vary within a segment as contexts grow; a segment's duration is the exact sum of its
-iterations' times (piecewise arithmetic series, :meth:`ReplicaSim._segment_s`), so advancing a
-segment at once gives the same result as stepping every iteration. Setting ``stepwise`` forces
-one iteration per segment (the reference the tests compare against).
+iterations' times, each times its own jitter factor (piecewise arithmetic series weighted by the
+replica's factor stream, :mod:`planner.sim.jitter`), so advancing a segment at once gives the
+same result as stepping every iteration. Setting ``stepwise`` forces one iteration per segment
+(the reference the tests compare against).
 
-Admission reserves KV for a call's whole context (prompt + output, no eviction) minus what the
-replica's prefix cache already holds for it. The prefix cache is an LRU over prefix groups in a
-fixed share of KV memory; a hit skips that part of the prefill.
+KV memory is accounted in whole bytes (Python integers, so no rounding drifts): admission
+reserves a call's context less what the replica's prefix cache already holds for it, on a
+unified or decode replica its whole context (prompt + output, no eviction), on a prefill
+replica its prompt only, held until the KV transfer to the decode pool lands. The prefix cache
+is an LRU over prefix groups in a fixed share of KV memory; a hit skips that part of the prefill.
 """
 
 from __future__ import annotations
@@ -27,15 +30,45 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import simpy
 
-if TYPE_CHECKING:
-    from planner.sim.engine import PoolRuntime
+from planner.sim.jitter import JitterStream
 
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
 _EPS = 1e-6
+
+
+class ReplicaPool(Protocol):
+    """What a replica needs from its pool: limits, call data, and where to report."""
+
+    max_batch: int
+    token_budget: int
+    prefills: bool
+    decodes: bool
+    holds_kv_for_transfer: bool
+    stepwise: bool
+    kv_capacity_bytes: int
+    prefix_cache_tokens: int
+    central_queue: deque[int] | None
+    reserved_bytes: dict[int, int]
+    input_tokens: list[int]
+    output_tokens: list[int]
+    shared_prefix_tokens: list[int]
+    prefix_group: list[int]
+    step_time_fn: Callable[[int, float, float, float], float]
+    prefill_attention_flops: Callable[[float, float], float]
+    busy_timeline: list[float]
+    timeline_bin_s: float
+
+    def call_reserve_bytes(self, call: int, cached_tokens: int) -> int: ...
+    def record_busy(self, start_s: float, duration_s: float) -> None: ...
+    def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None: ...
+    def on_first_token(self, call: int, now: float) -> None: ...
+    def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None: ...
+    def on_finish(self, call: int, now: float) -> None: ...
+    def on_load_change(self, replica: ReplicaSim) -> None: ...
 
 
 class ReplicaSim:
@@ -43,13 +76,12 @@ class ReplicaSim:
 
     Args:
         env: The SimPy environment.
-        pool: The pool runtime this replica belongs to (shared call data, callbacks, limits).
+        pool: The pool this replica belongs to (shared call data, callbacks, limits).
         index: Replica index within the pool.
-        jitter: Callable returning the next multiplicative step-time factor (1.0 = none).
+        jitter: The replica's step-time factor stream (``None``: no jitter).
     """
 
     __slots__ = (
-        "_jitter",
         "_plan_pending",
         "batch_s",
         "busy_s",
@@ -62,8 +94,12 @@ class ReplicaSim:
         "down",
         "down_since",
         "env",
+        "held",
         "index",
+        "jitter",
+        "jitter_pos",
         "kv_free_bytes",
+        "link_free_s",
         "n_decode",
         "outstanding",
         "pool",
@@ -76,7 +112,6 @@ class ReplicaSim:
         "seg_decode",
         "seg_duration_s",
         "seg_event",
-        "seg_jitter",
         "seg_position",
         "seg_start",
         "seg_steps",
@@ -85,22 +120,25 @@ class ReplicaSim:
     )
 
     def __init__(
-        self, env: simpy.Environment, pool: PoolRuntime, index: int, jitter: Callable[[], float]
+        self, env: simpy.Environment, pool: ReplicaPool, index: int, jitter: JitterStream | None
     ) -> None:
         self.env = env
         self.pool = pool
         self.index = index
-        self._jitter = jitter
+        self.jitter = jitter
+        self.jitter_pos = 0  # this replica's iterations so far (index into its factor stream)
         self.waiting: deque[int] = deque()
         self.prefill_fifo: deque[tuple[float, int, float]] = deque()  # (threshold, call, start)
-        self.decode_heap: list[tuple[int, int, float]] = []  # (finish step, call, ctx offset)
-        self.kv_free_bytes = pool.kv_admission_bytes
+        self.decode_heap: list[tuple[int, int, int]] = []  # (finish step, call, ctx offset)
+        self.held: set[int] = set()  # prefilled calls whose KV waits for its transfer to land
+        self.kv_free_bytes = pool.kv_capacity_bytes
+        self.link_free_s = 0.0  # when this replica's outgoing KV link is next free
         self.cache: OrderedDict[int, int] = OrderedDict()
         self.cache_tokens = 0
         self.cache_capacity_tokens = pool.prefix_cache_tokens
         self.step = 0
         self.n_decode = 0
-        self.ctx_base = 0.0
+        self.ctx_base = 0
         self.prefill_enqueued = 0.0
         self.prefill_done = 0.0
         self.outstanding = 0
@@ -111,7 +149,6 @@ class ReplicaSim:
         self.seg_position = 0.0
         self.seg_chunk = 0.0
         self.seg_decode = 0
-        self.seg_jitter = 1.0
         self._plan_pending = False
         self.busy_s = 0.0
         self.batch_s = 0.0
@@ -123,10 +160,15 @@ class ReplicaSim:
 
     # ------------------------------------------------------------------------------ arrivals
     def submit(self, call: int) -> None:
-        """A call placed on this replica by the router (or taken from the pool queue)."""
+        """A call placed on this replica by the router."""
         self.waiting.append(call)
         self.outstanding += 1
+        self.pool.on_load_change(self)
         self.wake()
+
+    def has_batch_room(self) -> bool:
+        """Whether another sequence may join the batch (KV permitting)."""
+        return self.n_decode + len(self.prefill_fifo) < self.pool.max_batch
 
     def wake(self) -> None:
         """Re-plan at the next iteration boundary because new work may be admissible."""
@@ -140,22 +182,46 @@ class ReplicaSim:
             return
         if not self._has_room():
             return
-        # Cut the segment at the end of the iteration in progress. Iterations lengthen as
-        # contexts grow, so the mean-time estimate is a lower bound on that iteration's index.
+        # Cut the segment at the end of the iteration in progress: the first boundary b with
+        # segment_s(b) > elapsed. The mean iteration time gives a guess; without jitter it is a
+        # lower bound (iterations lengthen as contexts grow), so a short walk up finds b.
         now = self.env.now
         elapsed = now - self.seg_start
-        boundary = int(elapsed / (self.seg_duration_s / self.seg_steps) + 1e-9) + 1
-        if boundary >= self.seg_steps:
+        steps = self.seg_steps
+        boundary = int(elapsed / (self.seg_duration_s / steps) + 1e-9) + 1
+        if self.jitter is not None:
+            boundary = self._jittered_boundary(elapsed, min(boundary, steps))
+        if boundary >= steps:
             return
         duration = self._segment_s(boundary)
-        while duration <= elapsed and boundary < self.seg_steps:
+        while duration <= elapsed and boundary < steps:
             boundary += 1
             duration = self._segment_s(boundary)
-        if boundary >= self.seg_steps:
+        if boundary >= steps:
             return
         self.seg_steps = boundary
         self.seg_duration_s = duration
         self._schedule(self.seg_start + duration - now)
+
+    def _jittered_boundary(self, elapsed: float, guess: int) -> int:
+        """The first boundary b with segment_s(b) > elapsed, searched from ``guess`` (jittered
+        iterations are not monotone, so the guess may overshoot: gallop down, then bisect)."""
+        if self._segment_s(guess) <= elapsed:
+            return guess  # the caller walks up from here
+        low, high, gap = 0, guess, 1  # segment_s(low) <= elapsed < segment_s(high)
+        while high - gap > low:
+            if self._segment_s(high - gap) <= elapsed:
+                low = high - gap
+                break
+            high -= gap
+            gap *= 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._segment_s(middle) > elapsed:
+                high = middle
+            else:
+                low = middle
+        return high
 
     def _planned(self, _event: simpy.Event) -> None:
         self._plan_pending = False
@@ -164,7 +230,7 @@ class ReplicaSim:
 
     def _has_room(self) -> bool:
         pool = self.pool
-        if self.n_decode + len(self.prefill_fifo) >= pool.max_batch:
+        if not self.has_batch_room():
             return False
         if self.waiting:
             call = self.waiting[0]
@@ -195,6 +261,7 @@ class ReplicaSim:
             elif central is not None:
                 central.popleft()
                 self.outstanding += 1
+                pool.on_load_change(self)
             self.kv_free_bytes -= need
             pool.reserved_bytes[call] = need
             pool.on_admit(call, self, now, hit)
@@ -276,7 +343,6 @@ class ReplicaSim:
         self.seg_decode = decode
         # Prompt tokens of the head already prefilled (its prefix-cache hit included).
         self.seg_position = self.prefill_fifo[0][2] + self.prefill_done if chunk else 0.0
-        self.seg_jitter = self._jitter()
         self.seg_steps = steps
         self.seg_duration_s = self._segment_s(steps)
         self._schedule(self.seg_duration_s)
@@ -284,7 +350,7 @@ class ReplicaSim:
     def _iteration_s(self, index: int) -> float:
         """Time of iteration ``index`` (0-based) of the current segment, before jitter."""
         decode, chunk = self.seg_decode, self.seg_chunk
-        context = self.ctx_base + decode * (self.step + index) if decode else 0.0
+        context = float(self.ctx_base + decode * (self.step + index)) if decode else 0.0
         attention = 0.0
         if chunk > 0:
             position = self.seg_position + index * chunk
@@ -292,35 +358,50 @@ class ReplicaSim:
         return self.pool.step_time_fn(decode, context, chunk, attention)
 
     def _segment_s(self, steps: int) -> float:
-        """Exact total time of the current segment's first ``steps`` iterations, s.
+        """Exact total time of the current segment's first ``steps`` iterations, jitter included.
 
         Within a segment only the attention term changes from one iteration to the next
         (contexts and prefill positions grow by a fixed amount), and it is piecewise linear with
         at most a couple of kinks (memory- to compute-bound, sliding windows filling up). So the
         sum is taken piecewise: where the midpoint lies on the chord the piece is linear and its
-        sum is an arithmetic series; elsewhere the piece is split. Linear segments cost three
-        evaluations, kinked ones O(log steps); the result equals stepping every iteration.
+        jitter-weighted sum comes from the factor stream's prefix sums; elsewhere the piece is
+        split. Linear segments cost three evaluations, kinked ones O(log steps); the result
+        equals stepping every iteration with its own factor.
         """
         first = self._iteration_s(0)
         if steps == 1:
-            return first * self.seg_jitter
+            jitter = self.jitter
+            return first * jitter.factor(self.jitter_pos) if jitter is not None else first
         last_index = steps - 1
-        return (
-            self._sum_pieces(0, last_index, first, self._iteration_s(last_index)) * self.seg_jitter
-        )
+        return self._sum_pieces(0, last_index, first, self._iteration_s(last_index))
+
+    def _piece(self, low: int, high: int, at_low: float, at_high: float) -> float:
+        """Jitter-weighted sum of a linear piece, iterations ``low..high`` inclusive."""
+        n = high - low + 1
+        jitter = self.jitter
+        if jitter is None:
+            return n * (at_low + at_high) / 2.0
+        slope = (at_high - at_low) / (high - low) if high > low else 0.0
+        return jitter.weighted_sum(self.jitter_pos + low, n, at_low, slope)
 
     def _sum_pieces(self, low: int, high: int, at_low: float, at_high: float) -> float:
         if high - low <= 1:
-            return at_low + at_high
+            return self._piece(low, high, at_low, at_high)
         middle = (low + high) // 2
         at_middle = self._iteration_s(middle)
         chord = at_low + (at_high - at_low) * (middle - low) / (high - low)
         if abs(at_middle - chord) <= 1e-12 * abs(at_middle):
-            return (high - low + 1) * (at_low + at_high) / 2.0
+            if self.jitter is None:  # the common case, inlined: an arithmetic series
+                return (high - low + 1) * (at_low + at_high) / 2.0
+            return self._piece(low, high, at_low, at_high)
+        jitter = self.jitter
+        shared = at_middle * (
+            jitter.factor(self.jitter_pos + middle) if jitter is not None else 1.0
+        )
         return (
             self._sum_pieces(low, middle, at_low, at_middle)
             + self._sum_pieces(middle, high, at_middle, at_high)
-            - at_middle
+            - shared
         )
 
     def _schedule(self, delay_s: float) -> None:
@@ -345,6 +426,9 @@ class ReplicaSim:
         else:
             pool.record_busy(start, duration)
         self.step += steps
+        self.jitter_pos += steps
+        if self.jitter is not None and not self.jitter_pos & 0xFFF:
+            self.jitter.forget_before(self.jitter_pos)
         self.decode_tokens += self.seg_decode * steps
         now = self.env.now
         if self.seg_chunk:
@@ -357,28 +441,67 @@ class ReplicaSim:
                 if pool.decodes and pool.output_tokens[call] > 1:
                     pool.on_first_token(call, now)
                     self._join_decode(call)
+                    continue
+                self._free_slot(call)
+                if pool.holds_kv_for_transfer and pool.output_tokens[call] > 1:
+                    self.held.add(call)  # KV stays until the transfer lands
                 else:
-                    self._release(call)
-                    pool.on_prefill_complete(call, now)
+                    self._free_kv(call)
+                pool.on_prefill_complete(call, self, now)
             if not fifo:  # keep the counters small and exact
                 self.prefill_done = self.prefill_enqueued = 0.0
         heap = self.decode_heap
+        reserved = pool.reserved_bytes
         while heap and heap[0][0] <= self.step:
             _, call, offset = heapq.heappop(heap)
             self.ctx_base -= offset
             self.n_decode -= 1
-            self._release(call)
+            self.outstanding -= 1  # _free_slot and _free_kv, inlined (once per call)
+            pool.on_load_change(self)
+            self.kv_free_bytes += reserved.pop(call)
             pool.on_finish(call, now)
         if not heap:
-            self.ctx_base = 0.0
+            self.ctx_base = 0
         self._plan()
+
+    # ----------------------------------------------------------------------- KV and transfers
+    def release_held(self, call: int) -> None:
+        """The KV transfer of ``call`` landed: free its KV here (more calls may now fit)."""
+        self.held.remove(call)
+        self._free_kv(call)
+        self.wake()
+
+    def _free_slot(self, call: int) -> None:
+        self.outstanding -= 1
+        self.pool.on_load_change(self)
+
+    def _free_kv(self, call: int) -> None:
+        self.kv_free_bytes += self.pool.reserved_bytes.pop(call)
+
+    def admitted_calls(self) -> list[int]:
+        """Calls holding KV on this replica: prefilling, decoding, or awaiting their transfer."""
+        calls = [call for _, call, _ in self.prefill_fifo]
+        calls += [call for _, call, _ in self.decode_heap]
+        calls += sorted(self.held)
+        return calls
+
+    def check_invariants(self) -> None:
+        """Assert the KV ledger balances: free + reserved by admitted calls == capacity."""
+        reserved = self.pool.reserved_bytes
+        held = sum(reserved[call] for call in self.admitted_calls())
+        capacity = self.pool.kv_capacity_bytes
+        assert 0 <= self.kv_free_bytes <= capacity, (self.index, self.kv_free_bytes, capacity)
+        assert self.kv_free_bytes + held == capacity, (self.index, self.kv_free_bytes, held)
+        assert self.n_decode == len(self.decode_heap), (self.index, self.n_decode)
+        assert self.outstanding == len(self.waiting) + len(self.prefill_fifo) + self.n_decode
 
     # ------------------------------------------------------------------------------ failures
     def fail(self) -> tuple[list[int], list[int]]:
         """Take the replica down: drop its work and return (admitted calls, waiting calls).
 
         The iteration in progress is lost but its time counts as busy. KV memory, the prefix
-        cache and every queue are emptied; the caller re-routes the calls.
+        cache, every queue and the outgoing KV link are emptied; the caller re-routes the calls
+        (a call whose KV was waiting for its transfer is among the admitted ones: it is lost).
         """
         now = self.env.now
         if self.seg_event is not None:
@@ -386,28 +509,31 @@ class ReplicaSim:
             self.busy_s += elapsed
             self.batch_s += self.seg_decode * elapsed
             self.pool.record_busy(self.seg_start, elapsed)
-        admitted = [call for _, call, _ in self.prefill_fifo]
-        admitted += [call for _, call, _ in self.decode_heap]
+            self.jitter_pos += self.seg_steps
+        admitted = self.admitted_calls()
         waiting = list(self.waiting)
+        reserved = self.pool.reserved_bytes
+        for call in admitted:
+            del reserved[call]
         self.waiting.clear()
         self.prefill_fifo.clear()
         self.decode_heap.clear()
+        self.held.clear()
         self.n_decode = 0
-        self.ctx_base = 0.0
+        self.ctx_base = 0
         self.prefill_enqueued = self.prefill_done = 0.0
-        self.kv_free_bytes = self.pool.kv_admission_bytes
+        self.kv_free_bytes = self.pool.kv_capacity_bytes
+        self.link_free_s = now
         self.cache.clear()
         self.cache_tokens = 0
         self.outstanding = 0
         self.seg_event = None
         self.down = True
         self.down_since = now
+        self.pool.on_load_change(self)
         return admitted, waiting
 
     def restore(self) -> None:
         """Bring the replica back up, empty."""
         self.down = False
-
-    def _release(self, call: int) -> None:
-        self.kv_free_bytes += self.pool.reserved_bytes.pop(call)
-        self.outstanding -= 1
+        self.pool.on_load_change(self)

@@ -13,9 +13,8 @@ Precisions and the bytes each weight takes:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from planner.specs.errors import (
     ConfigError,
@@ -149,13 +148,6 @@ class System:
             require_positive_int(f"hardware.{name}", getattr(self, name))
         require_positive("hardware.system_power_kw", self.system_power_kw)
         require_positive("hardware.system_capex_usd", self.system_capex_usd)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> System:
-        """Delegates to :func:`planner.config.system` (kept for ``scripts/calibrate.py``)."""
-        from planner.config.specs import system  # lazily: config sits above specs
-
-        return system(data)
 
     @property
     def accelerators_per_rack(self) -> int:

@@ -18,7 +18,7 @@ Counting conventions (they reproduce models.md C1/C2):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -212,13 +212,6 @@ class Model:
     moe: MoeShape | None = None
     official_total_params: float | None = None
     official_active_params: float | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Model:
-        """Delegates to :func:`planner.config.model` (kept for ``scripts/calibrate.py``)."""
-        from planner.config.specs import model  # lazily: config sits above specs
-
-        return model(data)
 
     # ------------------------------------------------------------------ construction
 

@@ -1,0 +1,133 @@
+"""Engine scaling: calls per wall-second at 1x, 10x, 100x and 1000x the reference fleet and load.
+
+The reference (``benchmarks/engine_reference.py``): 16 replicas of Llama-3-70B FP8 TP2 (one H200
+rack) serving agent trees of mean fan-out 25 at 0.5 trees/s (~70% busy). Scale ``k`` runs
+``16 k`` replicas on ``k`` racks at ``0.5 k`` trees/s for the same simulated window (``k`` times
+the trees), so a linear engine keeps its calls per wall-second; the 1000x entry simulates a
+window ten times shorter (``--short-from`` sets where that starts). Each scale runs in a fresh
+process so its peak RSS is its own.
+
+Usage::
+
+    python benchmarks/engine_scaling.py                       # 1x, 10x, 100x, 1000x
+    python benchmarks/engine_scaling.py --scales 1 10         # a quick look
+    python benchmarks/engine_scaling.py --trees 2000          # trees at 1x (default 4,000)
+
+Prints one JSON object: ``{"<k>x": {calls, subcalls, trees, replicas, wall_s, calls_per_s,
+subcalls_per_s, peak_rss_mb, utilization, sim_time_s}}``. Not part of the test suite (no
+timed assertions); ``benchmarks/run.py`` records it under ``engine_scaling``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TREES_1X = 4000
+TREES_PER_S_1X = 0.5
+REPLICAS_1X = 16
+
+
+def reference_pool_and_shape() -> tuple[Any, Any]:
+    """The pool and tree shape of ``benchmarks/engine_reference.py`` (kept equal to it)."""
+    import yaml
+
+    from planner import config
+    from planner.sim.config import BatchingSpec, PoolSpec
+    from planner.workload import CallLengths, DelayLaw, FanoutShape, LengthLaw, SharedPrefix
+
+    def load(kind: str, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = yaml.safe_load((ROOT / "conf" / kind / f"{name}.yaml").read_text())
+        return data
+
+    pool = PoolSpec(
+        name="gpu", role="unified", system=config.system(load("hardware", "h200")),
+        model=config.model(load("model", "llama3_70b")),
+        efficiency=config.efficiency("nvidia_gpu"), racks=1,
+        precision="fp8", tp=2, replicas=REPLICAS_1X,
+        batching=BatchingSpec(max_batch=256, token_budget=4096, prefix_cache_fraction=0.0),
+    )  # fmt: skip
+    calls = CallLengths(
+        LengthLaw.lognormal(1000, sigma=0.5, max_value=8000),
+        LengthLaw.lognormal(100, sigma=0.8, max_value=2000),
+    )
+    shape = FanoutShape(
+        n_subcalls=LengthLaw.uniform(10, 40), waves=1, planner=calls, subcall=calls,
+        aggregate=calls, tool_delay=DelayLaw.fixed(0.0), append_parent_outputs=False,
+        shared_prefix=SharedPrefix(),
+    )  # fmt: skip
+    return pool, shape
+
+
+def measure(scale: int, trees: int) -> dict[str, float]:
+    """One scale in this process: build the scaled fleet and workload, simulate, time it."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from planner.sim.config import FleetSpec
+    from planner.sim.engine import WorkloadSpec, simulate
+    from planner.workload import PoissonArrivals
+    from planner.workload.trees import SUBCALL
+
+    pool, shape = reference_pool_and_shape()
+    pool = replace(pool, racks=scale, replicas=REPLICAS_1X * scale)
+    workload = WorkloadSpec(PoissonArrivals(rate_per_s=TREES_PER_S_1X * scale), shape, trees)
+    start = time.perf_counter()
+    result = simulate(FleetSpec(pools=(pool,)), workload, seed=0)
+    wall_s = time.perf_counter() - start
+    calls = int(result.trees.n_calls)
+    subcalls = int((result.trees.kind == SUBCALL).sum())
+    busy = float(result.pools[0].busy_s.sum())
+    return {
+        "scale": float(scale),
+        "replicas": float(pool.replicas or 0),
+        "trees": float(trees),
+        "calls": float(calls),
+        "subcalls": float(subcalls),
+        "sim_time_s": result.sim_time_s,
+        "wall_s": wall_s,
+        "calls_per_s": calls / wall_s,
+        "subcalls_per_s": subcalls / wall_s,
+        "utilization": busy / (REPLICAS_1X * scale * result.sim_time_s),
+        "complete": float(result.complete),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "tree_e2e_p99_s": float(np.percentile(result.tree_finish_s - result.tree_arrival_s, 99)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100, 1000])
+    parser.add_argument("--trees", type=int, default=TREES_1X, help="trees at 1x")
+    parser.add_argument("--short-from", type=int, default=1000,
+                        help="scales from this one on simulate a 10x shorter window")  # fmt: skip
+    parser.add_argument("--one", type=int, nargs=2, metavar=("SCALE", "TREES"),
+                        help=argparse.SUPPRESS)  # fmt: skip
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(*args.one)))
+        return
+    report = {}
+    for scale in args.scales:
+        trees = args.trees * scale // (10 if scale >= args.short_from else 1)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(scale), str(trees)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        report[f"{scale}x"] = json.loads(out.strip().splitlines()[-1])
+        print(f"{scale}x: {report[f'{scale}x']}", file=sys.stderr)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

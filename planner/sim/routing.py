@@ -1,0 +1,238 @@
+"""Routing strategies: which replica of a pool a ready call goes to, in O(1) or O(log R).
+
+Every router implements :class:`Router`: ``choose(call)`` returns a live replica (``None`` when
+every replica is down) and ``on_change(replica)`` is told whenever a replica's load
+(``outstanding``: calls waiting on it, prefilling or decoding) or liveness changes, so that it
+can keep its own index instead of scanning the pool per call:
+
+* ``round_robin``: the next live replica in index order (O(1));
+* ``least_outstanding``: the live replica with the fewest outstanding calls, lowest index on a
+  tie (a lazy-deletion heap of ``(load, index)``: O(log R) amortized);
+* ``power_of_two``: the less loaded of two live replicas drawn at random (Mitzenmacher's
+  power of two choices; O(1));
+* ``prefix_affinity``: consistent hashing of the call's prefix group with bounded loads
+  (Mirrokni, Thorup & Zadimoghaddam 2018): the group hashes to a point on a ring of virtual
+  nodes and takes the first live replica clockwise whose load stays within ``LOAD_BOUND`` times
+  the pool's mean, so a tree's calls share one replica's prefix cache unless it is overloaded;
+* ``central_queue``: calls wait in one pool FIFO and replicas take the head when they have room.
+  On a submit the router names ONE replica to wake: the least loaded live one (an idle replica
+  if there is one); replicas with room that are not woken take from the queue at the end of
+  their current segment.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left, insort
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+LOAD_BOUND = 2.0
+"""[A] Bounded-load factor of ``prefix_affinity``: a replica takes a call while its load stays
+within twice the pool's mean (the factor the earlier affinity router used)."""
+
+VIRTUAL_NODES = 16
+"""[A] Points per replica on the consistent-hash ring (spreads groups evenly at small R)."""
+
+_MASK64 = (1 << 64) - 1
+
+
+class RoutedReplica(Protocol):
+    """What a router reads from a replica."""
+
+    index: int
+    outstanding: int
+    down: bool
+
+
+class Router(Protocol):
+    """A routing strategy (see the module docstring)."""
+
+    def choose(self, call: int) -> RoutedReplica | None: ...
+    def on_change(self, replica: RoutedReplica) -> None: ...
+
+
+def _mix64(value: int) -> int:
+    """SplitMix64 finalizer: a fixed, well-spread 64-bit hash of an integer (no process salt)."""
+    z = (value + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class _LiveList:
+    """The live replicas' indices in ascending order (changes only on failures and repairs)."""
+
+    def __init__(self, replicas: Sequence[RoutedReplica]) -> None:
+        self.replicas = replicas
+        self.live: list[int] = [r.index for r in replicas if not r.down]
+        self.is_live: list[bool] = [not r.down for r in replicas]
+
+    def update(self, replica: RoutedReplica) -> bool:
+        """Track ``replica``'s liveness; returns whether it changed."""
+        alive = not replica.down
+        if alive == self.is_live[replica.index]:
+            return False
+        self.is_live[replica.index] = alive
+        if alive:
+            insort(self.live, replica.index)
+        else:
+            del self.live[bisect_left(self.live, replica.index)]
+        return True
+
+
+class RoundRobin:
+    """The next live replica in index order."""
+
+    def __init__(self, replicas: Sequence[RoutedReplica], **_: object) -> None:
+        self._live = _LiveList(replicas)
+        self._next = 0
+
+    def choose(self, call: int) -> RoutedReplica | None:
+        live = self._live.live
+        if not live:
+            return None
+        self._next = (self._next + 1) % len(live)
+        return self._live.replicas[live[self._next]]
+
+    def on_change(self, replica: RoutedReplica) -> None:
+        self._live.update(replica)
+
+
+class LeastOutstanding:
+    """The live replica with the fewest outstanding calls (lowest index on a tie).
+
+    A heap of ``(load, index)`` entries; a change pushes a fresh entry and stale ones (load no
+    longer current, or replica down) are dropped when they reach the top. The heap is rebuilt
+    when stale entries outnumber the replicas, so it stays O(R) and each operation amortized
+    O(log R).
+    """
+
+    def __init__(self, replicas: Sequence[RoutedReplica], **_: object) -> None:
+        self.replicas = replicas
+        self._heap: list[tuple[int, int]] = [(r.outstanding, r.index) for r in replicas]
+        heapq.heapify(self._heap)
+        self._limit = 2 * len(replicas) + 64
+
+    def choose(self, call: int) -> RoutedReplica | None:
+        heap, replicas = self._heap, self.replicas
+        while heap:
+            load, index = heap[0]
+            replica = replicas[index]
+            if not replica.down and replica.outstanding == load:
+                return replica
+            heapq.heappop(heap)
+        return None
+
+    def on_change(self, replica: RoutedReplica) -> None:
+        if replica.down:
+            return  # its entries go stale; a repair pushes a fresh one
+        heapq.heappush(self._heap, (replica.outstanding, replica.index))
+        if len(self._heap) > self._limit:
+            self._heap = [(r.outstanding, r.index) for r in self.replicas if not r.down]
+            heapq.heapify(self._heap)
+
+
+class PowerOfTwo:
+    """The less loaded of two distinct live replicas drawn uniformly (the first on a tie)."""
+
+    DRAW_BLOCK = 4096
+
+    def __init__(
+        self, replicas: Sequence[RoutedReplica], *, rng: np.random.Generator, **_: object
+    ) -> None:
+        self._live = _LiveList(replicas)
+        self._rng = rng
+        self._draws: list[float] = []
+
+    def _uniform(self) -> float:
+        if not self._draws:
+            self._draws = self._rng.random(self.DRAW_BLOCK).tolist()
+        return self._draws.pop()
+
+    def choose(self, call: int) -> RoutedReplica | None:
+        live, replicas = self._live.live, self._live.replicas
+        n = len(live)
+        if n <= 1:
+            return replicas[live[0]] if n else None
+        first = int(self._uniform() * n)
+        second = int(self._uniform() * (n - 1))
+        if second >= first:
+            second += 1  # distinct: uniform over the other n - 1
+        a, b = replicas[live[first]], replicas[live[second]]
+        return b if b.outstanding < a.outstanding else a
+
+    def on_change(self, replica: RoutedReplica) -> None:
+        self._live.update(replica)
+
+
+class PrefixAffinity:
+    """Consistent hashing of prefix groups with bounded loads (see the module docstring)."""
+
+    def __init__(
+        self, replicas: Sequence[RoutedReplica], *, prefix_group: Sequence[int], **_: object
+    ) -> None:
+        self.replicas = replicas
+        self.prefix_group = prefix_group
+        points = sorted(
+            (_mix64((r.index << 8) | v), r.index) for r in replicas for v in range(VIRTUAL_NODES)
+        )
+        self._ring_keys = [p for p, _ in points]
+        self._ring_owner = [i for _, i in points]
+        self._load = [r.outstanding for r in replicas]
+        self._live = [not r.down for r in replicas]
+        self._total = sum(self._load)
+        self._n_live = sum(self._live)
+
+    def choose(self, call: int) -> RoutedReplica | None:
+        if self._n_live == 0:
+            return None
+        # A replica may take the call if its load after it stays within the bound; the ceiling
+        # keeps the least loaded live replica always eligible.
+        cap = math.ceil(LOAD_BOUND * (self._total + 1) / self._n_live)
+        keys, owners = self._ring_keys, self._ring_owner
+        position = bisect_left(keys, _mix64(self.prefix_group[call]))
+        size = len(keys)
+        for step in range(size):
+            index = owners[(position + step) % size]
+            if self._live[index] and self._load[index] + 1 <= cap:
+                return self.replicas[index]
+        raise AssertionError("bounded load: some live replica is always at or below the mean")
+
+    def on_change(self, replica: RoutedReplica) -> None:
+        index = replica.index
+        alive = not replica.down
+        load = replica.outstanding if alive else 0
+        if self._live[index] != alive:
+            self._n_live += 1 if alive else -1
+            self._live[index] = alive
+        self._total += load - self._load[index]
+        self._load[index] = load
+
+
+class CentralQueue(LeastOutstanding):
+    """One pool FIFO: ``choose`` names the single replica to wake (the least loaded live one)."""
+
+
+ROUTERS: dict[str, Callable[..., Router]] = {
+    "round_robin": RoundRobin,
+    "least_outstanding": LeastOutstanding,
+    "power_of_two": PowerOfTwo,
+    "prefix_affinity": PrefixAffinity,
+    "central_queue": CentralQueue,
+}
+"""The registry: router name (``fleet.router``) -> strategy class."""
+
+
+def make_router(
+    name: str,
+    replicas: Sequence[RoutedReplica],
+    *,
+    rng: np.random.Generator,
+    prefix_group: Sequence[int],
+) -> Router:
+    """Build the router ``name`` over ``replicas`` (``rng`` for randomized strategies)."""
+    return ROUTERS[name](replicas, rng=rng, prefix_group=prefix_group)
