@@ -17,6 +17,8 @@ from planner.config.errors import validate
 from planner.specs.errors import ConfigError
 
 PositiveInt = Annotated[int, Field(ge=1, description="an integer >= 1")]
+MAX_MC_SAMPLES = 10_000_000
+"""Most Monte Carlo samples one study may draw (memory: one float per input per sample)."""
 NonNegativeInt = Annotated[int, Field(ge=0, description="an integer >= 0")]
 PositiveFloat = Annotated[
     float, Field(gt=0, allow_inf_nan=False, description="a finite number > 0")
@@ -85,7 +87,11 @@ class RoiOptions(_Options):
 class McOptions(_Options):
     """``planner-roi``'s ``mc`` group; ``inputs`` (distributions) are parsed by config.econ."""
 
-    samples: PositiveInt = 1000
+    # Each sample holds one float per input in memory (and per chunk in flight): 10 M samples
+    # of ~10 inputs are ~1 GB, the most a study on one machine should draw.
+    samples: Annotated[
+        int, Field(ge=1, le=MAX_MC_SAMPLES, description=f"an integer in [1, {MAX_MC_SAMPLES:,}]")
+    ] = 1000
     seed: NonNegativeInt = 0
     backend: Annotated[
         Literal["serial", "joblib", "ray"], Field(description="one of joblib, ray, serial")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -110,7 +111,11 @@ def _validated(dist: str, params: tuple[tuple[str, float], ...]) -> dict[str, fl
                 problem = f"parameter {name} must be {text}, got {values[name]}; {rule}"
                 break
         else:
-            ends = getattr(stats, dist)(**values).ppf(_SUPPORT_CHECK_Q)
+            # Extreme parameters overflow inside scipy; the check below reports them, so the
+            # floating-point warnings would only add lines to a one-line error.
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ends = getattr(stats, dist)(**values).ppf(_SUPPORT_CHECK_Q)
             if not np.all(np.isfinite(ends)):
                 shown = ", ".join(f"{k}={v:g}" for k, v in sorted(values.items()))
                 problem = f"parameters {shown} give no finite 0.1%/99.9% quantiles; {rule}"
