@@ -290,8 +290,11 @@ def chart(
             coords = f'x1="{_num(p)}" y1="{MARGIN_TOP}" x2="{_num(p)}" y2="{plot_bottom}"'
         else:
             p = float(sy(np.array([ref.value]))[0])
-            coords = f'x1="{MARGIN_LEFT}" y1="{_num(p)}" x2="{WIDTH - MARGIN_RIGHT}" y2="{_num(p)}"'
-        out.append(f'<line {coords} stroke="{color}" stroke-width="1.5" stroke-dasharray="{dash}"/>')
+            right = WIDTH - MARGIN_RIGHT
+            coords = f'x1="{MARGIN_LEFT}" y1="{_num(p)}" x2="{right}" y2="{_num(p)}"'
+        out.append(
+            f'<line {coords} stroke="{color}" stroke-width="1.5" stroke-dasharray="{dash}"/>'
+        )
     mid_x = (MARGIN_LEFT + WIDTH - MARGIN_RIGHT) / 2
     mid_y = (MARGIN_TOP + plot_bottom) / 2
     out.append(
