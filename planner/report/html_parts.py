@@ -79,13 +79,14 @@ def fmt_pct(value: Any, decimals: int = 1) -> str:
 
 
 def fmt_usd(value: Any) -> str:
-    """Dollars: millions as ``$10.20 M``, thousands to the dollar, smaller to the cent."""
+    """Dollars: from $100,000 up in millions (``$10.20 M``, ``$0.19 M``: one unit for the sums
+    a review compares), thousands to the dollar, smaller to the cent."""
     number = _finite(value)
     if number is None:
         return MISSING
     sign = "-" if number < 0 else ""
     magnitude = abs(number)
-    if magnitude >= 1e6:
+    if magnitude >= 1e5:
         return f"{sign}${magnitude / 1e6:,.2f} M"
     if magnitude >= 1e3:
         return f"{sign}${magnitude:,.0f}"

@@ -12,6 +12,8 @@ simple charts are inline SVG instead (:mod:`planner.report.svg`).
 from __future__ import annotations
 
 import io
+import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -135,6 +137,8 @@ def histogram_png(
     data = np.asarray(values, dtype=np.float64).ravel()
     data = data[np.isfinite(data)]
     unit = _unit(xlabel)
+    if unit == "USD M":
+        xlabel = xlabel[: xlabel.rfind("(")] + "($M)"
     ax = _new_axes(title, xlabel, "samples (futures)")
     markers = dict(markers or {})
     low, high = histogram_range(data, markers) if data.size else (0.0, 1.0)
@@ -165,23 +169,32 @@ def histogram_png(
             label=f"{label} = {_with_unit(x, unit)}{off}",
             alpha=1.0 if not off else 0.0,
         )
+    ax.set_xlim(low, high)
     _money_axis(ax, unit)
-    if markers or data.size:
-        ax.legend(loc="upper left", fontsize="small")
+    ax.set_xlim(low, high)
+    if markers or data.size:  # under the axes: the bars and the tail notes stay uncovered
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small",
+                  frameon=False)  # fmt: skip
     return _png(ax)
 
 
 def _money_axis(ax: Axes, unit: str, axis: str = "x") -> None:
-    """Dollar tick labels without an offset or exponent (``$-250M``, ``$1,200M``)."""
-    from matplotlib.ticker import FuncFormatter
+    """Dollar tick labels without an offset or exponent (``-$31.2M``, ``$1,200M``), with as
+    many decimals as the tick spacing needs (call it after the axis limits are final)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
 
     if unit not in ("USD M", "USD"):
         return
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    ticks = [float(t) for t in (ax.get_xticks() if axis == "x" else ax.get_yticks())]
+    steps = [abs(b - a) for a, b in itertools.pairwise(ticks) if b != a]
+    step = min(steps) if steps else 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
     suffix = "M" if unit == "USD M" else ""
-    formatter = FuncFormatter(
-        lambda v, _pos: f"{'-' if v < 0 else ''}${abs(v):,.{1 if 0 < abs(v) < 10 else 0}f}{suffix}"
+    target.set_major_locator(FixedLocator(ticks))  # keep the ticks the decimals were chosen for
+    target.set_major_formatter(
+        FuncFormatter(lambda v, _pos: f"{'-' if v < 0 else ''}${abs(v):,.{decimals}f}{suffix}")
     )
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(formatter)
 
 
 def tornado_png(bars: Sequence[TornadoBar], *, title: str, base_value: float, xlabel: str) -> bytes:
@@ -228,7 +241,9 @@ def tornado_png(bars: Sequence[TornadoBar], *, title: str, base_value: float, xl
         Line2D([], [], color="black", label=f"base = {_with_unit(base_value, unit)}"),
     ]
     ax.legend(handles=handles, loc="best", fontsize="small")
+    lo, hi = ax.get_xlim()
     _money_axis(ax, unit)
+    ax.set_xlim(lo, hi)
     ax.grid(False, axis="y")
     return _png(ax)
 
@@ -280,6 +295,8 @@ def line_png(
     if best is not None:
         ax.scatter([best[1]], [best[2]], s=220, facecolors="none", edgecolors="tab:green",
                    linewidths=2.2, zorder=4, label=best[0])  # fmt: skip
+    if xticks is None and xs.size and xs.size <= 12 and np.all(xs == np.round(xs)):
+        xticks = np.unique(xs)  # integer x (counts, variant numbers): no ticks at 0.25 steps
     if xticks is not None:
         ax.set_xticks(list(xticks))
     if ys or hlines or flagged or best:
