@@ -243,7 +243,7 @@ def chart(
     sx = _Scale(x0, x1, MARGIN_LEFT, WIDTH - MARGIN_RIGHT, x_log)
     sy = _Scale(y0, y1, plot_bottom, MARGIN_TOP, y_log)
     out = [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} '
+        f'<svg class="chart" viewBox="0 0 {WIDTH} '
         f'{_num(height)}" role="img" aria-label="{esc(title)}"><title>{esc(title)}</title>',
         f'<rect x="{MARGIN_LEFT}" y="{MARGIN_TOP}" width="{WIDTH - MARGIN_LEFT - MARGIN_RIGHT}" '
         f'height="{plot_bottom - MARGIN_TOP}" fill="#ffffff" stroke="#8c959f"/>',
