@@ -293,7 +293,7 @@ def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -
     for pool in result.pools:
         times, utilization = utilization_timeline(pool, result.sim_time_s)
         label = pool.name if pool.name == pool.role else f"{pool.name} ({pool.role})"
-        series[f"{label} (% busy)"] = utilization
+        series[f"{label}, % busy"] = utilization
     body = table(headers, rows, numeric_from=2) + para(
         "Utilization is the fraction of replica-time spent running batch iterations; with "
         "continuous batching one long decode keeps a replica busy, so read it with the mean "
@@ -381,9 +381,9 @@ def _power_section(summary: Mapping[str, Any], result: SimulationResult) -> Html
     series, times = {}, None
     for pool in result.pools:
         times, utilization = utilization_timeline(pool, result.sim_time_s)
-        series[f"{pool.name} (kW)"] = _pool_power_kw(pool, utilization)
+        series[f"{pool.name}, kW"] = _pool_power_kw(pool, utilization)
     if len(series) > 1 and times is not None:
-        series["total (kW)"] = np.sum(list(series.values()), axis=0)
+        series["total, kW"] = np.sum(list(series.values()), axis=0)
     body = table(
         ["pool", "accelerators", "mean power (kW)", "max IT power (kW)",
          "energy over the run (kWh)", "energy cost per year"],

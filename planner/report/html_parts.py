@@ -176,8 +176,11 @@ def figure(data: bytes | Html, caption: str) -> Html:
 
 
 def figures(items: Iterable[Html]) -> Html:
-    """Figures side by side where the page is wide enough."""
-    return Html(f'<div class="figures">{"".join(items)}</div>')
+    """Figures side by side where the page is wide enough; a lone figure is kept to about the
+    width of a pair's (a chart stretched to the full page has oversized text)."""
+    listed = list(items)
+    cls = "figures one" if len(listed) == 1 else "figures"
+    return Html(f'<div class="{cls}">{"".join(listed)}</div>')
 
 
 def para(*parts: Any, cls: str | None = None) -> Html:
@@ -244,6 +247,7 @@ table.kv th { font-weight: 500; color: #444c56; background: none; padding-right:
 table.kv td { text-align: right; white-space: normal; }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr));
   gap: 14px; margin: 10px 0; }
+.figures.one { grid-template-columns: minmax(0, 760px); }
 figure { margin: 0; border: 1px solid #e1e4e8; padding: 6px; background: #fff;
   max-width: 914px; }
 figure img { width: 100%; max-width: 900px; height: auto; display: block; }

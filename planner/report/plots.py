@@ -258,7 +258,7 @@ def line_png(
     hlines: Mapping[str, float] | None = None,
     flagged: tuple[str, Sequence[float], Sequence[float]] | None = None,
     best: tuple[str, float, float] | None = None,
-    xticks: Sequence[float] | None = None,
+    xticks: Sequence[float] | ArrayLike | None = None,
 ) -> bytes:
     """Several series against one x axis (e.g. p99 latency in s against racks).
 
@@ -298,7 +298,7 @@ def line_png(
     if xticks is None and xs.size and xs.size <= 12 and np.all(xs == np.round(xs)):
         xticks = np.unique(xs)  # integer x (counts, variant numbers): no ticks at 0.25 steps
     if xticks is not None:
-        ax.set_xticks(list(xticks))
+        ax.set_xticks(np.asarray(xticks, dtype=np.float64).tolist())
     if ys or hlines or flagged or best:
         ax.legend(loc="best", fontsize="small")
     return _png(ax)

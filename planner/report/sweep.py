@@ -26,6 +26,7 @@ from planner.report.html_parts import (
     badge,
     esc,
     figure,
+    figures,
     fmt_num,
     fmt_pct,
     fmt_plain,
@@ -478,7 +479,7 @@ def sweep_html(
     body = Html("")
     if plot is not None:
         if plot.png is not None:
-            body += figure(plot.png, plot.caption)
+            body += figures([figure(plot.png, plot.caption)])
         else:
             body += para(plot.caption, cls="note")
     order = column_order(table, keys)
