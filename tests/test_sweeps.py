@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -395,3 +396,21 @@ def test_sweep_page_leads_with_the_answer_and_the_decision_columns() -> None:
     assert page.count('<tr class="failed">') == 1
     assert "$2.00" in page and "99.5%" in page  # money in $, fractions in %
     assert "slo.tree_e2e_s" not in page.split("<table>")[1]  # constant limits: in the answer box
+
+
+def test_a_single_run_prints_no_sweep_line_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    single = OmegaConf.create({"hydra": {"mode": RunMode.RUN, "job": {"num": None}}})
+    SweepSummary().on_job_end(single, JobReturn(status=JobStatus.COMPLETED))
+    assert terminal.getvalue() == ""  # was "sweep: job #None done" after every run
+    job = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 3},
+                                      "runtime": {"output_dir": str(tmp_path)}}})  # fmt: skip
+    SweepSummary().on_job_end(job, JobReturn(status=JobStatus.COMPLETED))
+    assert terminal.getvalue() == "sweep: job #3 done\n"

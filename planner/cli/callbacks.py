@@ -505,13 +505,12 @@ class SweepSummary(Callback):
         Runs in the worker process; only writes into the job's own directory. On a terminal it
         also reports the job's end (sweep progress); nothing is printed otherwise.
         """
-        if self.enabled and sys.stderr.isatty():
+        multirun = OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
+        if self.enabled and multirun and sys.stderr.isatty():  # a single run is no sweep job
             status = "done" if job_return.status == JobStatus.COMPLETED else "failed"
             job = OmegaConf.select(config, "hydra.job.num")
             print(f"sweep: job #{job} {status}", file=sys.stderr, flush=True)
-        if not self.enabled or job_return.status != JobStatus.FAILED:
-            return
-        if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+        if not self.enabled or job_return.status != JobStatus.FAILED or not multirun:
             return
         out_dir = Path(str(config.hydra.runtime.output_dir))
         if (out_dir / JOB_ERROR_FILE).exists():
