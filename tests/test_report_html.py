@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import subprocess
@@ -120,7 +122,10 @@ def test_planner_report_has_every_section_plots_and_the_summary_figures(
     page = check_self_contained((planner_run / "report.html").read_text())
     summary = json.loads((planner_run / "summary.json").read_text())
     assert set(page.headings["h2"]) >= PLANNER_SECTIONS
-    assert len(page.images) >= 6  # four latency CDFs, utilization and power over time
+    text = page.text
+    # four latency CDFs, two tail views, utilization and power over time: inline SVG charts
+    assert page.tags.count("svg") >= 8 and page.tags.count("path") >= 8
+    assert "Call latency tail" in text and "Tree latency tail" in text
     text = page.text
     assert "p99 tree latency" in text and "SLO attainment" in text
     calls = summary["calls"]
@@ -143,14 +148,27 @@ def test_planner_report_has_every_section_plots_and_the_summary_figures(
     assert summary["fleet"]["gpu"]["hardware"] in text and summary["fleet"]["gpu"]["model"] in text
 
 
-def test_roi_report_embeds_the_study_plots_and_numbers(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def roi_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("roi")
     run_cli(
         "planner-roi",
         ["roi.n_trees=300", "roi.curve_points=3", "mc.samples=200", "mc.backend=serial",
-         f"cache_dir={tmp_path / 'cache'}"],
-        run_dir,
+         f"cache_dir={root / 'cache'}"],
+        root / "run",
     )  # fmt: skip
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def size_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("size") / "run"
+    run_cli("planner-size", ["demand.n_trees=200"], run_dir)
+    return run_dir
+
+
+def test_roi_report_embeds_the_study_plots_and_numbers(roi_run: Path) -> None:
+    run_dir = roi_run
     page = check_self_contained((run_dir / "report.html").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(page.headings["h2"]) >= ROI_SECTIONS
@@ -165,9 +183,8 @@ def test_roi_report_embeds_the_study_plots_and_numbers(tmp_path: Path) -> None:
     assert all(bar["input"] in page.text for bar in roi["tornado"])
 
 
-def test_size_report_compares_the_options_against_the_question(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    run_cli("planner-size", ["demand.n_trees=200"], run_dir)
+def test_size_report_compares_the_options_against_the_question(size_run: Path) -> None:
+    run_dir = size_run
     page = check_self_contained((run_dir / "report.html").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {"Question", "Options"} <= set(page.headings["h2"])
@@ -235,7 +252,8 @@ def test_formats_and_tables() -> None:
     assert fmt_num(1234567) == "1,234,567" and fmt_num(16.0) == "16"
     assert fmt_num(0.006296) == "0.00630" and fmt_num(79.66) == "79.7"
     assert fmt_num(None) == fmt_num(float("nan")) == "–"
-    assert fmt_usd(10.2e6) == "$10.20 M" and fmt_usd(-987_416.4) == "-$987,416"
+    assert fmt_usd(10.2e6) == "$10.20 M" and fmt_usd(-987_416.4) == "-$0.99 M"
+    assert fmt_usd(190_541) == "$0.19 M" and fmt_usd(12_345.6) == "$12,346"
     assert fmt_usd(62.377) == "$62.38" and fmt_pct(0.3392) == "33.9%"
     assert fmt_plain(0.08) == "0.08" and fmt_plain(120.0) == "120"
     assert esc("<a&b>") == "&lt;a&amp;b&gt;" and esc(Html("<b>")) == "<b>"
@@ -327,25 +345,148 @@ def test_planner_draws_progress_on_a_terminal(tmp_path: Path) -> None:
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
+NO_CHROMIUM = "chromium is not installed (Debian: apt-get install chromium; CI installs it)"
+
+CHECKER = """<script>
+window.__problems = [];
+window.addEventListener("error", (e) => {
+  const t = e.target;
+  window.__problems.push(t && t.tagName ? "failed to load <" + t.tagName.toLowerCase() + ">"
+                                        : "error: " + e.message);
+}, true);
+for (const level of ["error", "warn"]) {
+  const original = console[level];
+  console[level] = (...args) => {
+    window.__problems.push("console." + level + ": " + args.join(" "));
+    original.apply(console, args);
+  };
+}
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const broken = images.filter((i) => !i.complete || i.naturalWidth < 100 || i.naturalHeight < 100)
+    .map((i) => "broken image: " + i.alt);
+  const charts = [...document.querySelectorAll("svg.chart")];
+  const empty = charts.filter((c) => { const r = c.getBoundingClientRect();
+      return r.width < 200 || r.height < 100 || !c.querySelector("path"); })
+    .map((c) => "empty chart: " + c.getAttribute("aria-label"));
+  const out = document.createElement("pre");
+  out.id = "__check";
+  out.textContent = JSON.stringify({images: images.length, charts: charts.length,
+                                    problems: [...window.__problems, ...broken, ...empty]});
+  document.body.appendChild(out);
+});
+</script>"""
+"""Injected at the top of a copy of the page (the reports themselves carry no script): records
+load errors and console errors, then checks every image decoded and every chart has a size."""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_report_renders_in_headless_chromium(planner_run: Path, tmp_path: Path) -> None:
+def chromium_check(page: Path, tmp_path: Path, screenshot: Path | None = None) -> dict[str, Any]:
+    """Open a copy of ``page`` in headless Chromium; return the checker's findings, with the
+    console messages Chromium logged at error level added to ``problems``."""
     assert CHROMIUM is not None
-    screenshot = tmp_path / "report.png"
-    subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={screenshot}", "--window-size=1280,2400",
-         (planner_run / "report.html").resolve().as_uri()],
-        capture_output=True, timeout=120, check=True,
+    text = page.read_text(encoding="utf-8")
+    probe = tmp_path / f"probe_{page.parent.name}_{page.name}"
+    probe.write_text(text.replace("<head>", "<head>" + CHECKER, 1), encoding="utf-8")
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2400",
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]  # fmt: skip
+    done = subprocess.run(
+        [*flags, "--dump-dom", probe.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    data = screenshot.read_bytes()
-    assert data.startswith(PNG_SIGNATURE) and len(data) > 50_000
+    found = re.search(r'<pre id="__check">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"the checker did not run: {done.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    result["problems"] += [
+        line for line in done.stderr.splitlines()
+        if ":CONSOLE(" in line and ("ERROR" in line or "Uncaught" in line)
+    ]  # fmt: skip
+    if screenshot is not None:
+        subprocess.run(
+            [*flags, f"--screenshot={screenshot}", page.resolve().as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+    return result
+
+
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "sweep"
+    done = subprocess.run(
+        [str(BIN / "planner"), "-m", f"hydra.sweep.dir={out}", "workload.n_trees=10",
+         "fleet.pools.gpu.racks=1,2"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out / "report.html"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_the_checker_catches_a_broken_image_and_a_console_error(tmp_path: Path) -> None:
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+        '<img alt="truncated" src="data:image/png;base64,iVBORw0KGgo=">'
+        "<svg class=chart></svg></body></html>"
+    )
+    problems = chromium_check(page, tmp_path)["problems"]
+    assert any("broken image: truncated" in p for p in problems), problems
+    assert any("failed to load <img>" in p for p in problems), problems
+    assert any("empty chart" in p for p in problems), problems
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+@pytest.mark.parametrize("kind", ["run", "sweep", "size", "roi"])
+def test_every_page_kind_renders_in_headless_chromium(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    page = {
+        "run": lambda: request.getfixturevalue("planner_run") / "report.html",
+        "sweep": lambda: request.getfixturevalue("sweep_report"),
+        "size": lambda: request.getfixturevalue("size_run") / "report.html",
+        "roi": lambda: request.getfixturevalue("roi_run") / "report.html",
+    }[kind]()
+    screenshot = tmp_path / f"{kind}.png"
+    found = chromium_check(page, tmp_path, screenshot)
+    assert found["problems"] == [], found["problems"]
+    minimum = {"run": (0, 8), "sweep": (1, 0), "size": (0, 0), "roi": (2, 0)}[kind]
+    assert found["images"] >= minimum[0] and found["charts"] >= minimum[1], found
     from PIL import Image  # matplotlib's dependency
 
     with Image.open(screenshot) as image:
-        assert image.size == (1280, 2400)
+        assert image.size == (1400, 2400)
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is None or len(colours) > 50  # text, tables and plots, not a blank page
+
+
+def test_the_clis_start_without_matplotlib_and_a_report_draws_fast() -> None:
+    code = (
+        "import sys, planner.cli.simulate, planner.cli.size, planner.cli.roi, planner.cli.roofline;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stdout  # imported when a PNG is drawn, not before
+    summary, result = _small_run()
+    simulation_report(summary, result)  # warm: numpy's first calls
+    started = time.perf_counter()
+    text = simulation_report(summary, result)
+    elapsed_s = time.perf_counter() - started
+    assert text.count('<svg class="chart"') == 8
+    assert elapsed_s < 0.5, elapsed_s  # about 5 ms measured; the budget of the whole report
+
+
+def test_output_report_false_skips_the_page_and_a_bad_value_is_one_line(tmp_path: Path) -> None:
+    run_cli("planner", ["workload.n_trees=5", "output.report=false"], tmp_path / "off")
+    assert (tmp_path / "off" / "summary.json").exists()
+    assert not (tmp_path / "off" / "report.html").exists()
+    done = subprocess.run(
+        [str(BIN / "planner"), f"hydra.run.dir={tmp_path / 'bad'}", "workload.n_trees=5",
+         "output.report=maybe"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: output.report:"), lines
+    assert not (tmp_path / "bad").exists()  # checked before anything is written

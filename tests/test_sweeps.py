@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -29,7 +30,7 @@ from planner.cli.callbacks import (
     summarize_sweep,
 )
 from planner.cli.common import JOB_ERROR_FILE
-from planner.report.sweep import plot_sweep, sweep_html
+from planner.report.sweep import assess, column_order, plot_sweep, sweep_html
 from planner.specs.errors import ConfigError
 
 BIN = Path(sys.executable).parent
@@ -340,3 +341,76 @@ def test_sweep_html_is_one_escaped_page() -> None:
     assert "&lt;script&gt;" in page and "t &amp; u" in page and "note &lt;b&gt;" in page
     assert page.count('<tr class="failed">') == 1
     assert "5 job(s): 4 ok, 1 failed" in page
+
+
+def judged_rows() -> pd.DataFrame:
+    """Four points against a 100 s tree SLO: two meet it, one misses, one failed."""
+    return pd.DataFrame(
+        {
+            "job": [0, 1, 2, 3],
+            "racks": ["1", "2", "4", "8"],
+            "status": ["ok", "ok", "ok", "failed"],
+            "error": ["", "", "", "boom"],
+            "trees.e2e_s.p99": [130.0, 95.0, 80.0, math.nan],
+            "calls.ttft_s.p99": [1.0, 1.0, 0.5, math.nan],
+            "slo.tree_e2e_s": [100.0, 100.0, 100.0, math.nan],
+            "slo.ttft_s": [10.0, 10.0, 10.0, math.nan],
+            "slo.attainment": [0.9, 0.995, 0.999, math.nan],
+            "cost.usd_per_million_output_tokens": [1.0, 2.0, 4.0, math.nan],
+        }
+    )
+
+
+def test_assess_picks_the_cheapest_point_that_meets_the_slos() -> None:
+    rows = judged_rows()
+    verdict = assess(rows, ["racks"])
+    assert verdict.feasible == {0: False, 1: True, 2: True, 3: None}
+    assert verdict.best == 1  # racks=1 is cheaper but misses the tree SLO
+    assert verdict.answer.startswith("Best: racks=2, the cheapest of the 2 of 4 points meeting")
+    assert "$2.00 per million output tokens" in verdict.answer
+    assert "tree p99 95 s ≤ 100 s" in verdict.answer and "99.5%" in verdict.answer
+    none_ok = assess(rows.assign(**{"slo.tree_e2e_s": 50.0}), ["racks"])
+    assert none_ok.best is None and none_ok.answer.startswith("No point meets the SLOs")
+    assert "closest is racks=4: tree p99 80 s > 50 s" in none_ok.answer
+    # An objective (Optuna) ranks instead of cost, and its constraints can veto a point.
+    optuna = rows.assign(objective=[1.0, 2.0, 1.5, math.nan],
+                         constraints_met=[True, True, False, None])  # fmt: skip
+    verdict = assess(optuna, ["racks"])
+    assert verdict.feasible[2] is False and verdict.best == 1
+
+
+def test_sweep_page_leads_with_the_answer_and_the_decision_columns() -> None:
+    rows = judged_rows()
+    verdict = assess(rows, ["racks"])
+    plot = plot_sweep(rows, metric="trees.e2e_s.p99", x="racks", assessment=verdict)
+    assert plot.png is not None and plot.png.startswith(PNG_SIGNATURE)
+    page = sweep_html(rows, title="sweep", plot=plot, keys=["racks"], assessment=verdict)
+    assert column_order(rows, ["racks"])[:5] == [
+        "racks", "status", "slo.attainment", "cost.usd_per_million_output_tokens",
+        "trees.e2e_s.p99",
+    ]  # fmt: skip
+    assert column_order(rows, ["racks"])[-2:] == ["job", "error"]
+    answer = page[page.index('<div class="answer"') : page.index("</div>", page.index("answer"))]
+    assert "Best: racks=2" in answer and "SLOs: tree p99 ≤ 100 s, TTFT p99 ≤ 10 s" in answer
+    assert page.count('<tr class="best">') == 1 and page.count('<tr class="infeasible">') == 1
+    assert page.count('<tr class="failed">') == 1
+    assert "$2.00" in page and "99.5%" in page  # money in $, fractions in %
+    assert "slo.tree_e2e_s" not in page.split("<table>")[1]  # constant limits: in the answer box
+
+
+def test_a_single_run_prints_no_sweep_line_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    single = OmegaConf.create({"hydra": {"mode": RunMode.RUN, "job": {"num": None}}})
+    SweepSummary().on_job_end(single, JobReturn(status=JobStatus.COMPLETED))
+    assert terminal.getvalue() == ""  # was "sweep: job #None done" after every run
+    job = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 3},
+                                      "runtime": {"output_dir": str(tmp_path)}}})  # fmt: skip
+    SweepSummary().on_job_end(job, JobReturn(status=JobStatus.COMPLETED))
+    assert terminal.getvalue() == "sweep: job #3 done\n"

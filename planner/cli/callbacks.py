@@ -28,9 +28,10 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported when a sweep is summarized, not at CLI start-up
+    import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
@@ -56,6 +57,8 @@ PARQUET_FILE: Final = "sweep_summary.parquet"
 PLOT_FILE: Final = "sweep_plot.png"
 REPORT_FILE: Final = "report.html"
 DEFAULT_METRIC: Final = "trees.e2e_s.p99"
+VERDICT_COLUMNS: Final = ("slo.tree_e2e_s", "slo.ttft_s", "slo.tpot_s", "slo.feasible")
+"""Summary keys always kept (when present): the SLO limits that judge each point, the verdict."""
 NO_RESULT: Final = "no result: the job left neither summary.json nor job_error.json"
 OPTUNA_RESULTS_FILE: Final = "optimization_results.yaml"
 
@@ -163,6 +166,16 @@ def objective(summary: Mapping[str, Any], cfg: Any) -> float | None:
     if not isinstance(constraints, Mapping):
         raise ConfigError("objective.constraints", "must map summary keys to {min, max}")
     flat = flatten(summary)
+    shortfall = _shortfall(flat, constraints)
+    value = _number(flat.get(metric))
+    sign = 1.0 if direction == "minimize" else -1.0
+    if shortfall > 0 or value is None:
+        return float(sign * penalty * (1.0 + shortfall))
+    return float(value)
+
+
+def _shortfall(flat: Mapping[str, Scalar], constraints: Mapping[Any, Any]) -> float:
+    """Sum of the relative misses of the constraints' bounds (1 per missing value)."""
     shortfall = 0.0
     for key, bounds in constraints.items():
         field_name = f"objective.constraints.{key}"
@@ -179,11 +192,24 @@ def objective(summary: Mapping[str, Any], cfg: Any) -> float | None:
             miss = limit - value if side == "min" else value - limit
             if miss > 0:
                 shortfall += miss / max(abs(limit), 1e-12)
-    value = _number(flat.get(metric))
-    sign = 1.0 if direction == "minimize" else -1.0
-    if shortfall > 0 or value is None:
-        return float(sign * penalty * (1.0 + shortfall))
-    return float(value)
+    return shortfall
+
+
+def constraints_met(summary: Mapping[str, Any], cfg: Any) -> bool | None:
+    """Whether a run meets the ``objective.constraints`` (None without any).
+
+    Raises:
+        ConfigError: The constraints are malformed.
+    """
+    spec_node = cfg.get("objective") if cfg is not None else None
+    if spec_node is None:
+        return None
+    constraints = to_mapping(spec_node, "objective").get("constraints") or {}
+    if not isinstance(constraints, Mapping):
+        raise ConfigError("objective.constraints", "must map summary keys to {min, max}")
+    if not constraints:
+        return None
+    return _shortfall(flatten(summary), constraints) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +341,8 @@ def swept_keys(config: DictConfig | None, jobs: Sequence[JobResult]) -> list[str
 def _typed_column(values: list[Any]) -> pd.Series:
     """A column with a type Parquet and CSV keep: integers stay integers next to missing
     values (``Int64``), booleans ``boolean``, and a mix of text and numbers becomes text."""
+    import pandas as pd
+
     present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     kinds = {type(v) for v in present}
     if present and kinds <= {bool}:
@@ -336,6 +364,8 @@ def sweep_table(
     objective_cfg: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per job: number, swept keys, status, error, objective, metrics, directory."""
+    import pandas as pd
+
     rows = []
     for job in sorted(jobs, key=lambda j: (j.num is None, j.num or 0, str(j.directory))):
         row: dict[str, Any] = {"job": job.num}
@@ -347,6 +377,9 @@ def sweep_table(
             if job.summary is not None:
                 try:
                     row["objective"] = objective(job.summary, objective_cfg)
+                    met = constraints_met(job.summary, objective_cfg)
+                    if met is not None:
+                        row["constraints_met"] = met
                 except ConfigError as error:
                     row["error"] = f"objective: {error}"
         if job.summary is not None:
@@ -402,11 +435,11 @@ def summarize_sweep(
     Returns:
         The table written.
     """
-    from planner.report.sweep import plot_sweep, sweep_html
+    from planner.report.sweep import assess, plot_sweep, sweep_html
 
     jobs = [read_job(d, output_subdir) for d in find_job_dirs(sweep_dir, output_subdir)]
     keys = swept_keys(config, jobs)
-    patterns = None if columns is None else [*columns, metric]
+    patterns = None if columns is None else [*columns, metric, *VERDICT_COLUMNS]
     objective_node = config.get("objective") if config is not None else None
     objective_cfg = {"objective": objective_node} if objective_node is not None else None
     table = sweep_table(jobs, keys, patterns, sweep_dir, objective_cfg)
@@ -414,11 +447,17 @@ def summarize_sweep(
 
     x_key = x or (keys[0] if keys else None)
     lines = list(group_by) if group_by is not None else [k for k in keys if k != x_key]
-    exclude = [*keys, "job", "job_dir"]
+    exclude = [*keys, "job", "job_dir", "constraints_met"]
+    direction = "minimize"
+    if objective_node is not None:
+        direction = str(to_mapping(objective_node, "objective").get("direction", "minimize"))
+    verdict = assess(table, keys, direction=direction)
     if x_key is None:
         plot = None
     else:
-        plot = plot_sweep(table, metric=metric, x=x_key, group_by=lines, exclude=exclude)
+        plot = plot_sweep(
+            table, metric=metric, x=x_key, group_by=lines, exclude=exclude, assessment=verdict
+        )
         if plot.png is not None:
             atomic_write_bytes(sweep_dir / PLOT_FILE, plot.png)
     name = OmegaConf.select(config, "hydra.job.name", default=None) if config else None
@@ -427,7 +466,7 @@ def summarize_sweep(
     failed = table[table["status"] != "ok"]
     for _, row in failed.iterrows():
         notes.append(f"job {row['job']} failed: {row['error']}")
-    page = sweep_html(table, title=heading, plot=plot, notes=notes)
+    page = sweep_html(table, title=heading, plot=plot, notes=notes, keys=keys, assessment=verdict)
     atomic_write_text(sweep_dir / REPORT_FILE, page)
     return table
 
@@ -466,13 +505,12 @@ class SweepSummary(Callback):
         Runs in the worker process; only writes into the job's own directory. On a terminal it
         also reports the job's end (sweep progress); nothing is printed otherwise.
         """
-        if self.enabled and sys.stderr.isatty():
+        multirun = OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
+        if self.enabled and multirun and sys.stderr.isatty():  # a single run is no sweep job
             status = "done" if job_return.status == JobStatus.COMPLETED else "failed"
             job = OmegaConf.select(config, "hydra.job.num")
             print(f"sweep: job #{job} {status}", file=sys.stderr, flush=True)
-        if not self.enabled or job_return.status != JobStatus.FAILED:
-            return
-        if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+        if not self.enabled or job_return.status != JobStatus.FAILED or not multirun:
             return
         out_dir = Path(str(config.hydra.runtime.output_dir))
         if (out_dir / JOB_ERROR_FILE).exists():

@@ -181,6 +181,9 @@ def _app(cfg: DictConfig) -> float | None:
     if cfg.get("study") is not None:
         _study(cfg)
         return None
+    write_report = cfg.get("output", {}).get("report", True)  # checked before the run
+    if not isinstance(write_report, bool):
+        raise ConfigError("output.report", f"must be true or false, got {write_report!r}")
     with progress_display() as display:
         summary, result = run(cfg, display)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -189,8 +192,9 @@ def _app(cfg: DictConfig) -> float | None:
     atomic_write_json(out_dir / "summary.json", summary)
     choices = HydraConfig.get().runtime.choices
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
-    report = simulation_report(summary, result, run_info=run_info)
-    atomic_write_text(out_dir / "report.html", report)
+    if write_report:  # output.report=false skips the page (and its plotting time)
+        report = simulation_report(summary, result, run_info=run_info)
+        atomic_write_text(out_dir / "report.html", report)
     console = make_console()
     render(summary, console)
     console.print(f"results written to {out_dir}")

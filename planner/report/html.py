@@ -38,7 +38,7 @@ from planner.report.html_parts import (
     table,
 )
 from planner.report.html_studies import roi_report, size_report
-from planner.report.plots import latency_cdf_png, timeline_png
+from planner.report.svg import cdf_chart, tail_chart, timeline_chart
 from planner.sim.engine import PoolStats, SimulationResult
 from planner.sim.metrics import call_latencies
 from planner.workload.trees import CALL_KINDS, SHAPE_KINDS
@@ -200,19 +200,23 @@ def _fleet_section(
     )
 
 
-def _cdf(values: NDArray[np.float64], title: str, slo: Any, label: str) -> bytes:
+def _limit(slo: Any) -> float | None:
+    return float(slo) if isinstance(slo, int | float) and slo > 0 else None
+
+
+def _cdf(values: NDArray[np.float64], title: str, slo: Any, label: str) -> Html:
     """A latency CDF with its SLO; log x when the data (or data and SLO) span decades."""
     finite = values[np.isfinite(values)]
     positive = finite[finite > 0]
-    limit = float(slo) if isinstance(slo, int | float) and slo > 0 else None
-    markers = {"SLO": limit} if limit is not None else None
+    limit = _limit(slo)
+    markers = {f"SLO = {fmt_plain(limit)} s": limit} if limit is not None else None
     log_x = False
     if positive.size > 1:
         low, high = np.percentile(positive, [1, 99])
         log_x = bool(high > LOG_SPAN * low or (limit is not None and limit > FAR_SLO * high))
-    return latency_cdf_png(
-        {label: finite}, title=title, xlabel="seconds" + (" (log scale)" if log_x else ""),
-        markers=markers, log_x=log_x,
+    return cdf_chart(
+        {f"{label}, s": finite}, title=title,
+        xlabel="latency (s" + (", log scale)" if log_x else ")"), markers=markers, x_log=log_x,
     )  # fmt: skip
 
 
@@ -234,6 +238,27 @@ def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Ht
         figure(_cdf(tree_e2e, "Tree end-to-end latency", slo.get("tree_e2e_s"), "tree e2e"),
                "CDF of tree end-to-end latency (arrival to last call's finish)"),
     ]  # fmt: skip
+    ttft_slo, tree_slo = _limit(slo.get("ttft_s")), _limit(slo.get("tree_e2e_s"))
+    tails = [
+        figure(
+            tail_chart(
+                {"call TTFT, s": latencies["ttft_s"], "call end-to-end, s": latencies["e2e_s"]},
+                title="Call latency tail", xlabel="latency (s, log scale)",
+                markers={f"TTFT SLO = {fmt_plain(ttft_slo)} s": ttft_slo} if ttft_slo else None,
+            ),
+            "Tail view: share of calls slower than x (CCDF, log-log); a curve crosses the 1% "
+            "line at its p99",
+        ),
+        figure(
+            tail_chart(
+                {"tree end-to-end, s": tree_e2e}, title="Tree latency tail",
+                xlabel="latency (s, log scale)",
+                markers={f"tree SLO = {fmt_plain(tree_slo)} s": tree_slo} if tree_slo else None,
+            ),
+            "Tail view: share of trees slower than x (CCDF, log-log); unfinished trees are not "
+            "drawn",
+        ),
+    ]  # fmt: skip
     return (
         table(["latency (s)", *STATS], rows)
         + para(
@@ -243,6 +268,8 @@ def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Ht
             cls="note",
         )
         + figures(plots)
+        + subheading("Tails")
+        + figures(tails)
     )
 
 
@@ -266,7 +293,7 @@ def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -
     for pool in result.pools:
         times, utilization = utilization_timeline(pool, result.sim_time_s)
         label = pool.name if pool.name == pool.role else f"{pool.name} ({pool.role})"
-        series[label] = utilization * 100.0
+        series[f"{label}, % busy"] = utilization
     body = table(headers, rows, numeric_from=2) + para(
         "Utilization is the fraction of replica-time spent running batch iterations; with "
         "continuous batching one long decode keeps a replica busy, so read it with the mean "
@@ -274,17 +301,21 @@ def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -
         cls="note",
     )
     if times is not None and times.size:
-        png = timeline_png(
+        svg = timeline_chart(
             times, series, title="Utilization over time", xlabel="simulated time (s)",
-            ylabel="replica-time busy (%)", markers=_last_arrival(result), ylim=(0.0, 105.0),
+            ylabel="replica-time busy (%)", markers=_last_arrival(result), ylim=(0.0, 1.0),
+            y_percent=True,
         )  # fmt: skip
-        body += figures([figure(png, "Utilization per pool, per timeline bin")])
+        body += figures([figure(svg, "Utilization per pool, per timeline bin")])
     return body
 
 
 def _last_arrival(result: SimulationResult) -> dict[str, float] | None:
     arrivals = result.tree_arrival_s[result.tree_arrival_s <= result.sim_time_s]
-    return {"last arrival": float(arrivals[-1])} if arrivals.size else None
+    if not arrivals.size:
+        return None
+    last = float(arrivals[-1])
+    return {f"last arrival = {fmt_num(last)} s": last}
 
 
 def _share_over(values: NDArray[np.float64], limit: Any) -> tuple[str, str, str]:
@@ -350,9 +381,9 @@ def _power_section(summary: Mapping[str, Any], result: SimulationResult) -> Html
     series, times = {}, None
     for pool in result.pools:
         times, utilization = utilization_timeline(pool, result.sim_time_s)
-        series[pool.name] = _pool_power_kw(pool, utilization)
+        series[f"{pool.name}, kW"] = _pool_power_kw(pool, utilization)
     if len(series) > 1 and times is not None:
-        series["total"] = np.sum(list(series.values()), axis=0)
+        series["total, kW"] = np.sum(list(series.values()), axis=0)
     body = table(
         ["pool", "accelerators", "mean power (kW)", "max IT power (kW)",
          "energy over the run (kWh)", "energy cost per year"],
@@ -363,11 +394,11 @@ def _power_section(summary: Mapping[str, Any], result: SimulationResult) -> Html
         cls="note",
     )  # fmt: skip
     if times is not None and times.size:
-        png = timeline_png(
+        svg = timeline_chart(
             times, series, title="IT power over time", xlabel="simulated time (s)",
             ylabel="power (kW)", markers=_last_arrival(result),
         )  # fmt: skip
-        body += figures([figure(png, "IT power per pool, from the utilization timeline")])
+        body += figures([figure(svg, "IT power per pool, from the utilization timeline")])
     return body
 
 

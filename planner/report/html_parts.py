@@ -79,13 +79,14 @@ def fmt_pct(value: Any, decimals: int = 1) -> str:
 
 
 def fmt_usd(value: Any) -> str:
-    """Dollars: millions as ``$10.20 M``, thousands to the dollar, smaller to the cent."""
+    """Dollars: from $100,000 up in millions (``$10.20 M``, ``$0.19 M``: one unit for the sums
+    a review compares), thousands to the dollar, smaller to the cent."""
     number = _finite(value)
     if number is None:
         return MISSING
     sign = "-" if number < 0 else ""
     magnitude = abs(number)
-    if magnitude >= 1e6:
+    if magnitude >= 1e5:
         return f"{sign}${magnitude / 1e6:,.2f} M"
     if magnitude >= 1e3:
         return f"{sign}${magnitude:,.0f}"
@@ -163,8 +164,11 @@ def png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def figure(data: bytes, caption: str) -> Html:
-    """An embedded PNG with a caption (also its alt text)."""
+def figure(data: bytes | Html, caption: str) -> Html:
+    """A chart with a caption: PNG bytes (embedded, the caption as alt text) or inline SVG
+    markup from :mod:`planner.report.svg`."""
+    if isinstance(data, Html):
+        return Html(f"<figure>{data}<figcaption>{esc(caption)}</figcaption></figure>")
     return Html(
         f'<figure><img src="{png_data_uri(data)}" alt="{esc(caption)}">'
         f"<figcaption>{esc(caption)}</figcaption></figure>"
@@ -172,8 +176,11 @@ def figure(data: bytes, caption: str) -> Html:
 
 
 def figures(items: Iterable[Html]) -> Html:
-    """Figures side by side where the page is wide enough."""
-    return Html(f'<div class="figures">{"".join(items)}</div>')
+    """Figures side by side where the page is wide enough; a lone figure is kept to about the
+    width of a pair's (a chart stretched to the full page has oversized text)."""
+    listed = list(items)
+    cls = "figures one" if len(listed) == 1 else "figures"
+    return Html(f'<div class="{cls}">{"".join(listed)}</div>')
 
 
 def para(*parts: Any, cls: str | None = None) -> Html:
@@ -240,14 +247,23 @@ table.kv th { font-weight: 500; color: #444c56; background: none; padding-right:
 table.kv td { text-align: right; white-space: normal; }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr));
   gap: 14px; margin: 10px 0; }
+.figures.one { grid-template-columns: minmax(0, 760px); }
 figure { margin: 0; border: 1px solid #e1e4e8; padding: 6px; background: #fff;
   max-width: 914px; }
 figure img { width: 100%; max-width: 900px; height: auto; display: block; }
+svg.chart { width: 100%; height: auto; display: block; font-size: 13px; }
+svg.chart text { fill: #1f2328; }
+svg.chart text.title { font-size: 15px; font-weight: 600; }
+svg.chart line.grid { stroke: #d0d7de; stroke-width: 0.7; }
 figcaption { font-size: 13px; color: #57606a; padding: 4px 2px 0; }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 13px;
   font-weight: 600; white-space: nowrap; }
 .badge.good { background: #dafbe1; color: #116329; }
 .badge.bad { background: #fff1c2; color: #7d4e00; }
+tr.best td { background: #dafbe1 !important; font-weight: 600; }
+tr.infeasible td { color: #8c4a00; }
+tr.failed td { background: #fdecea !important; }
+.answer .why { font-size: 15px; }
 .badge.neutral { background: #eaeef2; color: #444c56; }
 .note { color: #57606a; font-size: 13.5px; }
 .row { display: flex; flex-wrap: wrap; gap: 8px 40px; align-items: flex-start; }

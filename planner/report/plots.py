@@ -3,23 +3,28 @@
 Every function builds its own :class:`matplotlib.figure.Figure` on an Agg canvas: no pyplot,
 no global backend switch, no file I/O. PNG metadata that would vary between runs (the
 ``Software`` tag) is dropped, so the same data gives byte-identical images.
+
+matplotlib is imported on the first plot, not with this module: the CLIs import this module
+at start-up (``--help`` included) and matplotlib costs 0.4-1 s to import. The run report's
+simple charts are inline SVG instead (:mod:`planner.report.svg`).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import math
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from numpy.typing import ArrayLike
 
-from planner.econ.montecarlo import TornadoBar
+if TYPE_CHECKING:  # matplotlib itself is imported lazily, on the first plot
+    from matplotlib.axes import Axes
+
+    from planner.econ.montecarlo import TornadoBar
 
 #: Figure size in inches and resolution in dots per inch: 900 x 540 pixels.
 FIGSIZE_IN: Final = (7.5, 4.5)
@@ -38,6 +43,9 @@ MAX_BINS: Final = 80
 
 
 def _new_axes(title: str, xlabel: str, ylabel: str, height_in: float | None = None) -> Axes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(FIGSIZE_IN[0], height_in or FIGSIZE_IN[1]), dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -49,6 +57,8 @@ def _new_axes(title: str, xlabel: str, ylabel: str, height_in: float | None = No
 
 
 def _png(ax: Axes) -> bytes:
+    from matplotlib.figure import Figure
+
     fig = ax.get_figure()
     assert isinstance(fig, Figure)
     fig.tight_layout()
@@ -62,6 +72,44 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+#: Quantiles bounding a histogram's range: samples beyond are counted at the edges, not drawn
+#: (a few extreme futures would otherwise squash every other sample into one bar).
+HIST_QUANTILES: Final = (0.005, 0.995)
+#: A marker line within this fraction of the range beyond its edge widens the range to show it.
+MARKER_REACH: Final = 0.5
+
+
+def _unit(xlabel: str) -> str:
+    """The unit in an axis label's last parentheses (``NPV (USD M)`` -> ``USD M``), or ``""``."""
+    found = re.search(r"\(([^()]*)\)\s*$", xlabel)
+    return found.group(1) if found else ""
+
+
+def _with_unit(value: float, unit: str) -> str:
+    if unit == "USD M":
+        return f"{'-' if value < 0 else ''}${abs(value):,.1f}M"
+    if unit == "USD":
+        return f"{'-' if value < 0 else ''}${abs(value):,.0f}"
+    return f"{_fmt(value)} {unit}".rstrip()
+
+
+def histogram_range(data: np.ndarray, markers: Mapping[str, float]) -> tuple[float, float]:
+    """The x range of a histogram: the data's 0.5-99.5% quantiles, padded by 5%, widened to
+    take in the marker lines that lie near it (within half the range)."""
+    low, high = (float(q) for q in np.quantile(data, HIST_QUANTILES))
+    if high <= low:  # (nearly) constant samples: a unit-wide window around them
+        pad = abs(low) * 0.05 or 0.5
+        low, high = low - pad, high + pad
+    span = high - low
+    for x in markers.values():
+        if low - MARKER_REACH * span <= x < low:
+            low = x
+        elif high < x <= high + MARKER_REACH * span:
+            high = x
+    pad = 0.05 * (high - low)
+    return low - pad, high + pad
+
+
 def histogram_png(
     values: ArrayLike,
     *,
@@ -69,12 +117,17 @@ def histogram_png(
     xlabel: str,
     markers: Mapping[str, float] | None = None,
 ) -> bytes:
-    """A histogram of samples (e.g. NPV in USD) with labelled vertical marker lines.
+    """A histogram of samples (e.g. NPV in $M) with labelled vertical marker lines.
+
+    The range follows the bulk of the data (:func:`histogram_range`), so every bar is readable;
+    samples beyond it are counted in a note on the chart ("12 samples below, down to ..."), and
+    a marker beyond it is listed in the legend as off the chart.
 
     Args:
         values: The samples (non-finite values are dropped).
         title: Figure title.
-        xlabel: x-axis label, with the unit.
+        xlabel: x-axis label, with the unit in its last parentheses (``NPV (USD M)``); markers
+            are labelled in that unit (``USD M`` and ``USD`` as dollars).
         markers: Label -> x position of a vertical line, e.g. ``{"p5": ..., "p50": ...,
             "break-even": 0.0}``; each is labelled with its value in the legend.
 
@@ -83,22 +136,65 @@ def histogram_png(
     """
     data = np.asarray(values, dtype=np.float64).ravel()
     data = data[np.isfinite(data)]
-    ax = _new_axes(title, xlabel, "samples")
+    unit = _unit(xlabel)
+    if unit == "USD M":
+        xlabel = xlabel[: xlabel.rfind("(")] + "($M)"
+    ax = _new_axes(title, xlabel, "samples (futures)")
+    markers = dict(markers or {})
+    low, high = histogram_range(data, markers) if data.size else (0.0, 1.0)
     if data.size:
-        edges = np.histogram_bin_edges(data, bins="auto")
+        shown = data[(data >= low) & (data <= high)]
+        edges = np.histogram_bin_edges(shown, bins="auto", range=(low, high))
         bins: Any = edges if len(edges) - 1 <= MAX_BINS else MAX_BINS
-        ax.hist(data, bins=bins, color="tab:gray", alpha=0.75)
-    for i, (label, x) in enumerate((markers or {}).items()):
+        ax.hist(shown, bins=bins, range=(low, high), color="tab:gray", alpha=0.75,
+                label=f"{shown.size:,} of {data.size:,} samples")  # fmt: skip
+        below, above = data[data < low], data[data > high]
+        notes = []
+        if below.size:
+            notes.append(f"← {below.size:,} below, down to {_with_unit(float(below.min()), unit)}")
+        if above.size:
+            notes.append(f"{above.size:,} above, up to {_with_unit(float(above.max()), unit)} →")
+        if notes:
+            ax.text(0.5, 0.97, "   ".join(notes), transform=ax.transAxes, ha="center", va="top",
+                    fontsize="small", color="dimgray")  # fmt: skip
+            ax.set_ylim(top=ax.get_ylim()[1] * 1.12)
+    ax.set_xlim(low, high)
+    for i, (label, x) in enumerate(markers.items()):
+        off = "" if low <= x <= high else " (off the chart)"
         ax.axvline(
-            x,
+            min(max(x, low), high),
             color=f"C{i % 10}",
             linestyle=_MARKER_STYLES[i % len(_MARKER_STYLES)],
             linewidth=1.5,
-            label=f"{label} = {_fmt(x)}",
+            label=f"{label} = {_with_unit(x, unit)}{off}",
+            alpha=1.0 if not off else 0.0,
         )
-    if markers:
-        ax.legend(loc="best", fontsize="small")
+    ax.set_xlim(low, high)
+    _money_axis(ax, unit)
+    ax.set_xlim(low, high)
+    if markers or data.size:  # under the axes: the bars and the tail notes stay uncovered
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small",
+                  frameon=False)  # fmt: skip
     return _png(ax)
+
+
+def _money_axis(ax: Axes, unit: str, axis: str = "x") -> None:
+    """Dollar tick labels without an offset or exponent (``-$31.2M``, ``$1,200M``), with as
+    many decimals as the tick spacing needs (call it after the axis limits are final)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    if unit not in ("USD M", "USD"):
+        return
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    ticks = [float(t) for t in (ax.get_xticks() if axis == "x" else ax.get_yticks())]
+    steps = [abs(b - a) for a, b in itertools.pairwise(ticks) if b != a]
+    step = min(steps) if steps else 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+    suffix = "M" if unit == "USD M" else ""
+    target.set_major_locator(FixedLocator(ticks))  # keep the ticks the decimals were chosen for
+    target.set_major_formatter(
+        FuncFormatter(lambda v, _pos: f"{'-' if v < 0 else ''}${abs(v):,.{decimals}f}{suffix}")
+    )
 
 
 def tornado_png(bars: Sequence[TornadoBar], *, title: str, base_value: float, xlabel: str) -> bytes:
@@ -112,16 +208,26 @@ def tornado_png(bars: Sequence[TornadoBar], *, title: str, base_value: float, xl
         bars: From :func:`planner.econ.montecarlo.tornado` (sorted by swing, largest first).
         title: Figure title.
         base_value: The output with every input at its median (the vertical line).
-        xlabel: x-axis label (the output and its unit).
+        xlabel: x-axis label (the output and its unit); an output in ``(USD)`` is drawn in $M
+            (``(USD M)`` as given), with dollar tick labels and no offset.
 
     Returns:
         PNG bytes.
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    # Dollars are drawn in $M: raw dollars give a "1e8" offset nobody reads.
+    scale, unit = 1.0, _unit(xlabel)
+    if unit == "USD":
+        scale, unit = 1e6, "USD M"
+        xlabel = xlabel[: xlabel.rfind("(")] + "($M)"
+    base_value = base_value / scale
     height_in = max(FIGSIZE_IN[1], 1.2 + 0.4 * len(bars))
     ax = _new_axes(title, xlabel, "", height_in=height_in)
     positions = np.arange(len(bars))[::-1]  # first (largest) bar on top
     for y, bar in zip(positions, bars, strict=True):
-        halves = [(bar.output_at_low, LOW_COLOR), (bar.output_at_high, HIGH_COLOR)]
+        halves = [(bar.output_at_low / scale, LOW_COLOR), (bar.output_at_high / scale, HIGH_COLOR)]
         # Longer half first, so a shorter half on the same side of the base stays visible.
         halves.sort(key=lambda half: -abs(half[0] - base_value))
         for out, color in halves:
@@ -132,9 +238,12 @@ def tornado_png(bars: Sequence[TornadoBar], *, title: str, base_value: float, xl
     handles = [
         Patch(color=LOW_COLOR, label="input at low value"),
         Patch(color=HIGH_COLOR, label="input at high value"),
-        Line2D([], [], color="black", label=f"base = {_fmt(base_value)}"),
+        Line2D([], [], color="black", label=f"base = {_with_unit(base_value, unit)}"),
     ]
     ax.legend(handles=handles, loc="best", fontsize="small")
+    lo, hi = ax.get_xlim()
+    _money_axis(ax, unit)
+    ax.set_xlim(lo, hi)
     ax.grid(False, axis="y")
     return _png(ax)
 
@@ -146,6 +255,10 @@ def line_png(
     title: str,
     xlabel: str,
     ylabel: str,
+    hlines: Mapping[str, float] | None = None,
+    flagged: tuple[str, Sequence[float], Sequence[float]] | None = None,
+    best: tuple[str, float, float] | None = None,
+    xticks: Sequence[float] | ArrayLike | None = None,
 ) -> bytes:
     """Several series against one x axis (e.g. p99 latency in s against racks).
 
@@ -155,6 +268,10 @@ def line_png(
         title: Figure title.
         xlabel: x-axis label, with the unit.
         ylabel: y-axis label, with the unit.
+        hlines: Label -> y of a dashed horizontal line (an SLO, with its unit in the label).
+        flagged: ``(label, xs, ys)`` of points marked with a red cross (e.g. infeasible).
+        best: ``(label, x, y)`` of one point circled (e.g. the best feasible point).
+        xticks: x tick positions (e.g. exactly the swept values; default: matplotlib's).
 
     Returns:
         PNG bytes.
@@ -169,7 +286,20 @@ def line_png(
         if values.shape != xs.shape:
             raise ValueError(f"series {label!r} has {values.shape} values, x has {xs.shape}")
         ax.plot(xs, values, marker="o", markersize=3, label=label)
-    if ys:
+    for i, (label, y) in enumerate((hlines or {}).items()):
+        ax.axhline(y, color="black" if i == 0 else f"C{(i + 3) % 10}", linewidth=1.2,
+                   linestyle=_MARKER_STYLES[i % len(_MARKER_STYLES)], label=label)  # fmt: skip
+    if flagged is not None and len(flagged[1]):
+        ax.scatter(flagged[1], flagged[2], marker="x", s=60, color="tab:red", zorder=3,
+                   label=flagged[0])  # fmt: skip
+    if best is not None:
+        ax.scatter([best[1]], [best[2]], s=220, facecolors="none", edgecolors="tab:green",
+                   linewidths=2.2, zorder=4, label=best[0])  # fmt: skip
+    if xticks is None and xs.size and xs.size <= 12 and np.all(xs == np.round(xs)):
+        xticks = np.unique(xs)  # integer x (counts, variant numbers): no ticks at 0.25 steps
+    if xticks is not None:
+        ax.set_xticks(np.asarray(xticks, dtype=np.float64).tolist())
+    if ys or hlines or flagged or best:
         ax.legend(loc="best", fontsize="small")
     return _png(ax)
 

@@ -4,21 +4,37 @@ The input is the sweep table the CLI's sweep callback builds (``planner.cli.call
 row per job, with a ``status`` column (``ok`` or ``failed``), an ``error`` column, one column per
 swept key (the override values as given, as text) and one column per metric (flattened summary
 keys such as ``trees.e2e_s.p99``).
+
+:func:`assess` decides which points meet the SLOs and which is best; :func:`plot_sweep` draws
+the metric with its SLO line, infeasible points crossed and the best circled; :func:`sweep_html`
+lays it out on the same page kit as the other reports (:mod:`planner.report.html_parts`).
 """
 
 from __future__ import annotations
 
-import base64
 import fnmatch
-import html
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
+from planner.report.html_parts import (
+    Html,
+    badge,
+    esc,
+    figure,
+    figures,
+    fmt_num,
+    fmt_pct,
+    fmt_plain,
+    fmt_usd,
+    page,
+    para,
+    strong,
+)
 from planner.report.plots import line_png
 
 STATUS_OK: Final = "ok"
@@ -36,6 +52,204 @@ class SweepPlot:
 
     png: bytes | None
     caption: str
+
+
+SLO_CHECKS: Final = (
+    ("trees.e2e_s.p99", "slo.tree_e2e_s", "tree p99"),
+    ("calls.ttft_s.p99", "slo.ttft_s", "TTFT p99"),
+    ("calls.tpot_s.p99", "slo.tpot_s", "TPOT p99"),
+)
+"""(p99 column, SLO limit column, name): a point meets the SLOs when every p99 is within its
+limit (the limits are the runs' own ``slo`` block, so each point is judged by its own SLOs)."""
+
+COST_COLUMNS: Final = (
+    "cost.usd_per_million_output_tokens",
+    "cost.usd_per_tree",
+    "cost.usd_per_year",
+    "cost.capex_usd",
+)
+"""Cost columns in order of preference: the first present ranks the feasible points."""
+
+ATTAINMENT: Final = "slo.attainment"
+CONSTRAINTS: Final = "constraints_met"
+"""Column the callback adds when the sweep has an ``objective`` with constraints."""
+
+FRACTION_WORDS: Final = ("attainment", "utilization", "fraction", "prob_", "availability",
+                         "busy", "relative_error")  # fmt: skip
+"""Metric names holding fractions, shown as percentages."""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Which points of a sweep meet the SLOs and which one is best.
+
+    Attributes:
+        feasible: Per row (table index): True / False, or None where unknown (failed job, or no
+            SLO columns to judge by).
+        best: Index of the best row, or None.
+        answer: One sentence naming the best point and why, with numbers.
+        ranked_by: The column the best point was chosen on (None when there is no ranking).
+    """
+
+    feasible: dict[Any, bool | None] = field(default_factory=dict)
+    best: Any = None
+    answer: str = ""
+    ranked_by: str | None = None
+
+
+def _value(row: pd.Series, column: str) -> float | None:
+    if column not in row.index:
+        return None
+    try:
+        number = float(row[column])
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _point(row: pd.Series, keys: Sequence[str]) -> str:
+    return ", ".join(f"{k}={row[k]}" for k in keys if k in row.index) or f"job {row.get('job')}"
+
+
+def _misses(row: pd.Series) -> list[tuple[str, float, float]]:
+    """(name, p99, limit) of every p99 over its SLO."""
+    out = []
+    for p99, limit, name in SLO_CHECKS:
+        value, bound = _value(row, p99), _value(row, limit)
+        if value is not None and bound is not None and value > bound:
+            out.append((name, value, bound))
+    return out
+
+
+def _judged(row: pd.Series) -> bool:
+    has_pair = any(_value(row, p) is not None and _value(row, lim) is not None
+                   for p, lim, _ in SLO_CHECKS)  # fmt: skip
+    flags = [c for c in ("slo.feasible", CONSTRAINTS) if c in row.index and pd.notna(row[c])]
+    return has_pair or bool(flags)
+
+
+def _is_feasible(row: pd.Series) -> bool | None:
+    if row.get("status") != STATUS_OK or not _judged(row):
+        return None
+    for column in ("slo.feasible", CONSTRAINTS):
+        if column in row.index and pd.notna(row[column]) and not bool(row[column]):
+            return False
+    return not _misses(row)
+
+
+def _evidence(row: pd.Series) -> str:
+    """The figures behind a verdict: p99s against their SLOs and the attainment."""
+    parts = []
+    for p99, limit, name in SLO_CHECKS:
+        value, bound = _value(row, p99), _value(row, limit)
+        if value is not None and bound is not None:
+            sign = "≤" if value <= bound else ">"
+            parts.append(f"{name} {fmt_num(value, 4)} s {sign} {fmt_plain(bound)} s")
+    attainment = _value(row, ATTAINMENT)
+    if attainment is not None:
+        parts.append(f"SLO attainment {fmt_pct(attainment)}")
+    return ", ".join(parts)
+
+
+def _cost_text(column: str, value: float) -> str:
+    names = {
+        "cost.usd_per_million_output_tokens": "per million output tokens",
+        "cost.usd_per_tree": "per tree",
+        "cost.usd_per_year": "per year",
+        "cost.capex_usd": "capex",
+    }
+    name = names.get(column, column)
+    return f"{fmt_usd(value)} {name}" if column != "cost.capex_usd" else f"capex {fmt_usd(value)}"
+
+
+def assess(table: pd.DataFrame, keys: Sequence[str], *, direction: str = "minimize") -> Assessment:
+    """Judge every point and pick the best one.
+
+    A point meets the SLOs when its job succeeded, every p99 in :data:`SLO_CHECKS` is within its
+    limit, and neither ``slo.feasible`` nor the objective's constraints (``constraints_met``)
+    say otherwise. The best point is the feasible one with the best ``objective`` (by
+    ``direction``), else the cheapest by the first column of :data:`COST_COLUMNS` present. With
+    no feasible point, the answer names the point closest to the SLOs (smallest worst p99 /
+    limit ratio).
+
+    Args:
+        table: The sweep table.
+        keys: The swept keys (to name points).
+        direction: ``minimize`` or ``maximize`` (for the ``objective`` column).
+
+    Returns:
+        The assessment.
+    """
+    feasible = {index: _is_feasible(row) for index, row in table.iterrows()}
+    ok = [i for i, row in table.iterrows() if row.get("status") == STATUS_OK]
+    judged = [i for i in ok if feasible[i] is not None]
+    good = [i for i in judged if feasible[i]]
+    n = len(table)
+    if not ok:
+        return Assessment(feasible, None, f"No point succeeded ({n} job(s) failed).")
+    candidates = good if judged else ok
+    ranked_by = next(
+        (c for c in ("objective", *COST_COLUMNS)
+         if c in table.columns and any(_value(table.loc[i], c) is not None for i in candidates)),
+        None,
+    )  # fmt: skip
+    if judged and not good:
+        closest = min(judged, key=lambda i: _worst_ratio(table.loc[i]))
+        row = table.loc[closest]
+        return Assessment(
+            feasible,
+            None,
+            f"No point meets the SLOs ({len(judged)} judged of {n}); the closest is "
+            f"{_point(row, keys)}: {_evidence(row)}.",
+            ranked_by,
+        )
+    if ranked_by is None:
+        what = f"{len(good)} of {n} points meet the SLOs" if judged else f"{len(ok)} of {n} ok"
+        return Assessment(feasible, None, f"{what}; no cost or objective column to rank them.")
+    sign = -1.0 if ranked_by == "objective" and direction == "maximize" else 1.0
+    values = {i: _value(table.loc[i], ranked_by) for i in candidates}
+    scored = [(sign * v, i) for i, v in values.items() if v is not None]
+    best = min(scored, key=lambda pair: pair[0])[1]
+    row = table.loc[best]
+    value = _value(row, ranked_by)
+    assert value is not None
+    if ranked_by == "objective":
+        price = f"objective {fmt_num(value)}"
+        cost = next((c for c in COST_COLUMNS if _value(row, c) is not None), None)
+        if cost is not None:
+            price += f" ({_cost_text(cost, _value(row, cost) or 0.0)})"
+    else:
+        price = _cost_text(ranked_by, value)
+    adjective = "best" if ranked_by == "objective" else "cheapest"
+    pool = f"{len(good)} of {n} points meeting the SLOs" if judged else f"{len(ok)} of {n} points"
+    evidence = _evidence(row)
+    return Assessment(
+        feasible,
+        best,
+        f"Best: {_point(row, keys)}, the {adjective} of the {pool}, at {price}"
+        + (f"; {evidence}." if evidence else "."),
+        ranked_by,
+    )
+
+
+def _worst_ratio(row: pd.Series) -> float:
+    ratios = [
+        value / bound
+        for p99, limit, _ in SLO_CHECKS
+        if (value := _value(row, p99)) is not None and (bound := _value(row, limit)) and bound > 0
+    ]
+    attainment = _value(row, ATTAINMENT)
+    return max(ratios, default=2.0 - (attainment if attainment is not None else 0.0))
+
+
+def slo_limit(table: pd.DataFrame, metric: str) -> float | None:
+    """The SLO limit of a plotted p99 column (the same in every job), or None."""
+    for p99, limit, _ in SLO_CHECKS:
+        if metric == p99 and limit in table.columns:
+            values = pd.to_numeric(table[limit], errors="coerce").dropna().unique()
+            if len(values) == 1:
+                return float(values[0])
+    return None
 
 
 def metric_columns(table: pd.DataFrame, metric: str, exclude: Iterable[str] = ()) -> list[str]:
@@ -74,6 +288,7 @@ def plot_sweep(
     x: str,
     group_by: Sequence[str] = (),
     exclude: Iterable[str] = (),
+    assessment: Assessment | None = None,
 ) -> SweepPlot:
     """Plot ``metric`` against swept key ``x``, one line per value of the ``group_by`` keys.
 
@@ -88,6 +303,8 @@ def plot_sweep(
         x: The swept key on the x axis.
         group_by: Swept keys whose value combinations each get a line.
         exclude: Columns never treated as metrics.
+        assessment: From :func:`assess`: with one metric column, points that miss the SLOs
+            are crossed and the best is circled; a p99 metric gets its SLO line.
 
     Returns:
         The plot, or a caption saying why there is none.
@@ -133,7 +350,21 @@ def plot_sweep(
     if not series:
         return SweepPlot(None, f"no plot: {metric!r} has no numeric value in a successful job")
     title = f"{metric} vs {x}"
-    png = line_png(grid, series, title=title, xlabel=xlabel, ylabel=metric)
+    limit = slo_limit(table, metric)
+    hlines = {f"SLO = {fmt_plain(limit)} s": limit} if limit is not None else None
+    flagged = best = None
+    if assessment is not None and len(columns) == 1:
+        ys_all = _as_numbers(ok[columns[0]])
+        if ys_all is not None:
+            at = dict(zip(ok.index, zip(xs.tolist(), ys_all.tolist(), strict=True), strict=True))
+            bad = [at[i] for i in ok.index if assessment.feasible.get(i) is False]
+            if bad:
+                flagged = ("misses the SLOs", [p[0] for p in bad], [p[1] for p in bad])
+            if assessment.best in at:
+                best = ("best point", *at[assessment.best])
+    png = line_png(grid, series, title=title, xlabel=xlabel, ylabel=metric + _unit(metric),
+                   hlines=hlines, flagged=flagged, best=best,
+                   xticks=grid if grid.size <= MAX_TICKS else None)  # fmt: skip
     failed = len(table) - len(ok)
     caption = f"{title} over {len(ok)} successful job(s)"
     if failed:
@@ -141,38 +372,66 @@ def plot_sweep(
     return SweepPlot(png, caption)
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+MAX_TICKS: Final = 12
+"""Up to this many swept values, each gets its own x tick (no 1.5 racks between 1 and 2)."""
+
+
+def _unit(metric: str) -> str:
+    """The unit a flattened key implies, for axis labels: `` (s)``, `` ($)``, `` (fraction)``."""
+    if "usd" in metric:
+        return " ($)"
+    if _is_fraction(metric):
+        return " (fraction)"
+    if "_s." in metric or metric.endswith("_s"):
+        return " (s)"
+    if metric.endswith("_kw") or "_kw." in metric:
+        return " (kW)"
+    return ""
+
+
+def _is_fraction(column: str) -> bool:
+    return any(word in column for word in FRACTION_WORDS)
+
+
+def _cell(column: str, value: Any) -> str:
+    """A table cell: dollars as $ (millions as $M), fractions as %, other numbers to 3 figures."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
         return ""
     if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return f"{int(value):,}"
-    if isinstance(value, float | np.floating):
+        return "yes" if value else "no"
+    if isinstance(value, int | float | np.integer | np.floating):
         number = float(value)
-        if math.isinf(number):
-            return str(number)
-        return f"{number:,.0f}" if abs(number) >= 1e5 else f"{number:.4g}"
-    if value is pd.NA or value is pd.NaT:
-        return ""
+        if "usd" in column:
+            return fmt_usd(number)
+        if _is_fraction(column) and not isinstance(value, int | np.integer):
+            return fmt_pct(number)
+        return fmt_num(value.item() if isinstance(value, np.generic) else value)
     return str(value)
 
 
-_STYLE: Final = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-h1 { font-size: 1.4em; }
-p.meta { color: #555; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { color: #555; font-size: 0.9em; }
-table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; vertical-align: top; }
-th { background: #f0f0f0; text-align: center; }
-div.scroll { overflow-x: auto; }
-td.text { text-align: left; }
-tr.failed td { background: #fdecea; }
-ul.notes { color: #333; }
-""".strip()
+def column_order(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """Columns of the page's table: swept keys, status, the decision columns (feasible, SLO
+    attainment, objective, cost, p99s), then the rest; SLO limits (constant, stated in the
+    answer box) and ``job`` / ``error`` / ``job_dir`` last."""
+    first = [k for k in keys if k in table.columns] + ["status"]
+    decision = [ATTAINMENT, "objective", *COST_COLUMNS, *(c for c, _, _ in SLO_CHECKS)]
+    first += [c for c in decision if c in table.columns]
+    tail = ["job", "error", "job_dir"]
+    limits = [lim for _, lim, _ in SLO_CHECKS]
+    rest = [c for c in table.columns if c not in first and c not in tail and c not in limits]
+    return first + rest + [c for c in tail if c in table.columns]
+
+
+def _slo_line(table: pd.DataFrame) -> str:
+    parts = []
+    for _, limit, name in SLO_CHECKS:
+        if limit in table.columns:
+            values = pd.to_numeric(table[limit], errors="coerce").dropna().unique()
+            if len(values) == 1:
+                parts.append(f"{name.replace(' p99', '')} p99 ≤ {fmt_plain(values[0])} s")
+    return "SLOs: " + ", ".join(parts) + "." if parts else ""
 
 
 def sweep_html(
@@ -181,61 +440,96 @@ def sweep_html(
     title: str,
     plot: SweepPlot | None = None,
     notes: Sequence[str] = (),
+    keys: Sequence[str] | None = None,
+    assessment: Assessment | None = None,
 ) -> str:
-    """A self-contained HTML page: headline counts, the plot (inline base64 PNG), the table.
+    """A self-contained page on the report kit: the answer, the chart, then one row per job.
 
     No scripts and no network resources: the page opens offline and can be mailed as it is.
-    Failed jobs' rows are shaded; every value is HTML-escaped.
+    The table leads with the swept keys and the decision columns; failed jobs' rows are shaded,
+    points that miss the SLOs marked and the best highlighted. Every value is HTML-escaped.
 
     Args:
         table: The sweep table (one row per job).
         title: Page heading.
         plot: From :func:`plot_sweep` (its caption is shown even without an image).
-        notes: Extra lines shown under the heading (e.g. the sweep directory, the best trial).
+        notes: Extra lines (e.g. the sweep directory, the best trial).
+        keys: The swept keys (default: the columns before ``status``, ``job`` excepted).
+        assessment: From :func:`assess` (default: assessed here).
 
     Returns:
         The page as text.
     """
+    columns = list(table.columns)
+    if keys is None:
+        keys = columns[: columns.index("status")] if "status" in columns else []
+        keys = [k for k in keys if k != "job"]
+    if assessment is None:
+        assessment = assess(table, keys)
     statuses = table["status"] if "status" in table.columns else pd.Series(dtype=object)
     n_ok = int((statuses == STATUS_OK).sum())
     n_failed = len(table) - n_ok
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>\n{_STYLE}\n</style></head>",
-        "<body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">{len(table)} job(s): {n_ok} ok, {n_failed} failed</p>',
-    ]
-    if notes:
-        parts.append('<ul class="notes">')
-        parts += [f"<li>{html.escape(note)}</li>" for note in notes]
-        parts.append("</ul>")
+    judged = [v for v in assessment.feasible.values() if v is not None]
+    counts = f"{len(table)} job(s): {n_ok} ok, {n_failed} failed"
+    if judged:
+        counts += f"; {sum(judged)} of {len(judged)} meet the SLOs"
+    answer = [para("Answer", cls="label"), para(strong(assessment.answer))]
+    slo_text = _slo_line(table)
+    answer.append(para(counts + (f". {slo_text}" if slo_text else "."), cls="why"))
+    body = Html("")
     if plot is not None:
-        parts.append("<figure>")
         if plot.png is not None:
-            data = base64.b64encode(plot.png).decode("ascii")
-            alt = html.escape(plot.caption, quote=True)
-            parts.append(f'<img alt="{alt}" src="data:image/png;base64,{data}">')
-        parts.append(f"<figcaption>{html.escape(plot.caption)}</figcaption>")
-        parts.append("</figure>")
-    parts.append('<div class="scroll"><table>')
-    parts.append(
-        "<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-        + "</tr></thead>"
-    )  # fmt: skip
-    parts.append("<tbody>")
-    for row in table.itertuples(index=False):
-        values = list(row)
-        status = values[list(table.columns).index("status")] if "status" in table.columns else ""
-        css = ' class="failed"' if status == STATUS_FAILED else ""
+            body += figures([figure(plot.png, plot.caption)])
+        else:
+            body += para(plot.caption, cls="note")
+    order = column_order(table, keys)
+    show_feasible = bool(judged)
+    head = []
+    for i, c in enumerate(order):
+        name = Html(esc(c).replace(".", ".<wbr>"))  # long dotted keys wrap at the dots
+        head.append(f'<th scope="col"{" class=num" if i >= len(keys) + 1 else ""}>{name}</th>')
+        if c == "status" and show_feasible:
+            head.append('<th scope="col">meets SLOs</th>')
+    rows = []
+    for index, row in table.iterrows():
+        status = row.get("status", "")
+        feasible = assessment.feasible.get(index)
+        css = (
+            "failed" if status == STATUS_FAILED
+            else "best" if index == assessment.best
+            else "infeasible" if feasible is False
+            else ""
+        )  # fmt: skip
         cells = []
-        for value in values:
-            text = _cell(value)
-            kind = "" if isinstance(value, int | float | np.number) else ' class="text"'
-            cells.append(f"<td{kind}>{html.escape(text)}</td>")
-        parts.append(f"<tr{css}>" + "".join(cells) + "</tr>")
-    parts += ["</tbody>", "</table></div>", "</body>", "</html>"]
-    return "\n".join(parts) + "\n"
+        for c in order:
+            value = row[c]
+            numeric = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+            cls = " class=num" if numeric else ""
+            text = esc(_cell(c, value))
+            if c == "status" and index == assessment.best:
+                text = Html(f"{text} {badge('best', True)}")
+            cells.append(f"<td{cls}>{text}</td>")
+            if c == "status" and show_feasible:
+                verdict = (
+                    badge("yes", True) if feasible else badge("no", False)
+                    if feasible is False else Html("")
+                )  # fmt: skip
+                cells.append(f"<td>{verdict}</td>")
+        attribute = f' class="{css}"' if css else ""
+        rows.append(f"<tr{attribute}>{''.join(cells)}</tr>")
+    body += Html(
+        f'<div class="tw"><table><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+    body += para(
+        "A point meets the SLOs when its job succeeded and each p99 (tree end-to-end, TTFT, "
+        "TPOT) is within the run's own limit (and the objective's constraints hold, if any). "
+        "Green: the best point; amber text: misses the SLOs; red: the job failed. Dollars in $, "
+        "millions as $ M; fractions in %.",
+        cls="note",
+    )
+    details = Html("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    sections = [("points", "Points", body)]
+    if notes:
+        sections.append(("sweep", "Sweep", details))
+    return page(title, counts, answer, sections, "Generated by planner.")
