@@ -182,7 +182,7 @@ FITTING_ARGS = {
     "glm45v": [],
     "minimax_m25": [],
     "qwen35_9b": ["ep=1"],
-    "grok_420_class": ["ep=32"],
+    "grok_420_class": ["tp=32", "ep=32", "dp_attention=true"],
 }
 
 

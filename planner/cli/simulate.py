@@ -127,6 +127,11 @@ def run(
     return summary, result
 
 
+def _percent(value: float | None) -> str:
+    """A fraction as a percentage; ``n/a`` when the run gave nothing to measure it on."""
+    return "n/a" if value is None else f"{value:.1%}"
+
+
 def render(summary: dict[str, Any], console: Console) -> None:
     """Print the headline figures."""
     table = Table(title=f"planner: {summary['scenario']} (seed {summary['seed']})")
@@ -153,12 +158,13 @@ def render(summary: dict[str, Any], console: Console) -> None:
         f"calls: {calls['arrived']:,} arrived = {calls['completed']:,} completed + "
         f"{calls['in_flight']:,} in flight + {calls['failed']:,} failed; "
         f"trees completed {summary['trees']['completed']:,}; "
-        f"SLO attainment {summary['slo']['attainment']:.1%}"
+        f"SLO attainment {_percent(summary['slo']['attainment'])}"
     )
     for name, pool in summary["pools"].items():
         console.print(
             f"pool {name} ({pool['role']}, {pool['racks']} racks, {pool['replicas']} replicas): "
-            f"utilization {pool['utilization']:.1%}, mean batch {pool['mean_decode_batch']:.1f}, "
+            f"utilization {_percent(pool['utilization'])}, "
+            f"mean batch {pool['mean_decode_batch']:.1f}, "
             f"{pool['output_tokens_per_s']:,.0f} output tok/s, "
             f"{pool['power_kw_mean']:,.1f} kW mean"
         )
@@ -181,18 +187,15 @@ def _app(cfg: DictConfig) -> float | None:
     if cfg.get("study") is not None:
         _study(cfg)
         return None
-    write_report = cfg.get("output", {}).get("report", True)  # checked before the run
-    if not isinstance(write_report, bool):
-        raise ConfigError("output.report", f"must be true or false, got {write_report!r}")
     with progress_display() as display:
-        summary, result = run(cfg, display)
+        summary, result = run(cfg, display)  # validates every option before simulating
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     output = config.output_options(to_mapping(cfg.get("output") or {}, "output"))
     write_calls_table(calls_table(result), out_dir, output.calls_table)
     atomic_write_json(out_dir / "summary.json", summary)
     choices = HydraConfig.get().runtime.choices
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
-    if write_report:  # output.report=false skips the page (and its plotting time)
+    if output.report:  # output.report=false skips the page (and its plotting time)
         report = simulation_report(summary, result, run_info=run_info)
         atomic_write_text(out_dir / "report.html", report)
     console = make_console()

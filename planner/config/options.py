@@ -51,11 +51,13 @@ class RunOptions(_Options):
 
 
 class OutputOptions(_Options):
-    """``planner``'s ``output`` group: the per-call table's file format."""
+    """``planner``'s ``output`` group: the per-call table's file format; whether to write the
+    report page."""
 
     calls_table: Annotated[Literal["parquet", "csv"], Field(description="one of csv, parquet")] = (
         "parquet"
     )
+    report: Flag = True
 
 
 class DemandOptions(_Options):
