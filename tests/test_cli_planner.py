@@ -78,3 +78,26 @@ def test_csv_per_call_table(tmp_path: Path) -> None:
 
 
 # Bad input for planner: see the table in tests/test_bad_input_table.py.
+
+
+def test_a_run_stopped_before_anything_arrived_reports_nothing_measured(tmp_path: Path) -> None:
+    """A clock limit before the first arrival is a valid, empty run: exit 0, 'n/a', no crash."""
+    result = run(["run.max_sim_time_s=1e-300", "output.report=false"], tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "SLO attainment n/a" in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["calls"]["arrived"] == 0 and summary["slo"]["attainment"] is None
+    assert summary["partial"] is True
+    assert not (tmp_path / "run" / "report.html").exists()
+
+
+def test_pool_stack_override_selects_that_profile(tmp_path: Path) -> None:
+    """``fleet.pools.<name>.stack=vllm`` is a documented override (the pools declare the key)."""
+    fast = run([*QUICK, "seed=3"], tmp_path / "default")
+    slow = run([*QUICK, "seed=3", "fleet.pools.gpu.stack=vllm"], tmp_path / "vllm")
+    assert fast.returncode == 0 and slow.returncode == 0, (fast.stderr, slow.stderr)
+    default = json.loads((tmp_path / "default" / "summary.json").read_text())
+    vllm = json.loads((tmp_path / "vllm" / "summary.json").read_text())
+    # The vLLM-era profile is the slower stack: decode steps take longer per token.
+    assert vllm["calls"]["tpot_s"]["p50"] > default["calls"]["tpot_s"]["p50"]

@@ -103,6 +103,8 @@ BAD_INPUTS = [
     (["no_such_key=3"], "no_such_key"),
     (["~mc.inputs.pue"], "mc.inputs.pue"),
     (["mc.samples=0"], "mc.samples"),
+    (["mc.samples=100000000000"], "mc.samples"),  # 6.5 TiB of draws: refused, not attempted
+    (["mc.inputs.pue={dist: norm, loc: 1e308, scale: 1e308}"], "mc.inputs.pue"),  # overflow
     (["mc.backend=spark"], "mc.backend"),
     (["roi.candidate=gpu_only"], "roi.candidate"),
     (["roi.baseline=tpu_only"], "roi.baseline"),

@@ -253,7 +253,7 @@ def test_near_misses_are_suggested() -> None:
     [
         ("demand", {"trees_per_s": "fast"},
          "demand.trees_per_s: must be a finite number > 0, got 'fast'"),
-        ("mc", {"samples": 1.5}, "mc.samples: must be an integer >= 1, got 1.5"),
+        ("mc", {"samples": 1.5}, "mc.samples: must be an integer in [1, 10,000,000], got 1.5"),
         ("mc", {"backend": "dask"}, "mc.backend: must be one of joblib, ray, serial; got 'dask'"),
         ("roi", {"baseline": "a", "candidate": "b", "horizon_years": [1]},
          "roi.horizon_years: must be an integer >= 1, got [1]"),
