@@ -36,22 +36,26 @@ TREES = 40_000
 TREES_PER_S = 0.5  # about 70% busy on 16 replicas with these call sizes
 
 
-def _load(kind: str, name: str) -> dict:
-    return config.load_named(kind, name, kind)
+def reference_pool_and_shape(replicas: int = 16) -> tuple[PoolSpec, FanoutShape]:
+    """The reference pool (``replicas`` x Llama-3-70B TP2 on H200) and its fan-out tree shape.
 
+    ``benchmarks/engine_scaling.py`` scales the same pool and load, so both benchmarks measure
+    one workload.
+    """
 
-def main() -> None:
-    trees = int(sys.argv[1]) if len(sys.argv) > 1 else TREES
+    def load(kind: str, name: str) -> dict[str, object]:
+        return config.load_named(kind, name, kind)
+
     pool = PoolSpec(
         name="gpu",
         role="unified",
-        system=config.system(_load("hardware", "h200")),
-        model=config.model(_load("model", "llama3_70b")),
+        system=config.system(load("hardware", "h200")),
+        model=config.model(load("model", "llama3_70b")),
         efficiency=config.efficiency("nvidia_gpu"),
         racks=1,
         precision="fp8",
         tp=2,
-        replicas=16,
+        replicas=replicas,
         batching=BatchingSpec(max_batch=256, token_budget=4096, prefix_cache_fraction=0.0),
     )
     calls = CallLengths(
@@ -63,6 +67,12 @@ def main() -> None:
         aggregate=calls, tool_delay=DelayLaw.fixed(0.0), append_parent_outputs=False,
         shared_prefix=SharedPrefix(),
     )  # fmt: skip
+    return pool, shape
+
+
+def main() -> None:
+    trees = int(sys.argv[1]) if len(sys.argv) > 1 else TREES
+    pool, shape = reference_pool_and_shape()
     workload = WorkloadSpec(PoissonArrivals(rate_per_s=TREES_PER_S), shape, n_trees=trees)
     start = time.perf_counter()
     result = simulate(FleetSpec(pools=(pool,)), workload, seed=0)

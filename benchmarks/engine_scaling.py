@@ -38,34 +38,11 @@ REPLICAS_1X = 16
 
 
 def reference_pool_and_shape() -> tuple[Any, Any]:
-    """The pool and tree shape of ``benchmarks/engine_reference.py`` (kept equal to it)."""
-    import yaml
+    """The pool and tree shape of ``benchmarks/engine_reference.py``, at 1x (16 replicas)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from engine_reference import reference_pool_and_shape as reference
 
-    from planner import config
-    from planner.sim.config import BatchingSpec, PoolSpec
-    from planner.workload import CallLengths, DelayLaw, FanoutShape, LengthLaw, SharedPrefix
-
-    def load(kind: str, name: str) -> dict[str, Any]:
-        data: dict[str, Any] = yaml.safe_load((ROOT / "conf" / kind / f"{name}.yaml").read_text())
-        return data
-
-    pool = PoolSpec(
-        name="gpu", role="unified", system=config.system(load("hardware", "h200")),
-        model=config.model(load("model", "llama3_70b")),
-        efficiency=config.efficiency("nvidia_gpu"), racks=1,
-        precision="fp8", tp=2, replicas=REPLICAS_1X,
-        batching=BatchingSpec(max_batch=256, token_budget=4096, prefix_cache_fraction=0.0),
-    )  # fmt: skip
-    calls = CallLengths(
-        LengthLaw.lognormal(1000, sigma=0.5, max_value=8000),
-        LengthLaw.lognormal(100, sigma=0.8, max_value=2000),
-    )
-    shape = FanoutShape(
-        n_subcalls=LengthLaw.uniform(10, 40), waves=1, planner=calls, subcall=calls,
-        aggregate=calls, tool_delay=DelayLaw.fixed(0.0), append_parent_outputs=False,
-        shared_prefix=SharedPrefix(),
-    )  # fmt: skip
-    return pool, shape
+    return reference(replicas=REPLICAS_1X)
 
 
 def measure(scale: int, trees: int) -> dict[str, float]:
