@@ -80,7 +80,9 @@ class RoiOptions(_Options):
 
     baseline: Text
     candidate: Text
-    horizon_years: PositiveInt = 4
+    # Fleets are depreciated over 3-6 years; 50 bounds the yearly arrays and the growth
+    # factors (demand x fan-out / efficiency)^years, which overflow a float long before 10^6.
+    horizon_years: Annotated[int, Field(ge=1, le=50, description="an integer in [1, 50]")] = 4
     n_trees: PositiveInt = 1500
     curve_points: Annotated[int, Field(ge=2, description="an integer >= 2")] = 6
     spot_checks: NonNegativeInt = 0

@@ -71,11 +71,18 @@ def pool_replica(spec: PoolSpec) -> Replica:
     """The cost model of one replica of a pool (the fixed-step model where the pool asks for it)."""
     if spec.fixed_step_s is not None:
         return FixedStepReplica(spec.model, spec.system, spec.fixed_step_s)
-    return build_replica(
-        spec.model, spec.system, spec.efficiency, precision=spec.precision,
-        kv_precision=spec.kv_precision, tp=spec.tp, ep=spec.ep,
-        dp_attention=spec.dp_attention, chips=spec.chips,
-    )  # fmt: skip
+    try:
+        return build_replica(
+            spec.model, spec.system, spec.efficiency, precision=spec.precision,
+            kv_precision=spec.kv_precision, tp=spec.tp, ep=spec.ep,
+            dp_attention=spec.dp_attention, chips=spec.chips,
+        )  # fmt: skip
+    except ConfigError as error:
+        # The cost model names its own arguments (``tp``, ``precision``, ``model``); in a fleet
+        # they are the pool's fields.
+        if error.field.startswith("fleet."):
+            raise
+        raise ConfigError(f"fleet.pools.{spec.name}.{error.field}", error.problem) from None
 
 
 def replica_count(spec: PoolSpec, perf: Replica) -> int:
