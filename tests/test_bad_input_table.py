@@ -37,9 +37,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("planner", ["fleet.pools.gpu.racks=-2"], "fleet.pools.gpu.racks"),
     ("planner", ["fleet.pools.gpu.hardware=h999"], "fleet.pools.gpu.hardware"),
     ("planner", ["fleet.pools.gpu.model=gpt9"], "fleet.pools.gpu.model"),
-    ("planner", ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=fp4"], "fleet.pools.gpu.precision"),
+    ("planner", ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=fp4"],
+     "fleet.pools.gpu.precision"),
+    # 397B at BF16 cannot fit one H100:
     ("planner", ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=bf16",
-                 "fleet.pools.gpu.ep=1"], "fleet.pools.gpu.model"),  # 397B at BF16 cannot fit one H100
+                 "fleet.pools.gpu.ep=1"], "fleet.pools.gpu.model"),
     ("planner", ["fleet.pools.gpu.tp=128"], "fleet.pools.gpu.tp"),  # > the 72-GPU NVLink domain
     ("planner", ["fleet.router=random"], "fleet.router"),
     ("planner", ["workload.arrivals.rate_per_s=-1"], "workload.arrivals.rate_per_s"),
