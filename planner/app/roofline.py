@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from planner import config
 from planner.config.options import RooflineOptions
-from planner.perf.replica import build_replica, roofline_summary
+from planner.perf.replica import Replica, at_concurrency, build_replica, roofline_summary
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
@@ -43,13 +45,54 @@ def roofline(model: Model, system: System, options: RooflineOptions) -> dict[str
         dp_attention=options.dp_attention,
         chips=options.chips,
     )
-    return roofline_summary(
+    summary = roofline_summary(
         replica,
         isl=options.isl,
         osl=options.osl,
         tpot_limit_s=options.tpot_limit_s,
         concurrency=options.concurrency,
     )
+    summary["curve"] = serving_curve(
+        replica, options.isl, options.osl, summary["max_batch"], efficiency.request_overhead_s
+    )
+    return summary
+
+
+CURVE_POINTS = 12
+"""Most concurrency points of a serving curve (geometric from 1 to the KV-bounded batch)."""
+
+
+def serving_curve(
+    replica: Replica,
+    isl: int,
+    osl: int,
+    max_batch: int,
+    request_overhead_s: float = 0.0,
+    points: int = CURVE_POINTS,
+) -> list[dict[str, float]]:
+    """The interactivity/throughput trade-off of one replica: closed-loop concurrency from 1 to
+    the KV-bounded batch (geometric steps), each point's tokens/s per user (``1 / TPOT``) and
+    output tokens/s per accelerator (:func:`planner.perf.replica.at_concurrency`, with the
+    stack's fixed per-request overhead ``request_overhead_s``, s).
+
+    Returns:
+        ``[{"concurrency", "tokens_per_s_per_user", "output_tokens_per_s_per_accelerator"}]``,
+        in rising concurrency (empty when not even one sequence fits).
+    """
+    if max_batch < 1:
+        return []
+    grid = sorted({round(float(c)) for c in np.geomspace(1, max_batch, num=points)})
+    curve = []
+    for concurrency in grid:
+        point = at_concurrency(replica, concurrency, isl, osl, request_overhead_s)
+        curve.append(
+            {
+                "concurrency": float(concurrency),
+                "tokens_per_s_per_user": point.tokens_per_s_per_user,
+                "output_tokens_per_s_per_accelerator": point.output_tokens_per_s_per_accelerator,
+            }
+        )
+    return curve
 
 
 def catalog_shape(model: Model, system: System) -> dict[str, Any]:
