@@ -13,6 +13,8 @@ Kinds:
 * ``shared_prefix``: cost of a 4-agent tree with and without prefix sharing, against one call.
 * ``lpu_latency``: per-user speed and chips / racks of models on GPU and LPU replicas (roofline).
 * ``long_context``: decode speed and memory per sequence of two models across contexts.
+* ``silicon_cases``: single-user speed and batch throughput per accelerator and per $M of
+  hardware of (model, hardware) cases (roofline; planner/app/silicon.py).
 """
 
 from __future__ import annotations
@@ -289,12 +291,27 @@ def long_context(cfg: DictConfig) -> StudyResult:
     return {"answer": answer + ".", "contexts": rows, "batch": batch}, {"long_context.png": chart}
 
 
+def silicon_cases(cfg: DictConfig) -> StudyResult:
+    """Latency-sensitive and batch figures of (model, hardware) cases (planner.app.silicon)."""
+    from planner.app.silicon import compare_cases
+
+    study = to_mapping(cfg.get("study"), "study")
+    summary = compare_cases(
+        study.get("cases") or {},
+        isl=require_positive_int("study.isl", study.get("isl", 2048)),
+        osl=require_positive_int("study.osl", study.get("osl", 512)),
+        tpot_limit_s=float(study.get("tpot_limit_s", 0.05)),
+    )
+    return summary, {}
+
+
 STUDIES: dict[str, Callable[[DictConfig], StudyResult]] = {
     "hybrid_vs_gpu": hybrid_vs_gpu,
     "fanout_tail": fanout_tail,
     "shared_prefix": shared_prefix,
     "lpu_latency": lpu_latency,
     "long_context": long_context,
+    "silicon_cases": silicon_cases,
 }
 
 
