@@ -42,3 +42,34 @@ def test_bad_cases_name_the_field(cases: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError) as raised:
         compare_cases(cases, isl=1024, osl=256, tpot_limit_s=0.05)
     assert str(raised.value).startswith(field) and "\n" not in str(raised.value)
+
+
+def test_long_documents_cost_and_fit_follow_the_kv_footprint() -> None:
+    from planner import config
+    from planner.app.silicon import document_costs
+
+    shape = {"hardware": "gb200_nvl72", "precision": "fp8", "kv_precision": "fp8", "tp": 8,
+             "ep": 8, "dp_attention": True}  # fmt: skip
+    cases = {
+        "hybrid": {"model": "qwen35_397b_a17b", **shape},
+        "full": {"model": "qwen3_235b_a22b", **shape},
+    }
+    docs = {
+        "short": {"input_tokens": 200_000, "output_tokens": 4096},
+        "long": {"input_tokens": 1_000_000, "output_tokens": 4096},
+        "huge": {"input_tokens": 20_000_000, "output_tokens": 4096},
+    }
+    out = document_costs(cases, docs, config.economics({}), claimed_ratio=20)
+    table = out["documents"]
+    for doc in ("short", "long"):
+        hybrid, full = table[doc]["hybrid"], table[doc]["full"]
+        assert hybrid["fits"] and full["fits"]
+        # Gated DeltaNet layers hold a fixed state: less KV per sequence, more sequences, cheaper
+        assert hybrid["gib_per_sequence"] < full["gib_per_sequence"]
+        assert hybrid["max_batch"] > full["max_batch"]
+        assert 0 < hybrid["usd_per_document"] < full["usd_per_document"]
+    assert table["long"]["full"]["usd_per_document"] > table["short"]["full"]["usd_per_document"]
+    # 20 M tokens of full-attention KV exceed the replica: refused as "does not fit", no cost
+    assert table["huge"]["full"]["fits"] is False
+    assert table["huge"]["full"]["usd_per_document"] is None
+    assert "full does not fit" in out["answer"] and "(the claim is 20x)" in out["answer"]
