@@ -551,7 +551,8 @@ class SweepSummary(Callback):
             # planner-roofline -m hardware=a,b,c: one comparison of the parts (issue 13 item 5)
             from planner.cli.roofline_compare import write_comparison
 
-            sections = write_comparison(sweep_dir, subdir)
+            jobs = [read_job(d, subdir) for d in find_job_dirs(sweep_dir, subdir)]
+            sections = write_comparison(sweep_dir, jobs)
         table = summarize_sweep(
             sweep_dir,
             config=config,

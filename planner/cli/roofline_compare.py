@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from planner.app.roofline import COMPARISON_COLUMNS, comparison_rows
-from planner.cli.callbacks import find_job_dirs, read_job
 from planner.cli.common import atomic_write_text
 from planner.report.roofline import (
     CHART_FILE,
@@ -36,9 +36,14 @@ def comparison_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_comparison(sweep_dir: Path, output_subdir: str | None) -> list[tuple[str, str, Any]]:
-    """Write the comparison CSV and SVG; return the report section for them (none if no job ran)."""
-    jobs = [read_job(d, output_subdir) for d in find_job_dirs(sweep_dir, output_subdir)]
+def write_comparison(sweep_dir: Path, jobs: Sequence[Any]) -> list[tuple[str, str, Any]]:
+    """Write the comparison CSV and SVG; return the report section for them (none if no job ran).
+
+    Args:
+        sweep_dir: The multirun directory.
+        jobs: The sweep's :class:`planner.cli.callbacks.JobResult` objects (passed in, not read
+            here, so this module does not import the callback module that calls it).
+    """
     summaries = [j.summary for j in jobs if j.summary is not None and "hardware" in j.summary]
     if not summaries:
         return []
