@@ -22,6 +22,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from planner.app import roofline as app_roofline
 from planner.cli import roi, roofline, simulate, size
 from planner.config import CONF_DIR
 from planner.specs.errors import ConfigError
@@ -43,7 +44,7 @@ SCRIPTS: dict[str, tuple[str, tuple[str, ...], Callable[[DictConfig], Any], tupl
     "planner-size": ("size", size.GROUPS, size.run, (size, "size_option")),
     "planner-roi": ("roi", roi.GROUPS, roi.run, (roi, "demand_grid")),
     "planner-roofline": ("roofline", roofline.GROUPS, roofline.compute,
-                         (roofline, "roofline_summary")),
+                         (app_roofline, "roofline_summary")),
 }  # fmt: skip
 QUICK = {"planner": ["workload.n_trees=10"]}
 # String options with a fixed set of values (any other string option takes any text).

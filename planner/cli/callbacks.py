@@ -64,7 +64,12 @@ OPTUNA_RESULTS_FILE: Final = "optimization_results.yaml"
 
 Scalar = str | int | float | bool | None
 
-COMMANDS: Final = {"simulate": "planner", "size": "planner-size", "roi": "planner-roi"}
+COMMANDS: Final = {
+    "simulate": "planner",
+    "size": "planner-size",
+    "roi": "planner-roi",
+    "roofline": "planner-roofline",
+}
 """Console script of each Hydra job name (the module defining the app), for headings."""
 
 
@@ -419,6 +424,7 @@ def summarize_sweep(
     group_by: Sequence[str] | None = None,
     output_subdir: str | None = ".hydra",
     title: str | None = None,
+    sections: Sequence[tuple[str, str, Any]] = (),
 ) -> pd.DataFrame:
     """Read every job directory of ``sweep_dir`` and write the table, plot and HTML page.
 
@@ -431,6 +437,7 @@ def summarize_sweep(
         group_by: Swept keys giving one line per value combination (default: the others).
         output_subdir: Hydra's per-job metadata folder (``hydra.output_subdir``).
         title: Page heading (default: from the job name and the sweep directory).
+        sections: Extra report sections ``(anchor, heading, html)`` before the points.
 
     Returns:
         The table written.
@@ -466,7 +473,15 @@ def summarize_sweep(
     failed = table[table["status"] != "ok"]
     for _, row in failed.iterrows():
         notes.append(f"job {row['job']} failed: {row['error']}")
-    page = sweep_html(table, title=heading, plot=plot, notes=notes, keys=keys, assessment=verdict)
+    page = sweep_html(
+        table,
+        title=heading,
+        plot=plot,
+        notes=notes,
+        keys=keys,
+        assessment=verdict,
+        sections=sections,
+    )
     atomic_write_text(sweep_dir / REPORT_FILE, page)
     return table
 
@@ -530,6 +545,14 @@ class SweepSummary(Callback):
             log.warning("sweep summary: no sweep directory %s", sweep_dir)
             return
         output_subdir = OmegaConf.select(config, "hydra.output_subdir", default=".hydra")
+        subdir = None if output_subdir is None else str(output_subdir)
+        sections: list[tuple[str, str, Any]] = []
+        if OmegaConf.select(config, "hydra.job.name", default=None) == "roofline":
+            # planner-roofline -m hardware=a,b,c: one comparison of the parts (issue 13 item 5)
+            from planner.cli.roofline_compare import write_comparison
+
+            jobs = [read_job(d, subdir) for d in find_job_dirs(sweep_dir, subdir)]
+            sections = write_comparison(sweep_dir, jobs)
         table = summarize_sweep(
             sweep_dir,
             config=config,
@@ -537,7 +560,8 @@ class SweepSummary(Callback):
             columns=self.columns,
             x=self.x,
             group_by=self.group_by,
-            output_subdir=None if output_subdir is None else str(output_subdir),
+            output_subdir=subdir,
+            sections=sections,
         )
         failed = int((table["status"] != "ok").sum()) if len(table) else 0
         print(

@@ -33,6 +33,7 @@ from planner.app.cache import (
     stable_key,
     writable_cache_dir,
 )
+from planner.app.provenance import fleet_provenance
 from planner.cli.builders import build_economics, build_workload
 from planner.cli.common import (
     CONF_DIR,
@@ -296,6 +297,7 @@ def run(
             ],
         },
         "curves": {name: {**c.to_dict(), "from_cache": cached[name]} for name, c in curves.items()},
+        "calibration": {name: fleet_provenance(by_name[name].fleet) for name in curves},
         "spot_checks": [
             {
                 "option": c.option,

@@ -16,18 +16,17 @@ from rich.console import Console
 from rich.table import Table
 
 from planner import config
+from planner.app.roofline import roofline
 from planner.cli.common import (
     CONF_DIR,
     atomic_write_json,
     guarded_task,
-    load_efficiency,
     load_model,
     load_system,
     make_console,
     run_guarded,
     to_mapping,
 )
-from planner.perf.replica import build_replica, roofline_summary
 
 GROUPS = ("model", "hardware")
 
@@ -39,25 +38,7 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
     options = config.roofline_options(
         {k: v for k, v in to_mapping(cfg, "").items() if k not in (*GROUPS, "scenario")}
     )
-    efficiency = load_efficiency(system.accelerator.family, options.stack)
-    replica = build_replica(
-        model,
-        system,
-        efficiency,
-        precision=options.precision,
-        kv_precision=options.kv_precision,
-        tp=options.tp,
-        ep=options.ep,
-        dp_attention=options.dp_attention,
-        chips=options.chips,
-    )
-    return roofline_summary(
-        replica,
-        isl=options.isl,
-        osl=options.osl,
-        tpot_limit_s=options.tpot_limit_s,
-        concurrency=options.concurrency,
-    )
+    return roofline(model, system, options)
 
 
 def render(summary: dict[str, Any], console: Console) -> None:

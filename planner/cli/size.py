@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planner import config
+from planner.app.provenance import all_calibrated, fleet_provenance
 from planner.cli.builders import build_economics, build_workload
 from planner.cli.common import (
     CONF_DIR,
@@ -73,6 +74,7 @@ def option_summary(
         "p99": dict(result.check.p99),
         "simulations": result.simulations,
         "hardware": {name: pools[name].system.name for name in pools},
+        "pools": fleet_provenance(option.fleet),
     }
 
 
@@ -127,6 +129,9 @@ def sizing_answer(options: dict[str, dict[str, Any]], trees_per_s: float, failur
     )
     if infeasible:
         text += f". Not feasible within the rack limit: {', '.join(infeasible)}"
+    borrowed = [n for n, o in options.items() if not all_calibrated(o.get("pools"))]
+    if borrowed:
+        text += f". calibrated: false for {', '.join(borrowed)} (borrowed efficiency factors)"
     return text + "."
 
 

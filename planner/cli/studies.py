@@ -13,6 +13,9 @@ Kinds:
 * ``shared_prefix``: cost of a 4-agent tree with and without prefix sharing, against one call.
 * ``lpu_latency``: per-user speed and chips / racks of models on GPU and LPU replicas (roofline).
 * ``long_context``: decode speed and memory per sequence of two models across contexts.
+* ``silicon_cases``: single-user speed and batch throughput per accelerator and per $M of
+  hardware of (model, hardware) cases (roofline; planner/app/silicon.py).
+* ``long_documents``: cost per document and memory fit of long documents per model case.
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from planner.perf.replica import build_replica
 from planner.report.plots import line_png
 from planner.sim.engine import SimulationResult, simulate
 from planner.sim.metrics import summarize
-from planner.specs.errors import ConfigError, require_choice, require_positive_int
+from planner.specs.errors import (
+    ConfigError,
+    require_choice,
+    require_positive,
+    require_positive_int,
+)
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
@@ -289,12 +297,46 @@ def long_context(cfg: DictConfig) -> StudyResult:
     return {"answer": answer + ".", "contexts": rows, "batch": batch}, {"long_context.png": chart}
 
 
+def silicon_cases(cfg: DictConfig) -> StudyResult:
+    """Latency-sensitive and batch figures of (model, hardware) cases (planner.app.silicon)."""
+    from planner.app.silicon import compare_cases
+
+    study = to_mapping(cfg.get("study"), "study")
+    summary = compare_cases(
+        study.get("cases") or {},
+        isl=require_positive_int("study.isl", study.get("isl", 2048)),
+        osl=require_positive_int("study.osl", study.get("osl", 512)),
+        tpot_limit_s=float(study.get("tpot_limit_s", 0.05)),
+    )
+    return summary, {}
+
+
+def long_documents(cfg: DictConfig) -> StudyResult:
+    """Cost per document and memory fit of long documents per model case (planner.app.silicon)."""
+    from planner.app.silicon import document_costs
+
+    study = to_mapping(cfg.get("study"), "study")
+    economics = build_economics(cfg.get("economics"))
+    claim = study.get("claimed_ratio")
+    summary = document_costs(
+        study.get("cases") or {},
+        study.get("documents") or {},
+        economics,
+        claimed_ratio=None
+        if claim is None
+        else float(require_positive("study.claimed_ratio", claim)),
+    )
+    return summary, {}
+
+
 STUDIES: dict[str, Callable[[DictConfig], StudyResult]] = {
     "hybrid_vs_gpu": hybrid_vs_gpu,
     "fanout_tail": fanout_tail,
     "shared_prefix": shared_prefix,
     "lpu_latency": lpu_latency,
     "long_context": long_context,
+    "silicon_cases": silicon_cases,
+    "long_documents": long_documents,
 }
 
 

@@ -38,6 +38,7 @@ from planner.report.html_parts import (
     table,
 )
 from planner.report.html_studies import roi_report, size_report
+from planner.report.notes import calibration_notes
 from planner.report.svg import cdf_chart, tail_chart, timeline_chart
 from planner.sim.engine import PoolStats, SimulationResult
 from planner.sim.metrics import call_latencies
@@ -469,6 +470,7 @@ def simulation_report(
                 cls="note",
             )
         )
+    answer.extend(para(note, cls="note") for note in calibration_notes(get(summary, "pools")))
     scenario = summary.get("scenario") or "default"
     sections = [
         ("fleet", "Fleet and workload", _fleet_section(summary, result, run_info or {})),

@@ -163,6 +163,11 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
             "prefill_tokens_per_s": pool.prefill_tokens / sim_time,
             "power_kw_mean": power_w / 1000.0,
             "energy_kwh": power_w * result.sim_time_s / 3.6e6,
+            # A transferred efficiency factor or press-only hardware figure must not pass for a
+            # fitted one (issue 13): the pool says so.
+            "calibrated": pool.calibrated,
+            "borrowed_from": pool.borrowed_from or None,
+            "hardware_confirmed": pool.hardware_confirmed,
         }
 
     n_tree_arrived = int(tree_arrived.sum())

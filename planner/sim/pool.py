@@ -323,6 +323,9 @@ class PoolRuntime:
             failures=self.failures,
             gave_up_s=self.gave_up_s,
             give_up_reason=self.give_up_reason,
+            calibrated=spec.efficiency.calibrated,
+            borrowed_from=spec.efficiency.borrowed_from,
+            hardware_confirmed=accel.confirmed,
         )
 
 

@@ -59,6 +59,10 @@ class PoolStats:
         max_power_w: Full-load draw of one accelerator incl. that share, W.
         gave_up_s: When the pool was declared unable to serve (``None``: never), s.
         give_up_reason: Why, in one sentence (empty when it never gave up).
+        calibrated: False when the pool's efficiency factors were not fitted on its own family
+            and stack (borrowed, ``conf/efficiency/borrowed.yaml``).
+        borrowed_from: The donor family of borrowed factors, else empty.
+        hardware_confirmed: False when the pool's hardware figures are press-only (``[U]``).
     """
 
     name: str
@@ -78,6 +82,9 @@ class PoolStats:
     failures: int = 0
     gave_up_s: float | None = None
     give_up_reason: str = ""
+    calibrated: bool = True
+    borrowed_from: str = ""
+    hardware_confirmed: bool = True
 
 
 @dataclass(frozen=True)
