@@ -256,7 +256,7 @@ def test_near_misses_are_suggested() -> None:
         ("mc", {"samples": 1.5}, "mc.samples: must be an integer in [1, 10,000,000], got 1.5"),
         ("mc", {"backend": "dask"}, "mc.backend: must be one of joblib, ray, serial; got 'dask'"),
         ("roi", {"baseline": "a", "candidate": "b", "horizon_years": [1]},
-         "roi.horizon_years: must be an integer >= 1, got [1]"),
+         "roi.horizon_years: must be an integer in [1, 50], got [1]"),
         ("run", {"max_sim_time_s": "x"},
          "run.max_sim_time_s: must be a finite number > 0 or null, got 'x'"),
         ("run", {"stepwise": "yes"}, "run.stepwise: must be true or false, got 'yes'"),
