@@ -105,7 +105,7 @@ def run(
         max_wall_s=run_options.max_wall_s,
         **simulation_progress(simulate, display),
     )
-    summary = summarize(result, slo)
+    summary = summarize(result, slo, fleet)
     pools = summary["pools"]
     summary["cost"] = cost_summary(
         [
