@@ -105,8 +105,9 @@ def achieved_fractions(
       cache at that mean context. Iterations are not counted one by one by the engine, so
       ``iterations = decode tokens x busy_s / batch_s`` (exact when iterations last equally long:
       decode tokens / the time-weighted mean decode batch while busy); a prefill-only pool runs
-      ``ceil(prompt / token_budget)`` iterations per prompt. For MoE models every expert's
-      weights are counted once per iteration (an upper bound at large batch).
+      ``ceil(prompt / token_budget)`` iterations per prompt. An MoE iteration reads the
+      always-read weights and the routed experts its tokens touch (``1 - (1 - k / n) ** t``
+      of them for ``t`` tokens per iteration on average, ``k`` of ``n`` experts per token).
 
     Divided by peak memory bandwidth / peak FLOP/s of the pool's accelerators x ``sim_time_s``.
     ``(None, None)`` when nothing was simulated.
@@ -126,7 +127,10 @@ def achieved_fractions(
         budget = max(spec.batching.token_budget, 1)
         iterations = float(np.ceil((prefill_tokens - prefill_cached) / budget).sum())
     kv_read = float(np.sum(decode_tokens * kv_per_token(perf) * decode_context))
-    moved = iterations * perf.weight_bytes + kv_read
+    moved = iterations * _weight_bytes_per_iteration(
+        spec, perf, (float(decode_tokens.sum() + new_tokens.sum())) / max(iterations, 1.0)
+    )
+    moved += kv_read
     chips = replicas * perf.accelerators
     try:
         peak_flops = accel.peak_flops(spec.precision)
@@ -134,6 +138,16 @@ def achieved_fractions(
         return None, None
     peak_bytes = accel.memory_bandwidth_bytes_per_s * chips * sim_time_s
     return moved / peak_bytes, flops / (peak_flops * chips * sim_time_s)
+
+
+def _weight_bytes_per_iteration(spec: PoolSpec, perf: Replica, tokens: float) -> float:
+    """Weight bytes one iteration of ``tokens`` tokens reads (all of them for a dense model)."""
+    model = spec.model
+    if model.moe is None or model.total_params <= 0:
+        return perf.weight_bytes
+    per_param = perf.weight_bytes / model.total_params
+    touched = 1.0 - (1.0 - model.moe.n_active_experts / model.moe.n_routed_experts) ** tokens
+    return per_param * (model.always_read_params + model.routed_expert_params * touched)
 
 
 def kv_per_token(perf: Replica) -> float:

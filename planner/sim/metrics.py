@@ -243,18 +243,20 @@ def feasibility(shape_floors: dict[str, Any], slo: SloSpec, hardware: str) -> di
     below = {s: f for s, f in shape_floors.items() if f["floor_s"] > slo.tree_e2e_s}
     if not below:
         return {"feasible": True, "infeasible_reason": None}
-    sentences = []
-    for shape, floor in below.items():
+    shapes = []
+    for shape, floor in sorted(below.items(), key=lambda kv: -kv[1]["over_slo_fraction"]):
         part = max(PARTS, key=lambda name: floor["parts"][name])
-        sentences.append(
-            f"no fleet of {hardware} meets the {slo.tree_e2e_s:g} s tree SLO for {shape} trees: "
-            f"{floor['over_slo_fraction']:.1%} of them take longer even on an idle fleet (p99 "
-            f"zero-load critical path {floor['floor_s']:,.1f} s, of which "
-            f"{floor['parts'][part]:,.1f} s {part.removesuffix('_s')}), so adding racks "
-            "cannot fix it; a faster replica, shorter calls or a looser SLO can"
+        shapes.append(
+            f"{floor['over_slo_fraction']:.1%} of {shape} trees (p99 zero-load critical path "
+            f"{floor['floor_s']:,.1f} s, {floor['parts'][part]:,.1f} s of it "
+            f"{part.removesuffix('_s')})"
         )
-    reason = "; ".join(sentences)
-    return {"feasible": False, "infeasible_reason": reason[0].upper() + reason[1:] + "."}
+    reason = (
+        f"No fleet of {hardware} meets the {slo.tree_e2e_s:g} s tree SLO: even on an idle fleet "
+        f"{' and '.join(shapes)} take longer, so adding racks cannot fix it; a faster replica, "
+        "shorter calls or a looser SLO can."
+    )
+    return {"feasible": False, "infeasible_reason": reason}
 
 
 def summarize(
@@ -315,7 +317,7 @@ def summarize(
     met = slo_met_per_tree(result, slo)
     shape_floors = tree_floors(result, fleet, slo) if fleet is not None else {}
     feasible = (
-        feasibility(shape_floors, slo, fleet.prefill_pool.system.name)
+        feasibility(shape_floors, slo, " + ".join(dict.fromkeys(p.system.name for p in fleet.pools)))
         if fleet is not None
         else {"feasible": None, "infeasible_reason": None}
     )
