@@ -10,7 +10,8 @@ five parts add up to the tree's end-to-end latency exactly.
 
 The *floor* of a tree is the same path's length on an idle fleet, from the static model: each
 call on the longest zero-load path costs its tool delay + ``prefill(input)`` + ``(output - 1) x
-step(batch 1, context input + output / 2)`` (+ its KV transfer at the link's bandwidth and
+step(batch 1, context input + output / 2)``, with the prompt prefilled in ``token_budget``
+chunks by the simulator's own step-time function (+ its KV transfer at the link's bandwidth and
 latency in a disaggregated fleet). No number of replicas of that hardware can go below it.
 """
 
@@ -90,16 +91,42 @@ def zero_load_parts(
     decode_perf: Replica,
     transfer_bytes_per_s: float | None,
     transfer_latency_s: float,
+    prefix_cache: bool = False,
+    token_budget: int = 8192,
 ) -> dict[str, NDArray[np.float64]]:
     """Per tree, its zero-load critical path split into tool, prefill, decode, transfer (s).
 
     ``transfer_bytes_per_s`` is the KV link's bandwidth in a disaggregated fleet (``None``:
-    unified, no transfer). The path is the longest one through the tree at zero load.
+    unified, no transfer); ``prefix_cache``: the prefill pool keeps a prefix cache;
+    ``token_budget``: the prefill pool's tokens per iteration (a lone prompt is prefilled in
+    chunks of it, as the engine does). The path is the longest one through the tree at zero
+    load.
     """
     trees = result.trees
     inputs = trees.input_tokens.astype(np.float64)
     outputs = trees.output_tokens.astype(np.float64)
-    prefill_s = _interpolated(prefill_perf.prefill_time_s, np.maximum(inputs, 1.0))
+    # A call after the first of its tree may find the tree's shared prefix cached: count only
+    # the rest (and its attention as if the prompt were that short: a lower bound, as a floor
+    # must be).
+    n_nodes = np.diff(trees.node_offsets)
+    local = np.arange(trees.n_calls) - np.repeat(trees.node_offsets[:-1], n_nodes)
+    if prefix_cache:
+        inputs_new = np.where(local > 0, inputs - trees.shared_prefix_tokens, inputs)
+    else:
+        inputs_new = inputs
+    prefill_step = prefill_perf.make_step_time_fn()
+    attention = prefill_perf.model.prefill_attention_flops_fn()
+
+    def chunked_prefill_s(prompt: float) -> float:
+        # As the engine runs a lone prompt: chunks of ``token_budget`` tokens, one per step.
+        total_s, done = 0.0, 0.0
+        while done < prompt:
+            chunk = min(float(token_budget), prompt - done)
+            total_s += prefill_step(0, 0.0, chunk, attention(chunk, done))
+            done += chunk
+        return total_s
+
+    prefill_s = _interpolated(chunked_prefill_s, np.maximum(inputs_new, 1.0))
     step_time = decode_perf.make_step_time_fn()
     per_token_s = _interpolated(lambda c: step_time(1, c, 0.0, 0.0), inputs + outputs / 2.0)
     decode_s = np.maximum(outputs - 1.0, 0.0) * per_token_s
@@ -115,8 +142,6 @@ def zero_load_parts(
     cost = sum(per_call[name] for name in PARTS)
     # Longest path: local node ids are topologically ordered, so sweep them in order.
     finish = np.zeros(trees.n_calls)
-    n_nodes = np.diff(trees.node_offsets)
-    local = np.arange(trees.n_calls) - np.repeat(trees.node_offsets[:-1], n_nodes)
     n_edges = np.diff(trees.edge_offsets)
     base = np.repeat(trees.node_offsets[:-1], n_edges)
     src, dst = trees.edge_src + base, trees.edge_dst + base

@@ -234,6 +234,8 @@ def tree_floors(result: SimulationResult, fleet: FleetSpec, slo: SloSpec) -> dic
         pool_replica(fleet.decode_pool),
         fleet.kv_link_bandwidth_bytes_per_s if disaggregated else None,
         fleet.kv_link_latency_s,
+        prefix_cache=fleet.prefill_pool.batching.prefix_cache_fraction > 0,
+        token_budget=fleet.prefill_pool.batching.token_budget,
     )
     return floors(result, parts, slo.tree_e2e_s)
 
