@@ -29,7 +29,7 @@ def _conf(group: str, name: str) -> object:
     return OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
 
 
-def _peer(rate_per_s: float = 20.0, n_trees: int = 2000):  # noqa: ANN202 - test helper
+def _peer(rate_per_s: float = 20.0, n_trees: int = 2000):
     fleet = build_fleet(_conf("fleet", "h100_llama2_70b_tp4"))
     workload = build_workload(_conf("workload", "peer_poisson"))
     workload = replace(workload, arrivals=PoissonArrivals(rate_per_s=rate_per_s), n_trees=n_trees)
@@ -67,9 +67,7 @@ def test_knee_checked_by_simulation() -> None:
     above = summarize(simulate(fleet, _peer(1.4 * rate)[1], seed=1), PEER_SLO, fleet)
     assert below["calls"]["tpot_s"]["p99"] <= PEER_SLO.tpot_s
     assert below["stability"]["stable"]
-    assert (
-        above["calls"]["tpot_s"]["p99"] > PEER_SLO.tpot_s or not above["stability"]["stable"]
-    )
+    assert above["calls"]["tpot_s"]["p99"] > PEER_SLO.tpot_s or not above["stability"]["stable"]
     assert above["pools"]["gpu"]["headroom"]["load_fraction"] > 1.0
 
 
@@ -105,14 +103,14 @@ def test_interval_timeline_matches_brute_force() -> None:
 
 
 @pytest.fixture(scope="module")
-def disaggregated_agents():  # noqa: ANN201 - test fixture
+def disaggregated_agents():
     fleet = build_fleet(_conf("fleet", "gb200_prefill_lpu_decode"))
     workload = replace(build_workload(_conf("workload", "mixed_agents")), n_trees=80)
     result = simulate(fleet, workload, seed=2)
     return fleet, result, summarize(result, PEER_SLO, fleet)
 
 
-def test_critical_path_parts_add_up_to_tree_latency(disaggregated_agents) -> None:  # noqa: ANN001
+def test_critical_path_parts_add_up_to_tree_latency(disaggregated_agents) -> None:
     _, result, summary = disaggregated_agents
     parts = critical_path_parts(result)
     done = np.isfinite(result.tree_finish_s)
@@ -156,7 +154,7 @@ def test_floor_is_below_every_tree_at_low_load() -> None:
     assert set(floors) <= {"chat", "fanout", "chain", "debate"} and floors
 
 
-def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents) -> None:  # noqa: ANN001
+def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents) -> None:
     fleet, result, summary = disaggregated_agents
     tight = SloSpec(tree_e2e_s=min(summary["trees"]["floor_s"].values()) / 2, ttft_s=10.0)
     slo = summarize(result, tight, fleet)["slo"]
@@ -168,7 +166,7 @@ def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents) -> 
     assert loose["feasible"] is True
 
 
-def _summary_with_cost(fleet, result, slo):  # noqa: ANN001, ANN202 - test helper
+def _summary_with_cost(fleet, result, slo):
     summary = summarize(result, slo, fleet)
     summary["cost"] = {"usd_per_million_output_tokens": 2.0, "usd_per_tree": 0.5,
                        "capex_usd": 1e6, "opex_usd_per_year": 1e5}  # fmt: skip
@@ -232,7 +230,7 @@ def test_verdict_counts_failures_and_pools_that_gave_up() -> None:
     assert any(line.startswith(f"pool gpu GAVE UP at {pool['gave_up_s']:,.0f} s") for line in lines)
 
 
-def test_agent_trees_cost_per_tree(disaggregated_agents) -> None:  # noqa: ANN001
+def test_agent_trees_cost_per_tree(disaggregated_agents) -> None:
     fleet, result, _ = disaggregated_agents
     summary = _summary_with_cost(fleet, result, PEER_SLO)
     assert summary["cost"]["headline"]["metric"] == "usd_per_tree"

@@ -139,7 +139,7 @@ def zero_load_parts(
         "tool_s": trees.delay_before_s, "prefill_s": prefill_s, "decode_s": decode_s,
         "transfer_s": transfer_s, "queue_s": np.zeros_like(inputs),
     }  # fmt: skip
-    cost = sum(per_call[name] for name in PARTS)
+    cost: NDArray[np.float64] = np.sum([per_call[name] for name in PARTS], axis=0)
     # Longest path: local node ids are topologically ordered, so sweep them in order.
     finish = np.zeros(trees.n_calls)
     n_edges = np.diff(trees.edge_offsets)
@@ -193,7 +193,7 @@ def floors(
     result: SimulationResult, floor_parts: dict[str, NDArray[np.float64]], tree_slo_s: float
 ) -> dict[str, dict[str, Any]]:
     """Per shape: the p99 zero-load critical path (``floor_s``), its split, the share over SLO."""
-    total = sum(floor_parts[name] for name in PARTS)
+    total: NDArray[np.float64] = np.sum([floor_parts[name] for name in PARTS], axis=0)
     out: dict[str, dict[str, Any]] = {}
     for code, shape in enumerate(SHAPE_KINDS):
         trees = np.flatnonzero(result.trees.tree_shape == code)

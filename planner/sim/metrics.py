@@ -198,7 +198,9 @@ def pool_load(
     else:
         start = landed if landed is not None else result.first_token_s
         end, tokens = finish, inputs + outputs
-    bins = max(1, min(stats.busy_timeline_s.size, int(np.ceil(result.sim_time_s / stats.timeline_bin_s))))
+    bins = max(
+        1, min(stats.busy_timeline_s.size, int(np.ceil(result.sim_time_s / stats.timeline_bin_s)))
+    )
     capacity = perf.kv_budget_bytes * stats.replicas
     kv = interval_timeline(start, end, per_token * tokens + fixed, stats.timeline_bin_s, bins)
     if spec.role != "decode":
@@ -319,7 +321,9 @@ def summarize(
     met = slo_met_per_tree(result, slo)
     shape_floors = tree_floors(result, fleet, slo) if fleet is not None else {}
     feasible = (
-        feasibility(shape_floors, slo, " + ".join(dict.fromkeys(p.system.name for p in fleet.pools)))
+        feasibility(
+            shape_floors, slo, " + ".join(dict.fromkeys(p.system.name for p in fleet.pools))
+        )
         if fleet is not None
         else {"feasible": None, "infeasible_reason": None}
     )
