@@ -105,7 +105,7 @@ def run(
         max_wall_s=run_options.max_wall_s,
         **simulation_progress(simulate, display),
     )
-    summary = summarize(result, slo)
+    summary = summarize(result, slo, fleet)
     pools = summary["pools"]
     summary["cost"] = cost_summary(
         [
@@ -120,10 +120,18 @@ def run(
     summary["fleet"] = {
         p.name: {
             "role": p.role, "hardware": p.system.name, "model": p.model.name, "racks": p.racks,
-            "precision": p.precision, "tp": p.tp, "ep": p.ep,
+            "precision": p.precision, "tp": p.tp, "ep": p.ep, "stack": p.stack,
         }
         for p in fleet.pools
     }  # fmt: skip
+    from planner.report.verdict import headline_cost, verdict  # here: the import block is shared
+
+    headline = headline_cost(summary)
+    summary["cost"]["usd_per_million_tokens_processed"] = (
+        headline["usd"] if headline["metric"] == "usd_per_million_tokens_processed" else None
+    )
+    summary["cost"]["headline"] = headline
+    summary["verdict"] = verdict(summary)
     return summary, result
 
 
@@ -133,7 +141,16 @@ def _percent(value: float | None) -> str:
 
 
 def render(summary: dict[str, Any], console: Console) -> None:
-    """Print the headline figures."""
+    """Print the verdict first (pass/fail, overload, partial run, failures, model and fleet),
+    then the latency table, the call accounting, each pool's headroom and the cost."""
+    from planner.report.verdict import headline_cost, verdict_lines  # the import block is shared
+
+    for line in verdict_lines(summary):
+        bad = line.split(":", 1)[0] in ("FAIL", "OVERLOADED", "PARTIAL RUN") or "GAVE UP" in line
+        bad = bad or line.startswith("No fleet")
+        good = line.startswith("PASS")
+        style = "bold red" if bad else "bold green" if good else None
+        console.print(line, style=style, markup=False, highlight=False)
     table = Table(title=f"planner: {summary['scenario']} (seed {summary['seed']})")
     table.add_column("metric")
     table.add_column("mean", justify="right")
@@ -163,17 +180,33 @@ def render(summary: dict[str, Any], console: Console) -> None:
     for name, pool in summary["pools"].items():
         console.print(
             f"pool {name} ({pool['role']}, {pool['racks']} racks, {pool['replicas']} replicas): "
-            f"utilization {_percent(pool['utilization'])}, "
+            + (
+                f"load {_percent(pool['headroom']['load_fraction'])} of its knee, "
+                if pool.get("headroom")
+                else ""
+            )
+            + (
+                f"MBU {_percent(pool['mbu'])}, MFU {_percent(pool['mfu'])}, "
+                if pool.get("mbu") is not None
+                else ""
+            )
+            + f"busy {_percent(pool['busy_fraction'])}, "
             f"mean batch {pool['mean_decode_batch']:.1f}, "
             f"{pool['output_tokens_per_s']:,.0f} output tok/s, "
             f"{pool['power_kw_mean']:,.1f} kW mean"
         )
     cost = summary["cost"]
+    headline = cost.get("headline") or headline_cost(summary)
     per_million = cost["usd_per_million_output_tokens"]
     console.print(
         f"cost: capex ${cost['capex_usd'] / 1e6:,.2f} M, "
         f"opex ${cost['opex_usd_per_year'] / 1e6:,.2f} M/year, "
-        + (f"${per_million:,.2f} per million output tokens" if per_million else "no output")
+        + (f"${headline['usd']:,.4g} {headline['unit']}" if headline["usd"] else "no output")
+        + (
+            f" (${per_million:,.2f} per million output tokens)"
+            if per_million and headline["metric"] != "usd_per_million_output_tokens"
+            else ""
+        )
     )
     console.print(
         f"throughput {summary['throughput']['output_tokens_per_s']:,.0f} output tok/s; "

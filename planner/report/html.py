@@ -77,6 +77,9 @@ def headline(summary: Mapping[str, Any]) -> str:
     on = f"{racks:,} rack{'s' if racks != 1 else ''}" + (f" ({'; '.join(parts)})" if parts else "")
     per_million = get(summary, "cost", "usd_per_million_output_tokens")
     cost = f"; {fmt_usd(per_million)} per million output tokens" if per_million else ""
+    headline_cost = get(summary, "cost", "headline")  # what the workload spends on (verdict.py)
+    if isinstance(headline_cost, Mapping) and headline_cost.get("usd"):
+        cost = f"; {fmt_usd(headline_cost['usd'])} {headline_cost.get('unit')}"
     return (
         f"p99 tree latency {fmt_num(get(summary, 'trees', 'e2e_s', 'p99'))} s at "
         f"{fmt_pct(get(summary, 'slo', 'attainment'))} SLO attainment on {on}{cost}."
@@ -277,14 +280,16 @@ def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Ht
 def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -> Html:
     pools = get(summary, "pools") or {}
     has_failures = any("availability" in p for p in pools.values())
-    headers = ["pool", "role", "replicas", "utilization", "mean decode batch",
-               "output tok/s", "prefill tok/s"]  # fmt: skip
+    headers = ["pool", "role", "replicas", "load / knee", "MBU", "MFU", "busy",
+               "mean decode batch", "output tok/s", "prefill tok/s"]  # fmt: skip
     if has_failures:
         headers += ["availability", "failures"]
     rows = []
     for name, p in pools.items():
+        busy = p.get("busy_fraction", p.get("utilization"))  # older summaries: the alias only
         row = [name, p.get("role", MISSING), fmt_num(p.get("replicas")),
-               fmt_pct(p.get("utilization")), fmt_num(p.get("mean_decode_batch")),
+               fmt_pct(get(p, "headroom", "load_fraction")), fmt_pct(p.get("mbu")),
+               fmt_pct(p.get("mfu")), fmt_pct(busy), fmt_num(p.get("mean_decode_batch")),
                fmt_num(p.get("output_tokens_per_s")),
                fmt_num(p.get("prefill_tokens_per_s"))]  # fmt: skip
         if has_failures:
@@ -296,9 +301,11 @@ def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -
         label = pool.name if pool.name == pool.role else f"{pool.name} ({pool.role})"
         series[f"{label}, % busy"] = utilization
     body = table(headers, rows, numeric_from=2) + para(
-        "Utilization is the fraction of replica-time spent running batch iterations; with "
-        "continuous batching one long decode keeps a replica busy, so read it with the mean "
-        "decode batch (sequences decoding per replica, time-averaged).",
+        "Load / knee is the offered call rate over the highest rate at which the pool still "
+        "meets the TPOT and TTFT SLOs (static model): the headroom. MBU and MFU are the bytes "
+        "moved and FLOPs done over the pool's peak. Busy is the fraction of replica-time spent "
+        "running batch iterations; with continuous batching one long decode keeps a replica "
+        "busy, so it says nothing about headroom.",
         cls="note",
     )
     if times is not None and times.size:
@@ -435,6 +442,24 @@ def _cost_section(summary: Mapping[str, Any]) -> Html:
     )
 
 
+def _verdict_paragraphs(summary: Mapping[str, Any]) -> list[Html]:
+    """The verdict lines (pass/fail, overload, partial run, failures, floors, headroom, cost),
+    each a paragraph; the bad news carries a red badge, a pass a green one."""
+    from planner.report.verdict import verdict_lines  # here: the import block is shared
+
+    out = []
+    for line in verdict_lines(summary):
+        label, _, rest = line.partition(": ")
+        if label in ("PASS", "FAIL", "OVERLOADED", "PARTIAL RUN"):
+            out.append(para(badge(label.lower(), label == "PASS"), " ", strong(rest)))
+        elif "GAVE UP" in line or line.startswith("No fleet"):
+            out.append(para(badge("infeasible" if line.startswith("No") else "gave up", False),
+                            " ", line))  # fmt: skip
+        else:
+            out.append(para(line))
+    return out
+
+
 def simulation_report(
     summary: Mapping[str, Any],
     result: SimulationResult,
@@ -453,15 +478,11 @@ def simulation_report(
     Returns:
         The HTML document.
     """
-    answer = [para("Answer", cls="label")]
+    answer = [para("Verdict", cls="label")]
     if isinstance(summary.get("answer"), str):
         answer.append(para(strong(summary["answer"])))
-        answer.append(para(headline(summary)))
-    else:
-        answer.append(para(strong(headline(summary))))
-    if get(summary, "stability", "stable") is False:
-        reason = get(summary, "stability", "reason") or "the backlog kept growing"
-        answer.append(para(badge("unstable load", False), f" {reason}."))
+    answer += _verdict_paragraphs(summary)
+    answer.append(para(headline(summary)))
     if summary.get("complete") is False:
         answer.append(
             para(

@@ -123,6 +123,7 @@ class _Engine:
         self.admit_s = np.full(n_calls, np.nan)
         self.first_token_s = np.full(n_calls, np.nan)
         self.finish_s = np.full(n_calls, np.nan)
+        self.kv_landed_s = np.full(n_calls, np.nan)  # disaggregated: KV at the decode pool
         self.fail_s = np.full(n_calls, np.nan)
         self.fail_reason = np.zeros(n_calls, dtype=np.int8)
         self.cached_tokens = np.zeros(n_calls, dtype=np.int64)
@@ -235,6 +236,7 @@ class _Engine:
         if self.retries[call] != attempt or self.failed[call] or call not in replica.held:
             return  # the prefill replica failed meanwhile: the call was restarted or failed
         replica.release_held(call)
+        self.kv_landed_s[call] = self.env.now
         self.decode_entry.submit(call)
 
     def finish(self, call: int, now: float) -> None:
@@ -275,6 +277,7 @@ class _Engine:
         self.retries[call] += 1
         self.admit_s[call] = np.nan
         self.first_token_s[call] = np.nan
+        self.kv_landed_s[call] = np.nan
         self.cached_tokens[call] = 0
         self.entry.submit(call)
 
@@ -506,5 +509,6 @@ def simulate(
         fail_s=engine.fail_s if failures is not None else None,
         fail_reason=engine.fail_reason if failures is not None else None,
         trees_started=engine.trees_started,
+        kv_landed_s=engine.kv_landed_s if engine.entry is not engine.decode_entry else None,
         census=engine.census(),
     )

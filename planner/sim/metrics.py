@@ -13,11 +13,12 @@ Definitions (all times in seconds):
   ``e2e_s`` = finish - ready; ``tpot_s`` = (finish - first token) / (output tokens - 1), for
   calls with more than one output token;
 * ``trees.e2e_s`` = last call's finish - the tree's arrival (the critical path plus queueing);
-* a pool's ``utilization`` is the time-weighted fraction of replica-time spent running batch
-  iterations (with continuous batching one long decode keeps a replica busy, so read it with
-  ``mean_decode_batch``, the time-averaged number of sequences decoding per replica); its
-  power is idle plus that fraction of the idle-to-max range, per accelerator, including its
-  share of hosts and switches;
+* a pool's ``busy_fraction`` (``utilization``, its deprecated alias) is the time-weighted
+  fraction of replica-time spent running batch iterations (with continuous batching one long
+  decode keeps a replica busy, so it says nothing about headroom: read ``headroom``, ``mbu``
+  and ``mfu``, see :mod:`planner.sim.headroom`); its power is idle plus that fraction of the
+  idle-to-max range, per accelerator, including its share of hosts and switches;
+* ``trees.latency_budget`` and ``trees.floor_s``: see :mod:`planner.sim.budget`;
 * ``slo.attainment`` is the fraction of arrived trees that completed with their end-to-end
   latency, and every call's TTFT and TPOT, within the SLOs (an unfinished tree counts as missed).
 """
@@ -29,9 +30,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from planner.sim.config import SloSpec
-from planner.sim.pool import FAIL_POOL_DOWN, FAIL_RETRIES
-from planner.sim.results import SimulationResult
+from planner.sim.budget import PARTS, floors, latency_budget, zero_load_parts
+from planner.sim.config import FleetSpec, PoolSpec, SloSpec
+from planner.sim.headroom import (
+    achieved_fractions,
+    interval_timeline,
+    knee_rate_per_s,
+    kv_per_token,
+)
+from planner.sim.pool import FAIL_POOL_DOWN, FAIL_RETRIES, pool_replica
+from planner.sim.results import PoolStats, SimulationResult
 
 PERCENTILES = (50, 90, 99)
 
@@ -121,8 +129,148 @@ def stability(result: SimulationResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
-    """The run's summary as nested dicts (the public ``summary.json`` layout)."""
+def offered_call_rate_per_s(result: SimulationResult) -> float | None:
+    """Calls/s the workload offers: the tree arrival rate x the mean calls per tree.
+
+    The tree rate is ``(n - 1) / (last arrival - first arrival)`` over the trees drawn (the
+    unbiased rate estimate of a renewal process); ``None`` with fewer than two trees.
+    """
+    arrivals = result.tree_arrival_s
+    if arrivals.size < 2 or arrivals[-1] <= arrivals[0]:
+        return None
+    tree_rate = (arrivals.size - 1) / float(arrivals[-1] - arrivals[0])
+    return tree_rate * result.trees.n_calls / result.trees.n_trees
+
+
+def _done_or_failed(result: SimulationResult, times: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``times``, or the failure time where a call was given up before reaching them."""
+    if result.fail_s is None:
+        return times
+    return np.where(np.isfinite(times), times, result.fail_s)
+
+
+def pool_load(
+    result: SimulationResult, spec: PoolSpec, stats: PoolStats, slo: SloSpec
+) -> dict[str, Any]:
+    """A pool's ``headroom``, ``mbu``, ``mfu`` and KV-occupancy / queue-depth timelines."""
+    perf = pool_replica(spec)
+    trees = result.trees
+    inputs = trees.input_tokens.astype(np.float64)
+    outputs = trees.output_tokens.astype(np.float64)
+    cached = result.cached_tokens.astype(np.float64)
+    efficiency = getattr(perf, "efficiency", None)
+    overhead_s = float(getattr(efficiency, "request_overhead_s", 0.0))
+    isl = float(inputs.mean()) if inputs.size else 0.0
+    osl = float(outputs.mean()) if outputs.size else 0.0
+    knee = (
+        knee_rate_per_s(perf, spec.role, stats.replicas, isl, osl, slo, overhead_s)
+        if inputs.size
+        else 0.0
+    )
+    offered = offered_call_rate_per_s(result)
+    landed = result.kv_landed_s
+    prefilled = np.isfinite(result.first_token_s) if spec.role != "decode" else np.zeros(0, bool)
+    if spec.role == "unified":
+        decoded = np.isfinite(result.finish_s)
+    elif spec.role == "decode" and landed is not None:
+        decoded = np.isfinite(result.finish_s) & np.isfinite(landed)
+    else:
+        decoded = np.zeros(trees.n_calls, bool)
+    mbu, mfu = achieved_fractions(
+        spec, perf, replicas=stats.replicas, sim_time_s=result.sim_time_s,
+        busy_s=float(stats.busy_s.sum()), batch_s=float(stats.batch_s.sum()),
+        prefill_tokens=inputs[prefilled] if prefilled.size else inputs[:0],
+        prefill_cached=cached[prefilled] if prefilled.size else cached[:0],
+        decode_tokens=np.maximum(outputs[decoded] - 1.0, 0.0),
+        decode_context=inputs[decoded] + outputs[decoded] / 2.0,
+    )  # fmt: skip
+    # KV held (bytes, reserved as the engine does) and calls waiting for admission, over time.
+    per_token, fixed = kv_per_token(perf), perf.kv_bytes_for_context(0.0)
+    finish = _done_or_failed(result, result.finish_s)
+    queue: list[float] | None = None
+    if spec.role == "unified":
+        start, end, tokens = result.admit_s, finish, inputs - cached + outputs
+    elif spec.role == "prefill":
+        held_until = landed if landed is not None else result.first_token_s
+        short = outputs <= 1
+        end = _done_or_failed(result, np.where(short, result.first_token_s, held_until))
+        start, tokens = result.admit_s, inputs - cached
+    else:
+        start = landed if landed is not None else result.first_token_s
+        end, tokens = finish, inputs + outputs
+    bins = max(
+        1, min(stats.busy_timeline_s.size, int(np.ceil(result.sim_time_s / stats.timeline_bin_s)))
+    )
+    capacity = perf.kv_budget_bytes * stats.replicas
+    kv = interval_timeline(start, end, per_token * tokens + fixed, stats.timeline_bin_s, bins)
+    if spec.role != "decode":
+        waiting = interval_timeline(
+            result.ready_s, _done_or_failed(result, result.admit_s),
+            np.ones(trees.n_calls), stats.timeline_bin_s, bins,
+        )  # fmt: skip
+        queue = [round(float(v), 3) for v in waiting]
+    return {
+        "headroom": {
+            "knee_rate_per_s": knee,
+            "offered_rate_per_s": offered,
+            "load_fraction": offered / knee if offered is not None and knee > 0 else None,
+            "mean_input_tokens": isl,
+            "mean_output_tokens": osl,
+        },
+        "mbu": mbu,
+        "mfu": mfu,
+        "timeline_bin_s": stats.timeline_bin_s,
+        "kv_occupancy": [round(float(v), 4) for v in kv / capacity]
+        if np.isfinite(capacity) and capacity > 0
+        else None,
+        "queue_depth": queue,
+    }
+
+
+def tree_floors(result: SimulationResult, fleet: FleetSpec, slo: SloSpec) -> dict[str, Any]:
+    """Per shape, the zero-load critical path (see :mod:`planner.sim.budget`)."""
+    disaggregated = fleet.prefill_pool is not fleet.decode_pool
+    parts = zero_load_parts(
+        result,
+        pool_replica(fleet.prefill_pool),
+        pool_replica(fleet.decode_pool),
+        fleet.kv_link_bandwidth_bytes_per_s if disaggregated else None,
+        fleet.kv_link_latency_s,
+        prefix_cache=fleet.prefill_pool.batching.prefix_cache_fraction > 0,
+        token_budget=fleet.prefill_pool.batching.token_budget,
+    )
+    return floors(result, parts, slo.tree_e2e_s)
+
+
+def feasibility(shape_floors: dict[str, Any], slo: SloSpec, hardware: str) -> dict[str, Any]:
+    """``slo.feasible`` and its reason: is the tree SLO above every shape's floor?"""
+    below = {s: f for s, f in shape_floors.items() if f["floor_s"] > slo.tree_e2e_s}
+    if not below:
+        return {"feasible": True, "infeasible_reason": None}
+    shapes = []
+    for shape, floor in sorted(below.items(), key=lambda kv: -kv[1]["over_slo_fraction"]):
+        part = max(PARTS, key=lambda name: floor["parts"][name])
+        shapes.append(
+            f"{floor['over_slo_fraction']:.1%} of {shape} trees (p99 zero-load critical path "
+            f"{floor['floor_s']:,.1f} s, {floor['parts'][part]:,.1f} s of it "
+            f"{part.removesuffix('_s')})"
+        )
+    reason = (
+        f"No fleet of {hardware} meets the {slo.tree_e2e_s:g} s tree SLO: even on an idle fleet "
+        f"{' and '.join(shapes)} take longer, so adding racks cannot fix it; a faster replica, "
+        "shorter calls or a looser SLO can."
+    )
+    return {"feasible": False, "infeasible_reason": reason}
+
+
+def summarize(
+    result: SimulationResult, slo: SloSpec, fleet: FleetSpec | None = None
+) -> dict[str, Any]:
+    """The run's summary as nested dicts (the public ``summary.json`` layout).
+
+    With ``fleet`` (the spec the run simulated) the summary also carries each pool's headroom,
+    MBU/MFU and timelines, each tree shape's zero-load floor and ``slo.feasible``.
+    """
     arrived = int(np.isfinite(result.ready_s).sum())
     completed = int(np.isfinite(result.finish_s).sum())
     failed = int(result.failed.sum()) if result.failed is not None else 0
@@ -140,6 +288,7 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
     )
     output_done = float(result.trees.output_tokens[np.isfinite(result.finish_s)].sum())
 
+    specs = {p.name: p for p in fleet.pools} if fleet is not None else {}
     pools: dict[str, Any] = {}
     for pool in result.pools:
         utilization = float(pool.busy_s.sum() / (pool.replicas * sim_time))
@@ -151,7 +300,8 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
             "racks": pool.racks,
             "replicas": pool.replicas,
             "accelerators": pool.accelerators,
-            "utilization": utilization,
+            "busy_fraction": utilization,
+            "utilization": utilization,  # deprecated alias of busy_fraction (one release)
             "availability": 1.0 - pool.down_s / (pool.replicas * sim_time),
             "failures": pool.failures,
             "lost_capacity_replica_s": pool.down_s,
@@ -169,9 +319,19 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
             "borrowed_from": pool.borrowed_from or None,
             "hardware_confirmed": pool.hardware_confirmed,
         }
+        if pool.name in specs and result.sim_time_s > 0:
+            pools[pool.name].update(pool_load(result, specs[pool.name], pool, slo))
 
     n_tree_arrived = int(tree_arrived.sum())
     met = slo_met_per_tree(result, slo)
+    shape_floors = tree_floors(result, fleet, slo) if fleet is not None else {}
+    feasible = (
+        feasibility(
+            shape_floors, slo, " + ".join(dict.fromkeys(p.system.name for p in fleet.pools))
+        )
+        if fleet is not None
+        else {"feasible": None, "infeasible_reason": None}
+    )
     return {
         "calls": {
             "arrived": arrived,
@@ -195,6 +355,12 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
             if result.trees.n_trees
             else 0.0,
             "e2e_s": distribution(result.tree_finish_s - result.tree_arrival_s),
+            "latency_budget": latency_budget(result),
+            "floor_s": {shape: f["floor_s"] for shape, f in shape_floors.items()},
+            "floor_parts": {shape: f["parts"] for shape, f in shape_floors.items()},
+            "floor_over_slo_fraction": {
+                shape: f["over_slo_fraction"] for shape, f in shape_floors.items()
+            },
         },
         "pools": pools,
         "throughput": {
@@ -207,6 +373,7 @@ def summarize(result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
             "ttft_s": slo.ttft_s,
             "tpot_s": slo.tpot_s,
             "attainment": float(met.sum() / n_tree_arrived) if n_tree_arrived else None,
+            **feasible,
         },
         "complete": result.complete,
         "partial": result.stop_reason != "drained",

@@ -130,6 +130,9 @@ class SimulationResult:
     """Per call, 0 (not failed), 1 (retries exhausted) or 2 (its pool gave up)."""
     trees_started: int = -1
     """Trees that had arrived when the clock stopped (trees arrive in index order)."""
+    kv_landed_s: NDArray[np.float64] | None = None
+    """Per call, when its KV cache landed at the decode pool, s (NaN: never; None: a unified
+    fleet, where nothing is transferred)."""
     census: dict[str, int] = field(default_factory=dict)
     """Calls in each of :data:`CENSUS_PLACES` when the clock stopped, found by walking the
     engine's queues, batches, links and timers; plus ``unaccounted`` and ``double_counted``

@@ -1,0 +1,208 @@
+"""Where a tree's time goes: its critical path split into queue, prefill, decode, transfer, tool.
+
+A call's life on the critical path, all in seconds: ``tool_s`` (its tool delay after its
+latest parent finished, or after the tree arrived for a root), ``queue_s`` (ready to admission
+on its first replica), ``prefill_s`` (admission to first token), ``transfer_s`` (first token to
+its KV landing at the decode pool; 0 in a unified pool) and ``decode_s`` (first token, or KV
+landing, to finish; in a disaggregated fleet this includes the wait for a decode slot). The
+critical path walks back from a tree's sink through each call's latest-finishing parent, so the
+five parts add up to the tree's end-to-end latency exactly.
+
+The *floor* of a tree is the same path's length on an idle fleet, from the static model: each
+call on the longest zero-load path costs its tool delay + ``prefill(input)`` + ``(output - 1) x
+step(batch 1, context input + output / 2)``, with the prompt prefilled in ``token_budget``
+chunks by the simulator's own step-time function (+ its KV transfer at the link's bandwidth and
+latency in a disaggregated fleet). No number of replicas of that hardware can go below it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from planner.perf.replica import Replica
+from planner.sim.results import SimulationResult
+from planner.workload.trees import SHAPE_KINDS
+
+PARTS = ("queue_s", "prefill_s", "decode_s", "transfer_s", "tool_s")
+"""The parts of a critical path, in the order ``summary.json`` lists them."""
+
+GRID_POINTS = 256
+"""Token grid on which the floor's per-call costs are evaluated and interpolated (the static
+model is smooth in the token counts; evaluating it once per call would cost seconds)."""
+
+
+def _binding_parent(result: SimulationResult, finish: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Per call, its parent with the latest ``finish`` (-1 for roots), as global call ids."""
+    trees = result.trees
+    n_edges = np.diff(trees.edge_offsets)
+    base = np.repeat(trees.node_offsets[:-1], n_edges)
+    src = trees.edge_src + base
+    dst = trees.edge_dst + base
+    parent = np.full(trees.n_calls, -1, dtype=np.int64)
+    if src.size == 0:
+        return parent
+    key = np.where(np.isfinite(finish[src]), finish[src], np.inf)
+    order = np.lexsort((key, dst))  # by dst, then by parent finish: the last one per dst wins
+    parent[dst[order]] = src[order]
+    return parent
+
+
+def critical_path_parts(result: SimulationResult) -> dict[str, NDArray[np.float64]]:
+    """Per tree, the five parts of its critical path (NaN for trees that did not finish)."""
+    trees = result.trees
+    sink = trees.node_offsets[1:] - 1
+    parent = _binding_parent(result, result.finish_s)
+    landed = result.kv_landed_s if result.kv_landed_s is not None else result.first_token_s
+    per_call = {
+        "tool_s": trees.delay_before_s,
+        "queue_s": result.admit_s - result.ready_s,
+        "prefill_s": result.first_token_s - result.admit_s,
+        "transfer_s": landed - result.first_token_s,
+        "decode_s": result.finish_s - landed,
+    }
+    done = np.isfinite(result.tree_finish_s)
+    parts = {name: np.zeros(trees.n_trees) for name in PARTS}
+    current = np.where(done, sink, -1)
+    while (current >= 0).any():
+        on = current >= 0
+        for name in PARTS:
+            parts[name][on] += per_call[name][current[on]]
+        current = np.where(on, parent[np.maximum(current, 0)], -1)
+    for name in PARTS:
+        parts[name][~done] = np.nan
+    return parts
+
+
+def _interpolated(fn: Any, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``fn`` at each of ``values``, evaluated exactly at few points and interpolated between."""
+    unique = np.unique(values)
+    if unique.size > GRID_POINTS:
+        unique = np.unique(np.geomspace(max(unique[0], 1.0), unique[-1], GRID_POINTS))
+        unique = np.concatenate(([values.min()], unique, [values.max()]))
+    return np.interp(values, unique, np.array([fn(float(v)) for v in unique]))
+
+
+def zero_load_parts(
+    result: SimulationResult,
+    prefill_perf: Replica,
+    decode_perf: Replica,
+    transfer_bytes_per_s: float | None,
+    transfer_latency_s: float,
+    prefix_cache: bool = False,
+    token_budget: int = 8192,
+) -> dict[str, NDArray[np.float64]]:
+    """Per tree, its zero-load critical path split into tool, prefill, decode, transfer (s).
+
+    ``transfer_bytes_per_s`` is the KV link's bandwidth in a disaggregated fleet (``None``:
+    unified, no transfer); ``prefix_cache``: the prefill pool keeps a prefix cache;
+    ``token_budget``: the prefill pool's tokens per iteration (a lone prompt is prefilled in
+    chunks of it, as the engine does). The path is the longest one through the tree at zero
+    load.
+    """
+    trees = result.trees
+    inputs = trees.input_tokens.astype(np.float64)
+    outputs = trees.output_tokens.astype(np.float64)
+    # A call after the first of its tree may find the tree's shared prefix cached: count only
+    # the rest (and its attention as if the prompt were that short: a lower bound, as a floor
+    # must be).
+    n_nodes = np.diff(trees.node_offsets)
+    local = np.arange(trees.n_calls) - np.repeat(trees.node_offsets[:-1], n_nodes)
+    if prefix_cache:
+        inputs_new = np.where(local > 0, inputs - trees.shared_prefix_tokens, inputs)
+    else:
+        inputs_new = inputs
+    prefill_step = prefill_perf.make_step_time_fn()
+    attention = prefill_perf.model.prefill_attention_flops_fn()
+
+    def chunked_prefill_s(prompt: float) -> float:
+        # As the engine runs a lone prompt: chunks of ``token_budget`` tokens, one per step.
+        total_s, done = 0.0, 0.0
+        while done < prompt:
+            chunk = min(float(token_budget), prompt - done)
+            total_s += prefill_step(0, 0.0, chunk, attention(chunk, done))
+            done += chunk
+        return total_s
+
+    prefill_s = _interpolated(chunked_prefill_s, np.maximum(inputs_new, 1.0))
+    step_time = decode_perf.make_step_time_fn()
+    per_token_s = _interpolated(lambda c: step_time(1, c, 0.0, 0.0), inputs + outputs / 2.0)
+    decode_s = np.maximum(outputs - 1.0, 0.0) * per_token_s
+    transfer_s = np.zeros_like(inputs)
+    if transfer_bytes_per_s is not None:
+        kv = decode_perf.kv_bytes_for_context(1000.0) - decode_perf.kv_bytes_for_context(0.0)
+        nbytes = kv / 1000.0 * (inputs + 1.0) + decode_perf.state_bytes_per_sequence
+        transfer_s = np.where(outputs > 1, nbytes / transfer_bytes_per_s + transfer_latency_s, 0.0)
+    per_call = {
+        "tool_s": trees.delay_before_s, "prefill_s": prefill_s, "decode_s": decode_s,
+        "transfer_s": transfer_s, "queue_s": np.zeros_like(inputs),
+    }  # fmt: skip
+    cost: NDArray[np.float64] = np.sum([per_call[name] for name in PARTS], axis=0)
+    # Longest path: local node ids are topologically ordered, so sweep them in order.
+    finish = np.zeros(trees.n_calls)
+    n_edges = np.diff(trees.edge_offsets)
+    base = np.repeat(trees.node_offsets[:-1], n_edges)
+    src, dst = trees.edge_src + base, trees.edge_dst + base
+    start = np.zeros(trees.n_calls)
+    for j in range(int(n_nodes.max()) if n_nodes.size else 0):
+        nodes = np.flatnonzero(local == j)
+        finish[nodes] = start[nodes] + cost[nodes]
+        out = local[src] == j
+        np.maximum.at(start, dst[out], finish[src[out]])
+    parent = _binding_parent(result, finish)
+    sink = trees.node_offsets[1:] - 1
+    parts = {name: np.zeros(trees.n_trees) for name in PARTS}
+    current = sink.copy()
+    while (current >= 0).any():
+        on = current >= 0
+        for name in PARTS:
+            parts[name][on] += per_call[name][current[on]]
+        current = np.where(on, parent[np.maximum(current, 0)], -1)
+    return parts
+
+
+def _at_rank(values: NDArray[np.float64], q: float) -> int:
+    """Index of the value at percentile ``q`` (the sample itself, not an interpolation)."""
+    order = np.argsort(values)
+    return int(order[min(int(np.ceil(q / 100.0 * values.size)) - 1, values.size - 1)])
+
+
+def latency_budget(result: SimulationResult) -> dict[str, Any]:
+    """``{shape: {p50: {part: s}, p99: {part: s}}}``: the split of the tree at that percentile.
+
+    The tree at a percentile is the completed tree of that shape whose end-to-end latency is
+    that percentile (nearest rank), so its parts add up to the reported percentile.
+    """
+    parts = critical_path_parts(result)
+    e2e = result.tree_finish_s - result.tree_arrival_s
+    budget: dict[str, Any] = {}
+    for code, shape in enumerate(SHAPE_KINDS):
+        trees = np.flatnonzero((result.trees.tree_shape == code) & np.isfinite(e2e))
+        if trees.size == 0:
+            continue
+        budget[shape] = {}
+        for q in (50, 99):
+            tree = trees[_at_rank(e2e[trees], q)]
+            budget[shape][f"p{q}"] = {name: float(parts[name][tree]) for name in PARTS}
+    return budget
+
+
+def floors(
+    result: SimulationResult, floor_parts: dict[str, NDArray[np.float64]], tree_slo_s: float
+) -> dict[str, dict[str, Any]]:
+    """Per shape: the p99 zero-load critical path (``floor_s``), its split, the share over SLO."""
+    total: NDArray[np.float64] = np.sum([floor_parts[name] for name in PARTS], axis=0)
+    out: dict[str, dict[str, Any]] = {}
+    for code, shape in enumerate(SHAPE_KINDS):
+        trees = np.flatnonzero(result.trees.tree_shape == code)
+        if trees.size == 0:
+            continue
+        tree = trees[_at_rank(total[trees], 99)]
+        out[shape] = {
+            "floor_s": float(total[tree]),
+            "parts": {name: float(floor_parts[name][tree]) for name in PARTS},
+            "over_slo_fraction": float((total[trees] > tree_slo_s).mean()),
+        }
+    return out
