@@ -192,7 +192,7 @@ def _guarded_source(base: type[ConfigSource]) -> type[ConfigSource]:
             )
         base.__init__(self, provider, path)
 
-    return type(base.__name__, (base,), {"__init__": guarded_init})
+    return type(base.__name__, (base,), {"__init__": guarded_init, "_planner_guarded": True})
 
 
 def install_source_guard() -> None:
@@ -203,8 +203,11 @@ def install_source_guard() -> None:
     registry = SourcesRegistry.instance()
     for base in (ImportlibResourcesConfigSource, StructuredConfigSource):
         scheme = base.scheme()
-        if registry.types.get(scheme, base) is base:
-            registry.types[scheme] = _guarded_source(base)
+        # Hydra's plugin scan re-executes its core-plugin modules, so the registered class can
+        # be a newer object than the one imported here: guard whatever is registered, once.
+        current = registry.types.get(scheme, base)
+        if not getattr(current, "_planner_guarded", False):
+            registry.types[scheme] = _guarded_source(current)
 
 
 @dataclass(frozen=True)
