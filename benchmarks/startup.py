@@ -13,8 +13,7 @@ Usage::
 
     python benchmarks/startup.py                     # this checkout's planner (see --planner)
     python benchmarks/startup.py --runs 7
-    python benchmarks/startup.py --planner /work/main/.venv/bin/planner --pythonpath '' \
-        --searchpath conf            # another checkout, given this one's peer-setting configs
+    python benchmarks/startup.py --planner /work/main/.venv/bin/planner --pythonpath ''
 
 ``--pythonpath`` sets PYTHONPATH for the measured processes (default: this checkout, so its
 ``planner`` package is the one imported; ``''`` unsets it, e.g. to time another checkout's
@@ -51,9 +50,7 @@ def time_command(planner: str, args: list[str], env: dict[str, str], cwd: Path) 
     return time.perf_counter() - start
 
 
-def measure(
-    planner: str, pythonpath: str | None, runs: int, searchpath: str | None = None
-) -> dict[str, float]:
+def measure(planner: str, pythonpath: str | None, runs: int) -> dict[str, float]:
     """Median wall time of each command over ``runs`` fresh processes, s.
 
     The commands are interleaved (help, tiny, peer, help, ...) so that a burst of load on a
@@ -69,8 +66,6 @@ def measure(
             for name, args in COMMANDS.items():
                 run_dir = Path(tmp) / f"{name}-{i}"
                 extra = [] if name == "help_s" else [f"hydra.run.dir={run_dir}"]
-                if searchpath and name != "help_s":
-                    extra.append(f"hydra.searchpath=[file://{Path(searchpath).resolve()}]")
                 times[name].append(time_command(planner, [*args, *extra], env, Path(tmp)))
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -86,13 +81,8 @@ def main() -> None:
     parser.add_argument(
         "--pythonpath", default=str(ROOT), help="PYTHONPATH of the timed processes ('' unsets)"
     )
-    parser.add_argument(
-        "--searchpath",
-        default=None,
-        help="a conf directory added to the runs' Hydra search path (for an older checkout)",
-    )
     args = parser.parse_args()
-    figures = measure(args.planner, args.pythonpath or None, args.runs, args.searchpath)
+    figures = measure(args.planner, args.pythonpath or None, args.runs)
     print(json.dumps({**figures, "runs": float(args.runs)}))
 
 
