@@ -20,6 +20,10 @@ Sections:
         once per batch change), Qwen3.5-397B DEP8 on GB200 NVL72.
     perf.lpu_step_time_calls_per_s: the same for an LPU replica (Llama-3-70B on LPU v1).
     perf.calibration_fit_s: wall time of the full calibration fit (scripts/calibrate.py).
+    startup.help_s, startup.tiny_run_s, startup.peer_setting_s: wall time of whole ``planner``
+        processes (``--help``; ``workload.n_trees=5``; the 10,000-request Vidur/SplitwiseSim
+        peer setting ``fleet=h100_llama2_70b_tp4 workload=peer_poisson``), median of 5 fresh
+        processes each (benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -144,8 +148,22 @@ def bench_montecarlo(runs: int = 3) -> dict[str, float]:
     return {"seconds_for_10000_samples": statistics.median(times)}
 
 
+def bench_startup(runs: int = 5) -> dict[str, float]:
+    """benchmarks/startup.py: medians of ``runs`` fresh ``planner`` processes per command."""
+    script = ROOT / "benchmarks" / "startup.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return {key: report[key] for key in ("help_s", "tiny_run_s", "peer_setting_s")}
+
+
 def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["startup"] = bench_startup()
     results["perf"] = bench_perf()
     results["engine"] = bench_engine()
     results["engine_scaling"] = bench_engine_scaling()

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
@@ -23,6 +22,7 @@ from rich.table import Table
 from planner import config
 from planner.cli.builders import build_economics, build_fleet, build_workload
 from planner.cli.callbacks import objective
+from planner.cli.calls_parquet import write_calls_parquet
 from planner.cli.common import (
     CONF_DIR,
     atomic_write_bytes,
@@ -43,11 +43,18 @@ from planner.sim.metrics import summarize
 from planner.specs.errors import require_choice
 from planner.workload.trees import CALL_KINDS
 
+if TYPE_CHECKING:
+    # pandas (and pyarrow behind it) is imported where the per-call table is built: ~0.5 s that
+    # `planner --help` and the other CLIs should not pay.
+    import pandas as pd
+
 GROUPS = ("fleet", "workload", "economics", "failures")
 
 
 def calls_table(result: SimulationResult) -> pd.DataFrame:
     """One row per call: tree, pools and replicas, token counts and timestamps (s)."""
+    import pandas as pd  # lazily, see the module's imports
+
     trees = result.trees
     return pd.DataFrame(
         {
@@ -68,16 +75,19 @@ def calls_table(result: SimulationResult) -> pd.DataFrame:
     )
 
 
-def write_calls_table(table: pd.DataFrame, out_dir: Path, fmt: str) -> Path:
-    """Write the per-call table atomically as parquet or csv."""
+def write_calls_table(result: SimulationResult, out_dir: Path, fmt: str) -> Path:
+    """Write the per-call table (:func:`calls_table`) atomically as parquet or csv.
+
+    Parquet is written from the arrays by pyarrow alone (:mod:`planner.cli.calls_parquet`,
+    the same file as ``calls_table(result).to_parquet``): pandas is imported only for csv.
+    """
     require_choice("output.calls_table", fmt, ("parquet", "csv"))
     path = out_dir / f"calls.{fmt}"
     tmp = out_dir / f".calls.{fmt}.tmp"
-    table = table.rename_axis("call")
     if fmt == "parquet":
-        table.to_parquet(tmp)
+        write_calls_parquet(result, tmp)
     else:
-        atomic_write_text(path, table.to_csv())
+        atomic_write_text(path, calls_table(result).rename_axis("call").to_csv())
         return path
     tmp.replace(path)
     return path
@@ -224,7 +234,7 @@ def _app(cfg: DictConfig) -> float | None:
         summary, result = run(cfg, display)  # validates every option before simulating
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     output = config.output_options(to_mapping(cfg.get("output") or {}, "output"))
-    write_calls_table(calls_table(result), out_dir, output.calls_table)
+    write_calls_table(result, out_dir, output.calls_table)
     atomic_write_json(out_dir / "summary.json", summary)
     choices = HydraConfig.get().runtime.choices
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}

@@ -22,12 +22,11 @@ import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
-from scipy.stats import qmc
 
 from planner.specs.errors import ConfigError
 
@@ -65,13 +64,21 @@ _CHECKS: Final[dict[str, tuple[tuple[str, Callable[[dict[str, float]], bool], st
 #: Probabilities at which every law must have finite quantiles (rejects degenerate parameters).
 _SUPPORT_CHECK_Q: Final = (0.001, 0.999)
 
-# scipy >= 1.15 takes ``rng`` (``seed`` is on its way to deprecation); older versions ``seed``.
-_QMC_SEED_KEYWORD: Final = (
-    "rng" if "rng" in inspect.signature(qmc.LatinHypercube.__init__).parameters else "seed"
-)
+# scipy.stats is imported inside the functions that use it, never at module level: it costs
+# ~0.6 s, and every CLI imports this module (through planner.config) at start-up.
+
+
+@cache
+def _qmc_seed_keyword() -> str:
+    """``rng`` on scipy >= 1.15 (``seed`` is on its way to deprecation), else ``seed``."""
+    from scipy.stats import qmc
+
+    return "rng" if "rng" in inspect.signature(qmc.LatinHypercube.__init__).parameters else "seed"
 
 
 def _shape_names(dist: str) -> tuple[str, ...]:
+    from scipy import stats
+
     shapes = getattr(stats, dist).shapes
     return tuple(s.strip() for s in shapes.split(",")) if shapes else ()
 
@@ -113,6 +120,8 @@ def _validated(dist: str, params: tuple[tuple[str, float], ...]) -> dict[str, fl
         else:
             # Extreme parameters overflow inside scipy; the check below reports them, so the
             # floating-point warnings would only add lines to a one-line error.
+            from scipy import stats
+
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 ends = getattr(stats, dist)(**values).ppf(_SUPPORT_CHECK_Q)
@@ -145,6 +154,8 @@ class Distribution:
         values = _validated(self.dist, self.params)
         object.__setattr__(self, "params", tuple(sorted(values.items())))
         if self.dist != "fixed":
+            from scipy import stats
+
             object.__setattr__(self, "_frozen", getattr(stats, self.dist)(**values))
 
     @classmethod
@@ -222,7 +233,9 @@ def latin_hypercube(
         raise ValueError(f"duplicate input names in {names}")
     if not inputs:
         return {}
-    sampler = qmc.LatinHypercube(d=len(inputs), **{_QMC_SEED_KEYWORD: seed})
+    from scipy.stats import qmc
+
+    sampler = qmc.LatinHypercube(d=len(inputs), **{_qmc_seed_keyword(): seed})
     unit = sampler.random(int(n_samples))
     return {inp.name: inp.distribution.ppf(unit[:, j]) for j, inp in enumerate(inputs)}
 

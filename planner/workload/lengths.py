@@ -22,7 +22,6 @@ from typing import ClassVar, Final, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 from planner.specs.errors import (
     ConfigError,
@@ -32,7 +31,9 @@ from planner.specs.errors import (
 )
 
 #: Standard normal 90th percentile: a lognormal with median m and p90 q has sigma ln(q/m)/Z_90.
-Z_90: Final[float] = float(stats.norm.ppf(0.9))
+#: The value of ``scipy.stats.norm.ppf(0.9)`` written out, so that importing this module (every
+#: CLI does at start-up) does not import scipy.stats (~0.6 s); tests/test_startup.py checks it.
+Z_90: Final[float] = 1.2815515655446004
 
 LENGTH_KINDS: Final = ("fixed", "lognormal", "uniform", "empirical", "geometric")
 DELAY_KINDS: Final = ("fixed", "lognormal", "exponential", "uniform")
@@ -264,9 +265,14 @@ class LengthLaw:
         if self.kind == "geometric":
             if lo <= 1 and hi is None:
                 return float(must(self.mean_value))
+            # scipy.stats imported here, not at module level: it costs ~0.6 s at CLI start-up.
+            from scipy import stats
+
             support = np.arange(1, 200 * int(must(self.mean_value)) + 2)
             law = stats.geom(1.0 / must(self.mean_value))
             return float((np.clip(support, lo, hi) * law.pmf(support)).sum())
+        from scipy import stats  # lazily: ~0.6 s at CLI start-up (see Z_90)
+
         mu, sigma = math.log(must(self.median)), self.log_sigma
         upper = math.inf if hi is None else float(hi)
         lower = max(float(lo), 1e-300)

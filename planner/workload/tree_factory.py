@@ -12,9 +12,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 from numpy.typing import NDArray
 
@@ -28,6 +27,10 @@ from planner.workload.trees import (
     _FixedShape,
     _Template,
 )
+
+if TYPE_CHECKING:
+    # networkx is imported where graphs are built (~0.1 s): the engine works on the arrays.
+    import networkx as nx
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +115,8 @@ class TreeBatch:
         src, dst = self.edge_src[edges_in].tolist(), self.edge_dst[edges_in].tolist()
         shapes = self.tree_shape[first_tree:end_tree].tolist()
         groups = self.prefix_group[first_tree:end_tree].tolist()
+        import networkx as nx  # lazily: only graph consumers pay for it at start-up
+
         graphs = []
         collecting = gc.isenabled()
         gc.disable()
@@ -341,6 +346,8 @@ def critical_path(
     Raises:
         networkx.NetworkXUnfeasible: The graph has a cycle.
     """
+    import networkx as nx  # lazily, see the module's imports
+
     finish_s: dict[Any, float] = {}
     via: dict[Any, Any] = {}
     for node in nx.topological_sort(tree):
