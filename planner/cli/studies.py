@@ -136,7 +136,8 @@ def hybrid_vs_gpu(cfg: DictConfig) -> StudyResult:
         f"${r['usd_per_million_output_tokens']:,.2f} per million output tokens"
         for n, r in rows.items()
     ]
-    answer = "; ".join(parts) + f". {other} decodes {speedup:,.1f}x faster per user than {base}."
+    comparison = f"{speedup:,.1f}x faster" if speedup >= 1.0 else f"{1.0 / speedup:,.1f}x slower"
+    answer = "; ".join(parts) + f". {other} decodes {comparison} per user than {base}."
     return {"answer": answer, "variants": rows, "speedup": speedup}, {}
 
 
