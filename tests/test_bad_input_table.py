@@ -7,11 +7,12 @@ left behind (nothing half-written).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli_runner import run_cli
 
 BIN = Path(sys.executable).parent
 TRACES = {
@@ -101,10 +102,9 @@ def test_malformed_input_exits_2_with_one_line_naming_the_field(
     tmp_path: Path, script: str, overrides: list[str], field: str
 ) -> None:
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(BIN / script), f"hydra.run.dir={run_dir}", *_arguments(script, overrides, tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_cli(
+        BIN / script, [f"hydra.run.dir={run_dir}", *_arguments(script, overrides, tmp_path)]
+    )
     assert result.returncode == 2, (result.stdout[-500:], result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

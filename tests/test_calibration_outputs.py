@@ -9,7 +9,6 @@ report shows a note; the calibrated GB200 fleet carries ``calibrated: true`` and
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from planner import config
 from planner.app.provenance import all_calibrated, fleet_provenance
 from planner.report.notes import calibration_notes
+from tests.cli_runner import run_cli
 
 BIN = Path(sys.executable).parent
 TPU_OPTION = "+sizing.options.tpu_only={fleet:ironwood_llama70b,sized_pools:[tpu]}"
@@ -24,10 +24,7 @@ ONLY_GPU_AND_TPU = ["~sizing.options.lpu_only", "~sizing.options.gpu_prefill_lpu
 
 
 def run(script: str, args: list[str], run_dir: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [str(BIN / script), f"hydra.run.dir={run_dir}", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_cli(BIN / script, [f"hydra.run.dir={run_dir}", *args])
     assert result.returncode == 0, result.stderr
     summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
     return summary

@@ -11,7 +11,6 @@ check the exit code, the single stderr line and the absence of a traceback.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from planner.app import roofline as app_roofline
 from planner.cli import roi, roofline, simulate, size
 from planner.config import CONF_DIR
 from planner.specs.errors import ConfigError
+from tests.cli_runner import run_cli
 
 BIN = Path(sys.executable).parent
 
@@ -149,10 +149,7 @@ def test_console_script_exits_2_with_one_line(
     tmp_path: Path, script: str, overrides: list[str], field: str
 ) -> None:
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(BIN / script), f"hydra.run.dir={run_dir}", *overrides],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_cli(BIN / script, [f"hydra.run.dir={run_dir}", *overrides])
     assert result.returncode == 2, (result.stdout[-500:], result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr

@@ -9,18 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.cli_runner import run_cli
+
 SCRIPT = Path(sys.executable).parent / "planner"
 QUICK = ["workload.n_trees=40"]
 
 
 def run(args: list[str], run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), f"hydra.run.dir={run_dir}", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(SCRIPT, [f"hydra.run.dir={run_dir}", *args])
 
 
 def test_default_run_writes_summary_and_per_call_table(tmp_path: Path) -> None:

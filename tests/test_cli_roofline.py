@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
+
 SCRIPT = Path(sys.executable).parent / "planner-roofline"
 
 
 def run(args: list[str], run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), f"hydra.run.dir={run_dir}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(SCRIPT, [f"hydra.run.dir={run_dir}", *args])
 
 
 def test_default_run_prints_a_table_and_writes_summary(tmp_path: Path) -> None:
@@ -92,12 +88,24 @@ def test_bad_input_fails_with_one_line_and_exit_2(
 def test_concurrency_sweep_writes_the_serving_curve(tmp_path: Path) -> None:
     """``-m concurrency=...`` (a Hydra sweep) gives one at_concurrency point per job."""
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [str(SCRIPT), "-m", "model=deepseek_r1", "hardware=h200", "precision=fp8", "stack=sglang",
-         "tp=8", "ep=1", "dp_attention=false", "isl=922", "osl=922", "concurrency=4,64",
-         f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=c${concurrency}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_cli(
+        SCRIPT,
+        [
+            "-m",
+            "model=deepseek_r1",
+            "hardware=h200",
+            "precision=fp8",
+            "stack=sglang",
+            "tp=8",
+            "ep=1",
+            "dp_attention=false",
+            "isl=922",
+            "osl=922",
+            "concurrency=4,64",
+            f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.subdir=c${concurrency}",
+        ],
+    )
     assert result.returncode == 0, result.stderr
     points = {c: json.loads((sweep / f"c{c}" / "summary.json").read_text()) for c in (4, 64)}
     for c, summary in points.items():

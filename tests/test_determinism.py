@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.cli_runner import run_cli
 
 PLANNER = Path(sys.executable).parent / "planner"
 ARGS = ["workload.n_trees=60", "failures=llama3_rates", "failures.rate_multiplier=1000"]
@@ -19,8 +20,7 @@ def _bytes_without_wall_time(path: Path) -> bytes:
 
 
 def _run(args: list[str]) -> None:
-    result = subprocess.run([str(PLANNER), *args], capture_output=True, text=True, check=False,
-                            timeout=300)  # fmt: skip
+    result = run_cli(PLANNER, args)
     assert result.returncode == 0, result.stderr
 
 

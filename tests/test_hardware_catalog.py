@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from planner.cli.common import load_resolved_efficiency as cli_resolved_efficiency
 from planner.perf.borrowed import parse_borrowing, resolve_efficiency
 from planner.specs.errors import ConfigError
+from tests.cli_runner import run_cli
 from tests.conftest import CONF, hardware_names, load_resolved_efficiency, load_system
 
 SCRIPT = Path(sys.executable).parent / "planner-roofline"
@@ -153,12 +153,8 @@ def test_roofline_runs_or_refuses_in_one_line(name: str, model: str, tmp_path: P
     lpu = load_system(name).accelerator.kind == "lpu"
     mapping = ["tp=1", "ep=1"] if lpu else ["tp=8", "ep=8", "dp_attention=true"]
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(SCRIPT), f"hydra.run.dir={run_dir}", f"model={model}", f"hardware={name}", *mapping],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_cli(
+        SCRIPT, [f"hydra.run.dir={run_dir}", f"model={model}", f"hardware={name}", *mapping]
     )
     if result.returncode == 2:
         lines = result.stderr.strip().splitlines()

@@ -20,6 +20,7 @@ import yaml
 
 from planner import config
 from planner.specs.model import Model
+from tests.cli_runner import run_cli
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 SCRIPT = Path(sys.executable).parent / "planner-roofline"
@@ -165,13 +166,7 @@ def test_every_field_of_the_new_configs_states_its_source() -> None:
 
 
 def run_roofline(args: list[str], run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), f"hydra.run.dir={run_dir}", "hardware=gb200_nvl72", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(SCRIPT, [f"hydra.run.dir={run_dir}", "hardware=gb200_nvl72", *args])
 
 
 # A mapping that holds the weights at FP8 on GB200 (186 GB per GPU): ep divides the routed

@@ -37,6 +37,7 @@ from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
 from planner.sim.metrics import summarize
 from planner.workload import LengthLaw
+from tests.cli_runner import run_cli as run_in_process
 from tests.sim_helpers import chat_workload, gpu_fleet
 
 BIN = Path(sys.executable).parent
@@ -99,10 +100,7 @@ def check_self_contained(text: str) -> Page:
 
 
 def run_cli(script: str, args: list[str], run_dir: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN / script), f"hydra.run.dir={run_dir}", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_in_process(BIN / script, [f"hydra.run.dir={run_dir}", *args])
     assert result.returncode == 0, result.stderr
     for mark in PROGRESS_MARKS:  # stderr is a pipe here: no progress output at all
         assert mark not in result.stderr, (mark, result.stderr)
@@ -413,11 +411,10 @@ def chromium_check(page: Path, tmp_path: Path, screenshot: Path | None = None) -
 @pytest.fixture(scope="module")
 def sweep_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sweep") / "sweep"
-    done = subprocess.run(
-        [str(BIN / "planner"), "-m", f"hydra.sweep.dir={out}", "workload.n_trees=10",
-         "fleet.pools.gpu.racks=1,2"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = run_in_process(
+        BIN / "planner",
+        ["-m", f"hydra.sweep.dir={out}", "workload.n_trees=10", "fleet.pools.gpu.racks=1,2"],
+    )
     assert done.returncode == 0, done.stderr
     return out / "report.html"
 
@@ -481,11 +478,10 @@ def test_output_report_false_skips_the_page_and_a_bad_value_is_one_line(tmp_path
     run_cli("planner", ["workload.n_trees=5", "output.report=false"], tmp_path / "off")
     assert (tmp_path / "off" / "summary.json").exists()
     assert not (tmp_path / "off" / "report.html").exists()
-    done = subprocess.run(
-        [str(BIN / "planner"), f"hydra.run.dir={tmp_path / 'bad'}", "workload.n_trees=5",
-         "output.report=maybe"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = run_in_process(
+        BIN / "planner",
+        [f"hydra.run.dir={tmp_path / 'bad'}", "workload.n_trees=5", "output.report=maybe"],
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: output.report:"), lines

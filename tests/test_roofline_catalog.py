@@ -7,7 +7,6 @@ a few subprocess runs check the console script's exit codes on a fitting and a r
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from planner import config
 from planner.app.roofline import catalog_shape, roofline
 from planner.specs.errors import ConfigError
+from tests.cli_runner import run_cli
 from tests.conftest import load_model, load_system
 
 SCRIPT = Path(sys.executable).parent / "planner-roofline"
@@ -81,11 +81,10 @@ def test_console_script_agrees_with_the_in_process_sweep(
     shape = catalog_shape(load_model(model_name), load_system(hardware_name))
     args = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in shape.items()]
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(SCRIPT), f"model={model_name}", f"hardware={hardware_name}", *args,
-         f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_cli(
+        SCRIPT,
+        [f"model={model_name}", f"hardware={hardware_name}", *args, f"hydra.run.dir={run_dir}"],
+    )
     assert result.returncode == code, result.stderr
     expected = _run_pair(model_name, hardware_name)
     if code == 0:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
 from planner import config
 from planner.app.roofline import comparison_rows, roofline
+from tests.cli_runner import run_cli
 from tests.conftest import load_model, load_system
 
 SCRIPT = Path(sys.executable).parent / "planner-roofline"
@@ -17,11 +17,19 @@ PARTS = ("h200", "tpu_v7_ironwood", "rubin_cpx")
 
 def test_three_part_sweep_writes_table_chart_and_report_section(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [str(SCRIPT), "-m", "model=llama3_70b", f"hardware={','.join(PARTS)}", "precision=fp8",
-         "tp=8", "ep=1", "dp_attention=false", f"hydra.sweep.dir={sweep}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_cli(
+        SCRIPT,
+        [
+            "-m",
+            "model=llama3_70b",
+            f"hardware={','.join(PARTS)}",
+            "precision=fp8",
+            "tp=8",
+            "ep=1",
+            "dp_attention=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+    )
     assert result.returncode == 0, result.stderr
     with (sweep / "roofline_comparison.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.cli_runner import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"planner": "planner", "size": "planner-size", "roi": "planner-roi"}
@@ -28,10 +29,7 @@ def test_scenario_runs_and_its_report_states_the_answer(tmp_path: Path, name: st
     base = yaml.safe_load((ROOT / "scenarios" / f"{name}.yaml").read_text())["defaults"][0]
     command = Path(sys.executable).parent / COMMANDS[base]
     extra = [f"cache_dir={tmp_path / 'cache'}"] if base == "roi" else []
-    result = subprocess.run(
-        [str(command), f"scenario={name}", f"hydra.run.dir={tmp_path / 'run'}", *extra],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    result = run_cli(command, [f"scenario={name}", f"hydra.run.dir={tmp_path / 'run'}", *extra])
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     report = html.unescape((tmp_path / "run" / "report.html").read_text())

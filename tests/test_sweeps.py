@@ -32,6 +32,7 @@ from planner.cli.callbacks import (
 from planner.cli.common import JOB_ERROR_FILE
 from planner.report.sweep import assess, column_order, plot_sweep, sweep_html
 from planner.specs.errors import ConfigError
+from tests.cli_runner import run_cli
 
 BIN = Path(sys.executable).parent
 QUICK = ["workload.n_trees=20"]
@@ -42,13 +43,7 @@ def sweep(
     script: str, args: list[str], sweep_dir: Path, flags: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """``script [flags] -m hydra.sweep.dir=... args`` (Hydra wants its flags first)."""
-    return subprocess.run(
-        [str(BIN / script), *flags, "-m", f"hydra.sweep.dir={sweep_dir}", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(BIN / script, [*flags, "-m", f"hydra.sweep.dir={sweep_dir}", *args])
 
 
 def read_table(sweep_dir: Path) -> pd.DataFrame:
