@@ -102,7 +102,7 @@ def _even(total: int, parts: int) -> list[int]:
 
 
 def _split_pool(spec: PoolSpec, n_cells: int) -> tuple[list[int], list[int]] | None:
-    """Per cell, (racks, replicas) of ``spec`` split ``n_cells`` ways (``None``: a cell gets none)."""
+    """Per cell, (racks, replicas) of ``spec`` in ``n_cells`` cells (``None``: one gets none)."""
     if spec.racks < n_cells:
         return None
     per_replica = pool_replica(spec).accelerators
