@@ -25,10 +25,11 @@ from planner.app.cells import (
     assign_trees,
     cell_streams,
     plan_cells,
+    plan_summary,
     run_tasks,
     simulate_cells,
 )
-from planner.app.cells_merge import coarsen_timeline
+from planner.app.cells_merge import coarsen_timeline, merge_pool
 from planner.cli import simulate as cli_simulate
 from planner.config import CONF_DIR
 from planner.sim.config import FleetSpec, SloSpec
@@ -99,6 +100,8 @@ def test_plan_deals_whole_racks_and_replicas_evenly() -> None:
     for k, cell in enumerate(explicit.cells):
         assert cell.pools[0].replicas == explicit.replicas["gpu"][k]
         assert cell.pools[0].racks == 1 and cell.router == explicit.fleet.router
+    # Explicit replicas follow what each cell's racks hold: all 80 of 5 racks fit 48 + 32.
+    assert plan_cells(region_fleet(racks=5, replicas=80), 2).replicas == {"gpu": (48, 32)}
     one = plan_cells(region_fleet(), 1)
     assert one.cells == (one.fleet,)  # one cell is the region itself
 
@@ -110,8 +113,6 @@ def test_replicas_never_span_two_cells() -> None:
     fleet = config.fleet(data)
     plan = plan_cells(fleet, 2)
     assert plan.replicas == {"gpu": (4, 4)}
-    from planner.app.cells import plan_summary
-
     assert plan_summary(plan)["pools"]["gpu"]["replicas_lost"] == 1
 
 
@@ -148,6 +149,17 @@ def test_coarsen_timeline_merges_pairwise() -> None:
     assert coarsen_timeline(timeline, 2.0, 2.0).tolist() == timeline.tolist()
     with pytest.raises(ValueError):
         coarsen_timeline(timeline, 1.0, 3.0)
+
+
+def test_merge_refuses_a_pool_figure_it_does_not_combine() -> None:
+    """A PoolStats field that differs between cells must be combined, never silently dropped."""
+    result = simulate(region_fleet(), chat(n=20), seed=1)
+    stats = result.pools[0]
+    merged = merge_pool([stats, stats], racks=8, n_cells=2)
+    assert merged.replicas == 2 * stats.replicas and merged.racks == 8
+    assert merged.busy_s.tolist() == [*stats.busy_s.tolist(), *stats.busy_s.tolist()]
+    with pytest.raises(RuntimeError, match="idle_power_w differs between cells"):
+        merge_pool([stats, replace(stats, idle_power_w=1.0)], racks=8, n_cells=2)
 
 
 # ---------------------------------------------------------------------------- the results

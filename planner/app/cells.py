@@ -6,8 +6,8 @@ cell. ``run.cells=N`` simulates that:
 
 * **The split of the fleet** (:func:`plan_cells`): every pool's racks are dealt out as whole
   racks, as evenly as they go (the first ``racks % N`` cells get one more), and each cell runs
-  the replicas its racks hold (a pool with an explicit ``replicas`` deals those out evenly,
-  within what each cell's racks hold). A replica never spans two cells, so a replica that
+  the replicas its racks hold (a pool with an explicit ``replicas`` deals those out in
+  proportion to what each cell's racks hold). A replica never spans two cells, so a replica that
   straddles two racks of different cells is not built (``cells.pools.<name>.replicas_lost``).
   A pool whose racks cannot give every cell at least one replica is refused.
 * **The split of the load** (:func:`assign_trees`): the region draws its tree stream once,
@@ -101,6 +101,20 @@ def _even(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
 
 
+def _proportional(total: int, capacity: list[int]) -> list[int]:
+    """``total`` dealt in proportion to ``capacity`` by largest remainders (ties: lower index).
+
+    No part exceeds its capacity when ``total <= sum(capacity)`` (a quota never exceeds its
+    capacity, and an integer capacity bounds the quota's rounding up).
+    """
+    whole = sum(capacity)
+    parts = [total * c // whole for c in capacity]
+    order = sorted(range(len(capacity)), key=lambda k: (-(total * capacity[k] % whole), k))
+    for k in order[: total - sum(parts)]:
+        parts[k] += 1
+    return parts
+
+
 def _split_pool(spec: PoolSpec, n_cells: int) -> tuple[list[int], list[int]] | None:
     """Per cell, (racks, replicas) of ``spec`` in ``n_cells`` cells (``None``: one gets none)."""
     if spec.racks < n_cells:
@@ -109,12 +123,9 @@ def _split_pool(spec: PoolSpec, n_cells: int) -> tuple[list[int], list[int]] | N
     per_rack = spec.system.accelerators_per_rack
     racks = _even(spec.racks, n_cells)
     held = [r * per_rack // per_replica for r in racks]
-    if spec.replicas is None:
-        replicas = held
-    else:
-        replicas = _even(spec.replicas, n_cells)
-        if any(r > h for r, h in zip(replicas, held, strict=True)):
-            return None
+    replicas = held if spec.replicas is None else _proportional(spec.replicas, held)
+    if sum(held) == 0 or any(r > h for r, h in zip(replicas, held, strict=True)):
+        return None
     return (racks, replicas) if min(replicas) >= 1 else None
 
 

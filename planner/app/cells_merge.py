@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,12 @@ from planner.sim.results import CENSUS_PLACES, PoolStats, SimulationResult
 
 STOP_SEVERITY = ("drained", "max_sim_time", "wall_clock", "stalled")
 """Stop reasons from the mildest to the worst: a region stops for its worst cell's reason."""
+
+
+def _severity(stop_reason: str) -> int:
+    """Rank of a stop reason in :data:`STOP_SEVERITY` (one it does not know ranks worst)."""
+    known = STOP_SEVERITY.index(stop_reason) if stop_reason in STOP_SEVERITY else None
+    return len(STOP_SEVERITY) if known is None else known
 
 
 def _scatter(
@@ -90,8 +96,7 @@ def merge_pool(stats: Sequence[PoolStats], racks: int, n_cells: int) -> PoolStat
         gave_up_s, cell, why = min(gave_up)
         others = f" ({len(gave_up)} of {n_cells} cells gave up)" if len(gave_up) > 1 else ""
         reason = why if n_cells == 1 else f"cell {cell} of {n_cells}: {why}{others}"
-    return replace(
-        first,
+    combined: dict[str, Any] = dict(
         replicas=sum(s.replicas for s in stats),
         accelerators=sum(s.accelerators for s in stats),
         racks=racks,
@@ -106,6 +111,15 @@ def merge_pool(stats: Sequence[PoolStats], racks: int, n_cells: int) -> PoolStat
         gave_up_s=gave_up_s,
         give_up_reason=reason,
     )
+    # Every other field describes the pool, not its run: equal in every cell. A field added to
+    # PoolStats that differs between cells stops the merge here instead of being dropped.
+    for name in (f.name for f in fields(PoolStats) if f.name not in combined):
+        values = [getattr(s, name) for s in stats]
+        if any(not np.array_equal(v, values[0]) for v in values[1:]):
+            raise RuntimeError(
+                f"PoolStats.{name} differs between cells and merge_pool does not combine it"
+            )
+    return replace(first, **combined)
 
 
 def merge_census(censuses: Sequence[dict[str, int]], n_calls: int) -> dict[str, int]:
@@ -115,7 +129,11 @@ def merge_census(censuses: Sequence[dict[str, int]], n_calls: int) -> dict[str, 
         RuntimeError: The places do not add up to ``n_calls`` although no cell reported a
             call lost or double counted (the merge lost or duplicated a call).
     """
-    keys = [*CENSUS_PLACES, "unaccounted", "double_counted"]
+    keys = list(
+        dict.fromkeys(
+            [*CENSUS_PLACES, "unaccounted", "double_counted", *(key for c in censuses for key in c)]
+        )
+    )
     total = {key: sum(c.get(key, 0) for c in censuses) for key in keys}
     placed = sum(total[p] for p in CENSUS_PLACES)
     if total["unaccounted"] == 0 and total["double_counted"] == 0 and placed != n_calls:
@@ -183,7 +201,7 @@ def merge_cells(
         for i in range(len(results[0].pools))
     )
     first = results[0]
-    stop_reason = max((r.stop_reason for r in results), key=STOP_SEVERITY.index)
+    stop_reason = max((r.stop_reason for r in results), key=_severity)
     cells_info = {
         **cells_info,
         "per_cell": [
@@ -197,7 +215,7 @@ def merge_cells(
             for r in results
         ],
     }
-    return SimulationResult(
+    merged: dict[str, Any] = dict(
         trees=trees,
         tree_arrival_s=drawn.arrival_s,
         tree_finish_s=_scatter(
@@ -242,3 +260,7 @@ def merge_cells(
         census=merge_census([r.census for r in results], n_calls),
         cells=cells_info,
     )
+    missing = [f.name for f in fields(SimulationResult) if f.name not in merged]
+    if missing:  # a field added to SimulationResult must be merged, not left at its default
+        raise RuntimeError(f"merge_cells does not merge SimulationResult.{', '.join(missing)}")
+    return SimulationResult(**merged)
