@@ -203,6 +203,34 @@ def test_four_cells_merge_the_cells_tables_exactly() -> None:
     assert census["finished"] == drawn.trees.n_calls
 
 
+def disaggregated_fleet() -> FleetSpec:
+    """H200 prefill pool (2 racks, 6 replicas) feeding an H200 decode pool (3 racks, 9)."""
+    unified = region_fleet().pools[0]
+    prefill = replace(unified, name="pre", role="prefill", racks=2, replicas=6)
+    decode = replace(unified, name="dec", role="decode", racks=3, replicas=9)
+    return FleetSpec(pools=(prefill, decode), router="least_outstanding")
+
+
+def test_disaggregated_cells_merge_both_pools() -> None:
+    fleet = disaggregated_fleet()
+    workload = chat(n=200)
+    plain = simulate(fleet, workload, seed=2)
+    one = simulate_cells(fleet, workload, seed=2, cells=1, backend="serial")
+    assert_same_tables(plain, one)
+    assert np.array_equal(plain.kv_landed_s, one.kv_landed_s, equal_nan=True)
+    two = simulate_cells(fleet, workload, seed=2, cells=2, backend="serial")
+    assert two.cells is not None and two.cells["pools"]["dec"]["replicas"] == [6, 3]
+    assert two.cells["weights"] == pytest.approx([(3 / 6 + 6 / 9) / 2, (3 / 6 + 3 / 9) / 2])
+    assert_census(two)
+    assert two.kv_landed_s is not None and np.isfinite(two.kv_landed_s).all()
+    assert sorted(set(two.prefill_replica.tolist())) == list(range(6))
+    assert sorted(set(two.decode_replica.tolist())) == list(range(9))
+    summary = summarize(two, SLO, fleet)
+    assert summary["pools"]["pre"]["replicas"] == 6 and summary["pools"]["dec"]["replicas"] == 9
+    with pytest.raises(ConfigError, match=r"pool pre .* allowed: run\.cells <= 2"):
+        plan_cells(fleet, 3)
+
+
 def test_census_holds_when_cells_stop_mid_run_under_failures() -> None:
     fleet = region_fleet(racks=4, replicas=8)
     workload = tree_workload(0.2, 40, MIXED_AGENT_SHAPE)

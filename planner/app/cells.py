@@ -38,6 +38,7 @@ repairs and a pool giving up are independent per cell; each cell's clock stops w
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -168,7 +169,12 @@ def plan_cells(fleet: FleetSpec, n_cells: int) -> CellPlan:
     for spec in fleet.pools:
         split = _split_pool(spec, n_cells)
         if split is None:
-            allowed = _most_cells(spec, n_cells)
+            # The most cells every pool allows (the first that all pools split into).
+            allowed = next(
+                n
+                for n in range(_most_cells(spec, n_cells), 0, -1)
+                if all(_split_pool(p, n) is not None for p in fleet.pools)
+            )
             raise ConfigError(
                 "run.cells",
                 f"pool {spec.name} ({spec.racks} racks, {PoolRuntime.check_size(spec)} "
@@ -320,7 +326,8 @@ def _ray_tasks(tasks: Sequence[CellTask]) -> list[SimulationResult | CellRefused
         ) from None
     started_here = not ray.is_initialized()
     if started_here:  # a local instance, or the cluster RAY_ADDRESS names
-        ray.init(include_dashboard=False, log_to_driver=False)
+        # Ray's start-up INFO lines would be the only noise on a run's stderr.
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         remote = ray.remote(run_cell)
         outcomes: list[SimulationResult | CellRefused] = ray.get(
