@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planner import config
+from planner.app.cells import cells_simulator
 from planner.cli.builders import build_economics, build_fleet, build_workload
 from planner.cli.callbacks import objective
 from planner.cli.calls_parquet import write_calls_parquet
@@ -105,7 +106,8 @@ def run(
     config.output_options(to_mapping(cfg.get("output") or {}, "output"))
     failures = config.failures(to_mapping(cfg.get("failures") or {}, "failures"))
     economics = build_economics(cfg.get("economics"))
-    result = simulate(
+    simulator = simulate if run_options.cells == 1 else cells_simulator(run_options)
+    result = simulator(
         fleet,
         workload,
         seed=seed,
@@ -113,7 +115,7 @@ def run(
         max_sim_time_s=run_options.max_sim_time_s,
         failures=failures,
         max_wall_s=run_options.max_wall_s,
-        **simulation_progress(simulate, display),
+        **simulation_progress(simulator, display),
     )
     summary = summarize(result, slo, fleet)
     pools = summary["pools"]

@@ -43,16 +43,24 @@ class Seed(_Options):
 
 
 class RunOptions(_Options):
-    """``planner``'s ``run`` group: when to stop, and the slow reference mode."""
+    """``planner``'s ``run`` group: when to stop, the slow reference mode, and region cells.
+
+    ``cells`` > 1 splits the fleet into that many independent cells, each with its share of
+    every pool and of the tree stream, run on ``cells_backend`` and merged exactly
+    (:mod:`planner.app.cells`).
+    """
 
     max_sim_time_s: OptionalPositiveFloat = None
     max_wall_s: OptionalPositiveFloat = None
     stepwise: Flag = False
+    cells: PositiveInt = 1
+    cells_backend: Annotated[
+        Literal["joblib", "ray", "serial"], Field(description="one of joblib, ray, serial")
+    ] = "joblib"
 
 
 class OutputOptions(_Options):
-    """``planner``'s ``output`` group: the per-call table's file format; whether to write the
-    report page."""
+    """``planner``'s ``output`` group: the per-call table's format; whether to write the report."""
 
     calls_table: Annotated[Literal["parquet", "csv"], Field(description="one of csv, parquet")] = (
         "parquet"

@@ -54,12 +54,15 @@ from planner.workload.trees import ChatShape, TreeShape
 __all__ = [
     "FAIL_POOL_DOWN",
     "FAIL_RETRIES",
+    "DrawnWorkload",
     "PoolRuntime",
     "PoolStats",
     "SimulationResult",
     "WorkloadSpec",
+    "draw_workload",
     "pool_replica",
     "simulate",
+    "simulate_drawn",
 ]
 
 BYTES_PER_CALL = 600
@@ -92,6 +95,7 @@ class WorkloadSpec:
     horizon_s: float | None = None
 
     def __post_init__(self) -> None:
+        """Refuse a workload with no end (neither a tree count nor a horizon)."""
         if self.n_trees is None and self.horizon_s is None:
             raise ConfigError("workload.n_trees", "set n_trees or horizon_s (or both)")
 
@@ -411,6 +415,59 @@ def _check_workload_size(workload: WorkloadSpec) -> None:
         )
 
 
+@dataclass(frozen=True)
+class DrawnWorkload:
+    """A workload as drawn for one run: the trees and their arrival times.
+
+    Attributes:
+        trees: The trees, in arrival order.
+        arrival_s: Per tree, its arrival time, s (non-decreasing).
+        trace_zero_output_calls: Replayed trace rows with ``GeneratedTokens = 0``.
+    """
+
+    trees: TreeBatch
+    arrival_s: NDArray[np.float64]
+    trace_zero_output_calls: int = 0
+
+
+def draw_workload(workload: WorkloadSpec, seed: int) -> DrawnWorkload:
+    """The trees and arrival times a run with ``seed`` simulates, as :func:`simulate` draws them.
+
+    Drawn from the arrivals and trees children of ``SeedSequence(seed)``.
+
+    Raises:
+        ConfigError: A workload too large to hold.
+    """
+    arrivals_seed, trees_seed, _, _ = np.random.SeedSequence(seed).spawn(4)
+    _check_workload_size(workload)
+    arrival_s = workload.arrivals.sample(
+        np.random.default_rng(arrivals_seed),
+        horizon_s=workload.horizon_s,
+        max_count=workload.n_trees,
+    )
+    trees = TreeFactory(workload.tree).sample_batch(
+        np.random.default_rng(trees_seed), len(arrival_s)
+    )
+    if trees.n_calls * BYTES_PER_CALL > MAX_CALLS_BYTES:
+        raise ConfigError(
+            "workload.n_trees",
+            f"{trees.n_calls:,} calls would need about {trees.n_calls * BYTES_PER_CALL / 1e9:,.1f}"
+            f" GB of simulator state; allowed: at most {MAX_CALLS_BYTES // BYTES_PER_CALL:,} "
+            f"calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
+        )
+    zero_output = 0
+    if isinstance(workload.arrivals, TraceArrivals) and isinstance(workload.tree, ChatShape):
+        trace = workload.arrivals.trace
+        generated = trace.generated_tokens[: trees.n_calls].astype(np.int64)
+        zero_output = int((generated == 0).sum())
+        trees = replace(
+            trees,
+            input_tokens=trace.context_tokens[: trees.n_calls].astype(np.int64),
+            output_tokens=np.maximum(generated, 1),
+        )
+    return DrawnWorkload(trees, np.asarray(arrival_s, dtype=np.float64), zero_output)
+
+
 def simulate(
     fleet: FleetSpec,
     workload: WorkloadSpec,
@@ -444,36 +501,95 @@ def simulate(
             replica's KV memory.
     """
     wall_start = time.perf_counter()
-    arrivals_seed, trees_seed, pools_seed, faults_seed = np.random.SeedSequence(seed).spawn(4)
     for spec in fleet.pools:  # refuse an unbuildable fleet before drawing anything
         PoolRuntime.check_size(spec)
-    _check_workload_size(workload)
-    arrival_s = workload.arrivals.sample(
-        np.random.default_rng(arrivals_seed),
-        horizon_s=workload.horizon_s,
-        max_count=workload.n_trees,
+    drawn = draw_workload(workload, seed)
+    return _simulate_drawn(
+        fleet,
+        drawn,
+        seed,
+        np.random.SeedSequence(seed),
+        stepwise,
+        max_sim_time_s,
+        failures,
+        max_wall_s,
+        progress,
+        None,
+        wall_start,
     )
-    trees = TreeFactory(workload.tree).sample_batch(
-        np.random.default_rng(trees_seed), len(arrival_s)
+
+
+def simulate_drawn(
+    fleet: FleetSpec,
+    drawn: DrawnWorkload,
+    *,
+    seed: int,
+    streams: np.random.SeedSequence,
+    stepwise: bool = False,
+    max_sim_time_s: float | None = None,
+    failures: FailureSpec | None = None,
+    max_wall_s: float | None = None,
+    timeline_horizon_s: float | None = None,
+) -> SimulationResult:
+    """Run an already drawn workload on ``fleet`` (one cell of a region: :mod:`planner.app.cells`).
+
+    Args:
+        fleet: The pools and routing.
+        drawn: The trees and their arrival times.
+        seed: The root seed recorded in the result.
+        streams: Whose children 2 and 3 seed the pools (jitter, routers) and the failures, as
+            ``SeedSequence(seed)``'s do in :func:`simulate` (children 0 and 1 are unused here).
+        stepwise: Advance one batch iteration per event.
+        max_sim_time_s: Stop the clock here.
+        failures: Accelerator failures to inject (``None``: none).
+        max_wall_s: Wall-clock guard, s.
+        timeline_horizon_s: Time the utilization timeline's bins span, s (``None``: the last
+            arrival): cells of one region pass the region's, so their timelines add up bin by bin.
+
+    Raises:
+        ConfigError: As :func:`simulate`.
+    """
+    wall_start = time.perf_counter()
+    for spec in fleet.pools:
+        PoolRuntime.check_size(spec)
+    return _simulate_drawn(
+        fleet,
+        drawn,
+        seed,
+        streams,
+        stepwise,
+        max_sim_time_s,
+        failures,
+        max_wall_s,
+        None,
+        timeline_horizon_s,
+        wall_start,
     )
-    if trees.n_calls * BYTES_PER_CALL > MAX_CALLS_BYTES:
-        raise ConfigError(
-            "workload.n_trees",
-            f"{trees.n_calls:,} calls would need about {trees.n_calls * BYTES_PER_CALL / 1e9:,.1f}"
-            f" GB of simulator state; allowed: at most {MAX_CALLS_BYTES // BYTES_PER_CALL:,} "
-            f"calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
-        )
-    zero_output = 0
-    if isinstance(workload.arrivals, TraceArrivals) and isinstance(workload.tree, ChatShape):
-        trace = workload.arrivals.trace
-        generated = trace.generated_tokens[: trees.n_calls].astype(np.int64)
-        zero_output = int((generated == 0).sum())
-        trees = replace(
-            trees,
-            input_tokens=trace.context_tokens[: trees.n_calls].astype(np.int64),
-            output_tokens=np.maximum(generated, 1),
-        )
-    engine = _Engine(fleet, trees, np.asarray(arrival_s, dtype=np.float64), pools_seed, stepwise)
+
+
+def _simulate_drawn(
+    fleet: FleetSpec,
+    drawn: DrawnWorkload,
+    seed: int,
+    streams: np.random.SeedSequence,
+    stepwise: bool,
+    max_sim_time_s: float | None,
+    failures: FailureSpec | None,
+    max_wall_s: float | None,
+    progress: Callable[[float, float], None] | None,
+    timeline_horizon_s: float | None,
+    wall_start: float,
+) -> SimulationResult:
+    """Build the engine for a drawn workload, run it and collect the result."""
+    # A fresh copy: spawning is stateful, and the children must not depend on earlier spawns.
+    fresh = np.random.SeedSequence(streams.entropy, spawn_key=streams.spawn_key)
+    _, _, pools_seed, faults_seed = fresh.spawn(4)
+    trees, zero_output = drawn.trees, drawn.trace_zero_output_calls
+    engine = _Engine(fleet, trees, drawn.arrival_s, pools_seed, stepwise)
+    if timeline_horizon_s is not None:  # no busy time is recorded yet: only the width changes
+        engine.timeline_bin_s = max(timeline_horizon_s, 1.0) / TIMELINE_BINS
+        for pool in engine.pools.values():
+            pool.timeline_bin_s = engine.timeline_bin_s
     engine.env.process(engine.arrivals())
     if failures is not None:
         engine.max_retries = failures.max_retries

@@ -382,4 +382,5 @@ def summarize(
         "sim_time_s": result.sim_time_s,
         "wall_time_s": result.wall_time_s,
         "seed": result.seed,
+        **({"cells": result.cells} if result.cells is not None else {}),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -137,3 +138,6 @@ class SimulationResult:
     """Calls in each of :data:`CENSUS_PLACES` when the clock stopped, found by walking the
     engine's queues, batches, links and timers; plus ``unaccounted`` and ``double_counted``
     (calls found in no place / in several: both 0 unless the engine lost track of a call)."""
+    cells: dict[str, Any] | None = None
+    """A region run as independent cells (:mod:`planner.app.cells`): the split and each cell's
+    own figures, reported as ``summary.json``'s ``cells``; ``None`` for a run of one fleet."""
