@@ -133,7 +133,7 @@ class FleetCheck:
 
 
 @dataclass(frozen=True)
-class SizingResult:
+class SearchResult:
     """The fewest racks found for one option (``feasible`` False: none within ``max_racks``).
 
     Attributes:
@@ -418,7 +418,7 @@ def size_option(
     replications: int = 1,
     confidence: float = 0.95,
     progress: Callable[[FleetCheck], None] | None = None,
-) -> SizingResult:
+) -> SearchResult:
     """The fewest racks of ``option`` meeting ``slo`` at ``trees_per_s`` (see module docstring).
 
     Args:
@@ -474,7 +474,7 @@ def size_option(
         for name in units
         if feasible and counts[name] > 1
     }
-    return SizingResult(
+    return SearchResult(
         option=option.name,
         racks=racks,
         analytic_racks=estimate,
