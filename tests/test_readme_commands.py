@@ -76,7 +76,8 @@ def argv_of(command: str, tmp_path: Path) -> list[str]:
     words = shlex.split(command)
     tool = words[0].removeprefix(".venv/bin/")
     multirun = "-m" in words or "--multirun" in words
-    extra = [*FAST[tool]]
+    given = {w.split("=", 1)[0] for w in words if "=" in w}
+    extra = [o for o in FAST[tool] if o.split("=", 1)[0] not in given]  # the command's own win
     if tool == "planner-roi":
         extra.append(f"cache_dir={tmp_path / 'cache'}")
     if "optuna_fleet_mix" in command:

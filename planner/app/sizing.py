@@ -105,6 +105,10 @@ Progress = Callable[[CandidateProgress], None]
 """Called once per candidate fleet simulated."""
 
 
+def _racks(count: int) -> str:
+    return f"{count} rack{'' if count == 1 else 's'}"
+
+
 def _seconds(value: float) -> str:
     return "inf" if not math.isfinite(value) else f"{value:.3g}"
 
@@ -283,10 +287,10 @@ def _margin(option: OptionSizing, slo: SizingSlo) -> str:
         upper = check.p99_upper
         worst = max(SLO_KEYS, key=lambda m: upper[m] / getattr(slo, SLO_KEYS[m]))
         parts.append(
-            f"{pool} {check.racks[pool]} racks misses {worst.removesuffix('_s')} "
+            f"{pool} {_racks(check.racks[pool])} misses {worst.removesuffix('_s')} "
             f"({_seconds(upper[worst])} s > {getattr(slo, SLO_KEYS[worst]):g} s)"
             if not check.meets_slo
-            else f"{pool} {check.racks[pool]} racks also meets them"
+            else f"{pool} {_racks(check.racks[pool])} also meets them"
         )
     return "; ".join(parts)
 
@@ -301,14 +305,14 @@ def sizing_answer(options: tuple[OptionSizing, ...], spec: SizingSpec) -> str:
         return f"No option meets the SLOs at {demand} within {spec.max_racks} racks per pool."
     best = feasible[0]
     parts = [
-        f"{o.name}: {sum(o.racks.values())} racks, {o.power_mw_peak:.2f} MW peak, "
+        f"{o.name}: {_racks(sum(o.racks.values()))}, {o.power_mw_peak:.2f} MW peak, "
         f"${o.costs['usd_per_year'] / 1e6:,.2f} M/year"
         for o in feasible
     ]
     text = (
         f"At {demand}, {best.name} ({best.model}) meets the SLOs at the lowest yearly cost "
-        f"(depreciation + opex) with {sum(best.racks.values())} racks ({_margin(best, spec.slo)}); "
-        + "; ".join(parts)
+        f"(depreciation + opex) with {_racks(sum(best.racks.values()))} "
+        f"({_margin(best, spec.slo)}); " + "; ".join(parts)
     )
     infeasible = [o.name for o in options if not o.search.feasible]
     if infeasible:
