@@ -44,7 +44,7 @@ def readme_commands(text: str) -> list[str]:
     """The commands of every fenced ``bash`` block: continuations joined, comments dropped."""
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.M | re.S):
-        joined = re.sub(r"\\\n\s*", " ", block)
+        joined = re.sub(r"\s*\\\n\s*", " ", block)
         for line in joined.splitlines():
             command = line.split(" #", 1)[0].strip()
             if command and not command.startswith("#"):
@@ -86,7 +86,7 @@ def argv_of(command: str, tmp_path: Path) -> list[str]:
     return [str(BIN / tool), *words[1:], *extra, f"{out}={tmp_path / 'out'}"]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.removeprefix(".venv/bin/") for c in COMMANDS])
 def test_readme_command_runs(command: str, tmp_path: Path) -> None:
     reason = _skip_reason(command)
     if reason:
