@@ -41,7 +41,7 @@ def _reached(*_args: Any, **_kwargs: Any) -> Any:
 # script -> (config name, groups (not the script's own options), in-process entry, heavy step)
 SCRIPTS: dict[str, tuple[str, tuple[str, ...], Callable[[DictConfig], Any], tuple[Any, str]]] = {
     "planner": ("planner", simulate.GROUPS, simulate.run, (simulate, "simulate")),
-    "planner-size": ("size", size.GROUPS, size.run, (size, "size_option")),
+    "planner-size": ("size", size.GROUPS, size.run, (size, "run_sizing")),
     "planner-roi": ("roi", roi.GROUPS, roi.run, (roi, "demand_grid")),
     "planner-roofline": ("roofline", roofline.GROUPS, roofline.compute,
                          (app_roofline, "roofline_summary")),

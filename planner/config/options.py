@@ -83,6 +83,15 @@ class SizingSloOptions(_Options):
     tpot_p99_s: PositiveFloat
 
 
+class ReplicationOptions(_Options):
+    """``planner-size``'s ``replication`` group: simulations per candidate fleet, CI level."""
+
+    count: Annotated[int, Field(ge=1, le=100, description="an integer in [1, 100]")] = 3
+    confidence: Annotated[
+        float, Field(gt=0, lt=1, allow_inf_nan=False, description="a number in (0, 1)")
+    ] = 0.95
+
+
 class RoiOptions(_Options):
     """``planner-roi``'s ``roi`` group (the option names are checked against ``sizing.options``)."""
 
@@ -181,6 +190,11 @@ def demand_options(data: object) -> DemandOptions:
 def sizing_slo(data: object) -> SizingSloOptions:
     """``slo`` of the sizing tools as :class:`SizingSloOptions`."""
     return validate(SizingSloOptions, data, "slo")
+
+
+def replication_options(data: object) -> ReplicationOptions:
+    """``replication`` of ``planner-size`` as :class:`ReplicationOptions`."""
+    return validate(ReplicationOptions, data, "replication")
 
 
 def roi_options(data: object) -> RoiOptions:

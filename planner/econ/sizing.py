@@ -11,16 +11,21 @@ one replica needs, so every candidate fleet adds whole replicas.
    passing count (doubling from the estimate until one passes); two pools are scaled together
    from the estimate's split, then each is trimmed while the SLOs still hold.
 
-Every simulation of a search uses the same seed and the same drawn trees (common random
-numbers), so whether a fleet passes depends only on the fleet and the demand: more demand never
-needs fewer racks and a looser SLO never needs more (tested).
+Every candidate is simulated ``replications`` times, replication ``i`` with its own seed (a
+child of ``SeedSequence(seed)``; one replication uses ``seed`` itself), and every candidate of a
+search sees the same seeds and so the same drawn trees (common random numbers): whether a fleet
+passes depends only on the fleet and the demand, so more demand never needs fewer racks and a
+looser SLO never needs more (tested). A candidate passes when the upper end of the confidence
+interval of each p99 (Student t over the replications' p99s, two-sided at ``confidence``) meets
+its SLO and every replication finished every tree; with one replication there is no interval and
+the p99 itself must meet the SLO.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +43,9 @@ TARGET_LOAD = 0.7
 
 WORKLOAD_STATS_TREES = 2000
 """Trees drawn to measure the workload's mean call shape for the analytic estimate."""
+
+METRICS = ("tree_e2e_s", "ttft_s", "tpot_s")
+"""The sized-for p99 figures, in the order the SLOs list them."""
 
 WARMUP_FRACTION = 0.1
 """Share of a sizing run's first-arriving trees left out of its percentiles: the fleet starts
@@ -59,6 +67,7 @@ class SizingSlo:
     tpot_p99_s: float
 
     def __post_init__(self) -> None:
+        """Refuse a target that is not a positive number (``ConfigError`` naming it)."""
         for name in ("tree_e2e_p99_s", "ttft_p99_s", "tpot_p99_s"):
             require_positive(f"slo.{name}", getattr(self, name))
 
@@ -78,6 +87,7 @@ class SizingOption:
     sized_pools: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        """Refuse a sized pool the fleet does not have, or none at all."""
         names = {p.name for p in self.fleet.pools}
         for pool in self.sized_pools:
             if pool not in names:
@@ -91,23 +101,39 @@ class SizingOption:
 
 @dataclass(frozen=True)
 class FleetCheck:
-    """One simulated candidate fleet.
+    """One simulated candidate fleet, over its replications.
 
     Attributes:
         racks: Racks per pool.
-        meets_slo: Whether all three p99 targets held and every tree finished.
-        p99: ``tree_e2e_s``, ``ttft_s``, ``tpot_s`` at the 99th percentile.
-        result: The simulation.
+        meets_slo: Whether every replication finished every tree and the upper confidence bound
+            of each p99 (the p99 itself with one replication) is within its SLO.
+        p99: ``tree_e2e_s``, ``ttft_s``, ``tpot_s``: mean over the replications of each
+            replication's 99th percentile, s (``inf`` when a replication left calls unfinished).
+        result: The simulation of the first replication (costs and power are read from it).
+        replications: Per replication, its three p99 figures, s.
+        p99_ci: Per figure, the ``(low, high)`` confidence interval of the mean p99, s
+            (``None`` with one replication).
+        complete: Whether every replication finished every tree.
     """
 
     racks: Mapping[str, int]
     meets_slo: bool
     p99: Mapping[str, float]
     result: SimulationResult
+    replications: tuple[Mapping[str, float], ...] = ()
+    p99_ci: Mapping[str, tuple[float, float]] | None = None
+    complete: bool = True
+
+    @property
+    def p99_upper(self) -> dict[str, float]:
+        """The upper confidence bound of each p99 (the p99 itself with one replication), s."""
+        if self.p99_ci is None:
+            return dict(self.p99)
+        return {name: self.p99_ci[name][1] for name in self.p99}
 
 
 @dataclass(frozen=True)
-class SizingResult:
+class SearchResult:
     """The fewest racks found for one option (``feasible`` False: none within ``max_racks``).
 
     Attributes:
@@ -116,7 +142,13 @@ class SizingResult:
         analytic_racks: The analytic estimate per sized pool.
         feasible: Whether a fleet within ``max_racks`` per pool met the SLOs.
         check: The simulation of the returned fleet.
-        simulations: Candidate fleets simulated.
+        simulations: Candidate fleets simulated (each over every replication).
+        below: Per sized pool, the check of the returned fleet with that pool one rack unit
+            smaller (the margin: it failed, or the search would have chosen it); empty when
+            infeasible or the pool is at one unit.
+        candidates: Every candidate simulated, by total racks then racks per pool.
+        replications: Simulations per candidate.
+        confidence: Two-sided confidence level of the p99 intervals.
     """
 
     option: str
@@ -125,6 +157,10 @@ class SizingResult:
     feasible: bool
     check: FleetCheck
     simulations: int
+    below: Mapping[str, FleetCheck] = field(default_factory=dict)
+    candidates: tuple[FleetCheck, ...] = ()
+    replications: int = 1
+    confidence: float = 0.95
 
 
 def workload_at_demand(workload: WorkloadSpec, trees_per_s: float) -> WorkloadSpec:
@@ -249,8 +285,41 @@ def meets(p99: Mapping[str, float], slo: SizingSlo) -> bool:
     )
 
 
+def replication_seeds(seed: int, replications: int) -> list[int]:
+    """Root seed of each replication: ``seed`` alone, else children of ``SeedSequence(seed)``.
+
+    Each child's state is drawn as one 63-bit integer, so every replication's random streams
+    (arrivals, trees, jitter, failures: children of ``SeedSequence(child seed)`` in the engine)
+    are independent of the others' and fixed by ``seed``.
+    """
+    require_positive("replication.count", replications)
+    if replications == 1:
+        return [seed]
+    children = np.random.SeedSequence(seed).spawn(replications)
+    return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
+def confidence_interval(values: Sequence[float], confidence: float) -> tuple[float, float] | None:
+    """Two-sided Student-t interval of the mean of ``values`` (``None`` for fewer than 2).
+
+    An infinite value (a replication with unfinished calls) gives ``(inf, inf)``.
+    """
+    n = len(values)
+    if n < 2:
+        return None
+    data = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(data)):
+        return math.inf, math.inf
+    # Imported here: scipy.stats costs start-up time (tests/test_startup.py).
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + confidence / 2.0, n - 1)) * float(data.std(ddof=1)) / math.sqrt(n)
+    mean = float(data.mean())
+    return mean - half, mean + half
+
+
 class _Search:
-    """Simulates candidate fleets of one option, each at most once."""
+    """Simulates candidate fleets of one option, each at most once (over every replication)."""
 
     def __init__(
         self,
@@ -259,25 +328,53 @@ class _Search:
         slo: SizingSlo,
         seed: int,
         failures: FailureSpec | None,
+        replications: int = 1,
+        confidence: float = 0.95,
+        progress: Callable[[FleetCheck], None] | None = None,
     ) -> None:
-        self.option, self.workload, self.slo, self.seed = option, workload, slo, seed
-        self.failures = failures
+        self.option, self.workload, self.slo = option, workload, slo
+        self.seeds = replication_seeds(seed, replications)
+        self.confidence, self.failures, self.progress = confidence, failures, progress
         self.cache: dict[tuple[int, ...], FleetCheck] = {}
 
     def check(self, racks: Mapping[str, int]) -> FleetCheck:
         key = tuple(racks[p] for p in self.option.sized_pools)
         if key not in self.cache:
-            pools = tuple(
-                replace(p, racks=racks[p.name], replicas=None) if p.name in racks else p
-                for p in self.option.fleet.pools
-            )
-            fleet = replace(self.option.fleet, pools=pools)
-            result = simulate(fleet, self.workload, seed=self.seed, failures=self.failures)
-            p99 = p99_figures(result)
-            self.cache[key] = FleetCheck(
-                dict(racks), result.complete and meets(p99, self.slo), p99, result
-            )
+            self.cache[key] = self._simulate(racks)
+            if self.progress is not None:
+                self.progress(self.cache[key])
         return self.cache[key]
+
+    def _simulate(self, racks: Mapping[str, int]) -> FleetCheck:
+        pools = tuple(
+            replace(p, racks=racks[p.name], replicas=None) if p.name in racks else p
+            for p in self.option.fleet.pools
+        )
+        fleet = replace(self.option.fleet, pools=pools)
+        runs: list[dict[str, float]] = []
+        first: SimulationResult | None = None
+        complete = True
+        for seed in self.seeds:
+            result = simulate(fleet, self.workload, seed=seed, failures=self.failures)
+            first = first or result
+            runs.append(p99_figures(result))
+            complete = complete and result.complete
+            if not complete:  # an unfinished replication fails the candidate whatever follows
+                break
+        assert first is not None  # at least one seed
+        mean = {name: float(np.mean([r[name] for r in runs])) for name in METRICS}
+        ci: dict[str, tuple[float, float]] | None = None
+        if len(self.seeds) > 1:
+            ci = {}
+            for name in METRICS:
+                interval = confidence_interval([r[name] for r in runs], self.confidence)
+                # Stopped early (or one run): the interval is unbounded.
+                ci[name] = interval if interval and len(runs) == len(self.seeds) else _UNBOUNDED
+        check = FleetCheck(dict(racks), False, mean, first, tuple(runs), ci, complete)
+        return replace(check, meets_slo=complete and meets(check.p99_upper, self.slo))
+
+
+_UNBOUNDED = (math.inf, math.inf)
 
 
 def _bisect_units(passes: Callable[[int], bool], start: int, max_units: int) -> tuple[int, bool]:
@@ -297,6 +394,18 @@ def _bisect_units(passes: Callable[[int], bool], start: int, max_units: int) -> 
     return high, True
 
 
+def _trim(check: Callable[[dict[str, int]], bool], counts: dict[str, int]) -> dict[str, int]:
+    """Take one unit off any pool while the fleet still passes, until none can be taken."""
+    trimmed = True
+    while trimmed:
+        trimmed = False
+        for name in counts:
+            trial = {**counts, name: counts[name] - 1}
+            if counts[name] > 1 and check(trial):
+                counts, trimmed = trial, True
+    return counts
+
+
 def size_option(
     option: SizingOption,
     workload: WorkloadSpec,
@@ -306,30 +415,50 @@ def size_option(
     seed: int,
     max_racks: int,
     failures: FailureSpec | None = None,
-) -> SizingResult:
+    replications: int = 1,
+    confidence: float = 0.95,
+    progress: Callable[[FleetCheck], None] | None = None,
+) -> SearchResult:
     """The fewest racks of ``option`` meeting ``slo`` at ``trees_per_s`` (see module docstring).
 
-    With ``failures``, every candidate fleet is simulated with accelerators failing and being
-    repaired, so the fleet found meets the SLOs while failures are happening.
+    Args:
+        option: The fleet template and the pools to size.
+        workload: Arrivals (Poisson or Gamma: the rate is set to ``trees_per_s``) and trees.
+        trees_per_s: Demand, trees/s.
+        slo: The p99 targets.
+        seed: Root seed of the replications' seeds (:func:`replication_seeds`).
+        max_racks: Most racks tried per sized pool.
+        failures: Accelerator failures injected into every candidate (the fleet found meets the
+            SLOs while failures are happening); ``None``: none.
+        replications: Simulations per candidate (independent seeds, shared by the candidates).
+        confidence: Two-sided level of the p99 confidence intervals (0 < level < 1).
+        progress: Called with each candidate once it has been simulated.
+
+    Returns:
+        The fewest racks found, the one-unit-smaller fleets that fail (the margin) and every
+        candidate simulated.
     """
     require_positive("sizing.max_racks", max_racks)
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError("replication.confidence", f"must be in (0, 1), got {confidence!r}")
     at_demand = workload_at_demand(workload, trees_per_s)
     prefix_caching = any(p.batching.prefix_cache_fraction > 0 for p in option.fleet.pools)
     shape = call_shape(at_demand, seed, prefix_caching)
     estimate = analytic_racks(option, shape, trees_per_s, slo)
     units = {p.name: rack_unit(p) for p in option.fleet.pools if p.name in option.sized_pools}
     max_units = {name: max(1, max_racks // unit) for name, unit in units.items()}
-    search = _Search(option, at_demand, slo, seed, failures)
+    search = _Search(option, at_demand, slo, seed, failures, replications, confidence, progress)
 
     def racks_of(counts: Mapping[str, int]) -> dict[str, int]:
         return {name: counts[name] * units[name] for name in units}
 
+    def passes(counts: Mapping[str, int]) -> bool:
+        return search.check(racks_of(counts)).meets_slo
+
     start = {name: max(1, estimate[name] // units[name]) for name in units}
     if len(units) == 1:
         (name,) = units
-        count, feasible = _bisect_units(
-            lambda n: search.check(racks_of({name: n})).meets_slo, start[name], max_units[name]
-        )
+        count, feasible = _bisect_units(lambda n: passes({name: n}), start[name], max_units[name])
         counts = {name: count}
     else:
         # Scale every sized pool together from the estimate's split, then trim each pool.
@@ -337,23 +466,28 @@ def size_option(
             return {n: min(max_units[n], max(1, math.ceil(start[n] * step / 4))) for n in units}
 
         top = max(math.ceil(4 * max_units[n] / start[n]) for n in units)
-        step, feasible = _bisect_units(
-            lambda s: search.check(racks_of(scaled(s))).meets_slo, 4, top
-        )
-        counts = scaled(step)
-        if feasible:
-            for name in units:
-                while counts[name] > 1:
-                    trial = {**counts, name: counts[name] - 1}
-                    if not search.check(racks_of(trial)).meets_slo:
-                        break
-                    counts = trial
+        step, feasible = _bisect_units(lambda s: passes(scaled(s)), 4, top)
+        counts = _trim(passes, scaled(step)) if feasible else scaled(step)
     racks = racks_of(counts)
-    return SizingResult(
+    below = {
+        name: search.check(racks_of({**counts, name: counts[name] - 1}))
+        for name in units
+        if feasible and counts[name] > 1
+    }
+    return SearchResult(
         option=option.name,
         racks=racks,
         analytic_racks=estimate,
         feasible=feasible,
         check=search.check(racks),
         simulations=len(search.cache),
+        below=below,
+        candidates=tuple(
+            sorted(
+                search.cache.values(),
+                key=lambda c: (sum(c.racks.values()), tuple(c.racks.values())),
+            )
+        ),
+        replications=replications,
+        confidence=confidence,
     )

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from planner.perf.replica import Replica
+from planner.sim.config import SloSpec
 from planner.sim.results import SimulationResult
 from planner.workload.trees import SHAPE_KINDS
 
@@ -82,10 +83,11 @@ def _interpolated(fn: Any, values: NDArray[np.float64]) -> NDArray[np.float64]:
     if unique.size > GRID_POINTS:
         unique = np.unique(np.geomspace(max(unique[0], 1.0), unique[-1], GRID_POINTS))
         unique = np.concatenate(([values.min()], unique, [values.max()]))
-    return np.interp(values, unique, np.array([fn(float(v)) for v in unique]))
+    out: NDArray[np.float64] = np.interp(values, unique, np.array([fn(float(v)) for v in unique]))
+    return out
 
 
-def zero_load_parts(
+def zero_load_calls(
     result: SimulationResult,
     prefill_perf: Replica,
     decode_perf: Replica,
@@ -94,13 +96,12 @@ def zero_load_parts(
     prefix_cache: bool = False,
     token_budget: int = 8192,
 ) -> dict[str, NDArray[np.float64]]:
-    """Per tree, its zero-load critical path split into tool, prefill, decode, transfer (s).
+    """Per call, its zero-load time split into the :data:`PARTS` (``queue_s`` is 0), s.
 
     ``transfer_bytes_per_s`` is the KV link's bandwidth in a disaggregated fleet (``None``:
     unified, no transfer); ``prefix_cache``: the prefill pool keeps a prefix cache;
     ``token_budget``: the prefill pool's tokens per iteration (a lone prompt is prefilled in
-    chunks of it, as the engine does). The path is the longest one through the tree at zero
-    load.
+    chunks of it, as the engine does).
     """
     trees = result.trees
     inputs = trees.input_tokens.astype(np.float64)
@@ -135,10 +136,43 @@ def zero_load_parts(
         kv = decode_perf.kv_bytes_for_context(1000.0) - decode_perf.kv_bytes_for_context(0.0)
         nbytes = kv / 1000.0 * (inputs + 1.0) + decode_perf.state_bytes_per_sequence
         transfer_s = np.where(outputs > 1, nbytes / transfer_bytes_per_s + transfer_latency_s, 0.0)
-    per_call = {
-        "tool_s": trees.delay_before_s, "prefill_s": prefill_s, "decode_s": decode_s,
-        "transfer_s": transfer_s, "queue_s": np.zeros_like(inputs),
-    }  # fmt: skip
+    return {
+        "tool_s": trees.delay_before_s,
+        "prefill_s": prefill_s,
+        "decode_s": decode_s,
+        "transfer_s": transfer_s,
+        "queue_s": np.zeros_like(inputs),
+    }
+
+
+def zero_load_parts(
+    result: SimulationResult,
+    prefill_perf: Replica,
+    decode_perf: Replica,
+    transfer_bytes_per_s: float | None,
+    transfer_latency_s: float,
+    prefix_cache: bool = False,
+    token_budget: int = 8192,
+    per_call: dict[str, NDArray[np.float64]] | None = None,
+) -> dict[str, NDArray[np.float64]]:
+    """Per tree, its zero-load critical path split into tool, prefill, decode, transfer (s).
+
+    The arguments are :func:`zero_load_calls`'s (``per_call``: its result, if already
+    computed). The path is the longest one through the tree at zero load.
+    """
+    if per_call is None:
+        per_call = zero_load_calls(
+            result,
+            prefill_perf,
+            decode_perf,
+            transfer_bytes_per_s,
+            transfer_latency_s,
+            prefix_cache,
+            token_budget,
+        )
+    trees = result.trees
+    n_nodes = np.diff(trees.node_offsets)
+    local = np.arange(trees.n_calls) - np.repeat(trees.node_offsets[:-1], n_nodes)
     cost: NDArray[np.float64] = np.sum([per_call[name] for name in PARTS], axis=0)
     # Longest path: local node ids are topologically ordered, so sweep them in order.
     finish = np.zeros(trees.n_calls)
@@ -206,3 +240,97 @@ def floors(
             "over_slo_fraction": float((total[trees] > tree_slo_s).mean()),
         }
     return out
+
+
+def call_floors(
+    result: SimulationResult, per_call: dict[str, NDArray[np.float64]], slo: SloSpec
+) -> dict[str, dict[str, Any]]:
+    """Per shape, the p99 over its calls of the zero-load TTFT and TPOT, and the share over SLO.
+
+    A call's zero-load TTFT is its prompt's prefill alone (the first token comes with the last
+    prefill chunk); its zero-load TPOT is ``(KV transfer + (output - 1) decode steps at batch
+    1) / (output - 1)``, for calls with more than one output token (the engine's TPOT runs from
+    the first token, so a disaggregated call's transfer is part of it). Percentiles are nearest
+    rank, as for the trees.
+    """
+    outputs = result.trees.output_tokens.astype(np.float64)
+    ttft = per_call["prefill_s"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(
+            outputs > 1, (per_call["transfer_s"] + per_call["decode_s"]) / (outputs - 1.0), np.nan
+        )
+    shape_of_call = result.trees.tree_shape[result.call_tree]
+    floors = {"ttft_s": (ttft, slo.ttft_s), "tpot_s": (tpot, slo.tpot_s)}
+    out: dict[str, dict[str, Any]] = {}
+    for code, shape in enumerate(SHAPE_KINDS):
+        calls = shape_of_call == code
+        if not calls.any():
+            continue
+        entry: dict[str, Any] = {"p99": {}, "over_slo_fraction": {}}
+        for name, (values, limit) in floors.items():
+            kept = values[calls]
+            kept = kept[np.isfinite(kept)]
+            if kept.size == 0:
+                continue
+            entry["p99"][name] = float(kept[_at_rank(kept, 99)])
+            entry["over_slo_fraction"][name] = float((kept > limit).mean())
+        out[shape] = entry
+    return out
+
+
+def feasibility(
+    shape_floors: dict[str, Any],
+    slo: SloSpec,
+    hardware: str,
+    calls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``slo.feasible`` and its reason: is every SLO above every shape's zero-load floor?
+
+    Args:
+        shape_floors: :func:`floors` (trees: ``floor_s``, ``parts``, ``over_slo_fraction``).
+        slo: The SLOs.
+        hardware: The fleet's hardware, named in the sentence.
+        calls: :func:`call_floors` (per-call TTFT and TPOT floors); ``None``: trees only.
+
+    Returns:
+        ``{"feasible": bool, "infeasible_reason": sentence or None}``: the sentence names each
+        SLO that no fleet of that hardware can meet, the shapes whose floor exceeds it and the
+        part that dominates.
+    """
+    problems = []
+    below = {s: f for s, f in shape_floors.items() if f["floor_s"] > slo.tree_e2e_s}
+    if below:
+        shapes = []
+        for shape, floor in sorted(below.items(), key=lambda kv: -kv[1]["over_slo_fraction"]):
+            part = max(PARTS, key=lambda name: floor["parts"][name])
+            shapes.append(
+                f"{floor['over_slo_fraction']:.1%} of {shape} trees (p99 zero-load critical "
+                f"path {floor['floor_s']:,.1f} s, {floor['parts'][part]:,.1f} s of it "
+                f"{part.removesuffix('_s')})"
+            )
+        problems.append(
+            f"the {slo.tree_e2e_s:g} s tree SLO: even on an idle fleet {' and '.join(shapes)} "
+            "take longer"
+        )
+    what = {"ttft_s": ("TTFT", "its prompt's prefill alone")}
+    what["tpot_s"] = ("TPOT", "one decode step at batch 1 plus the KV transfer")
+    for name, (label, cause) in what.items():
+        limit = getattr(slo, name)
+        over = {s: c for s, c in (calls or {}).items() if c["p99"].get(name, 0.0) > limit}
+        if over:
+            shapes = [
+                f"{c['over_slo_fraction'][name]:.1%} of {shape} calls (p99 zero-load "
+                f"{label} {c['p99'][name]:,.3g} s)"
+                for shape, c in sorted(over.items(), key=lambda kv: -kv[1]["p99"][name])
+            ]
+            problems.append(
+                f"the {limit:g} s {label} SLO: even on an idle fleet {' and '.join(shapes)} "
+                f"exceed it ({cause})"
+            )
+    if not problems:
+        return {"feasible": True, "infeasible_reason": None}
+    reason = (
+        f"No fleet of {hardware} meets {'; nor '.join(problems)}, so adding racks cannot fix "
+        "it; a faster replica, shorter calls or a looser SLO can."
+    )
+    return {"feasible": False, "infeasible_reason": reason}

@@ -125,6 +125,7 @@ class _Engine:
         self.tree_left: list[int] = trees.calls_per_tree().tolist()
         self.ready_s = np.full(n_calls, np.nan)
         self.admit_s = np.full(n_calls, np.nan)
+        self.decode_admit_s = np.full(n_calls, np.nan)  # disaggregated: admitted to decode
         self.first_token_s = np.full(n_calls, np.nan)
         self.finish_s = np.full(n_calls, np.nan)
         self.kv_landed_s = np.full(n_calls, np.nan)  # disaggregated: KV at the decode pool
@@ -280,6 +281,7 @@ class _Engine:
             return
         self.retries[call] += 1
         self.admit_s[call] = np.nan
+        self.decode_admit_s[call] = np.nan
         self.first_token_s[call] = np.nan
         self.kv_landed_s[call] = np.nan
         self.cached_tokens[call] = 0
@@ -626,5 +628,6 @@ def _simulate_drawn(
         fail_reason=engine.fail_reason if failures is not None else None,
         trees_started=engine.trees_started,
         kv_landed_s=engine.kv_landed_s if engine.entry is not engine.decode_entry else None,
+        decode_admit_s=engine.decode_admit_s if engine.entry is not engine.decode_entry else None,
         census=engine.census(),
     )

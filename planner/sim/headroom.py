@@ -147,7 +147,7 @@ def _weight_bytes_per_iteration(spec: PoolSpec, perf: Replica, tokens: float) ->
         return perf.weight_bytes
     per_param = perf.weight_bytes / model.total_params
     touched = 1.0 - (1.0 - model.moe.n_active_experts / model.moe.n_routed_experts) ** tokens
-    return per_param * (model.always_read_params + model.routed_expert_params * touched)
+    return float(per_param * (model.always_read_params + model.routed_expert_params * touched))
 
 
 def kv_per_token(perf: Replica) -> float:

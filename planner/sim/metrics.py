@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from planner.sim.budget import PARTS, floors, latency_budget, zero_load_parts
+from planner.sim.budget import (
+    call_floors,
+    feasibility,
+    floors,
+    latency_budget,
+    zero_load_calls,
+    zero_load_parts,
+)
 from planner.sim.config import FleetSpec, PoolSpec, SloSpec
 from planner.sim.headroom import (
     achieved_fractions,
@@ -203,9 +210,14 @@ def pool_load(
     )
     capacity = perf.kv_budget_bytes * stats.replicas
     kv = interval_timeline(start, end, per_token * tokens + fixed, stats.timeline_bin_s, bins)
-    if spec.role != "decode":
+    # Calls waiting for admission: from ready (a decode pool: from the KV landing) to admission.
+    wait_start: NDArray[np.float64] | None = result.ready_s
+    wait_end: NDArray[np.float64] | None = result.admit_s
+    if spec.role == "decode":
+        wait_start, wait_end = landed, result.decode_admit_s
+    if wait_start is not None and wait_end is not None:
         waiting = interval_timeline(
-            result.ready_s, _done_or_failed(result, result.admit_s),
+            wait_start, _done_or_failed(result, wait_end),
             np.ones(trees.n_calls), stats.timeline_bin_s, bins,
         )  # fmt: skip
         queue = [round(float(v), 3) for v in waiting]
@@ -227,40 +239,23 @@ def pool_load(
     }
 
 
-def tree_floors(result: SimulationResult, fleet: FleetSpec, slo: SloSpec) -> dict[str, Any]:
-    """Per shape, the zero-load critical path (see :mod:`planner.sim.budget`)."""
+def tree_floors(
+    result: SimulationResult, fleet: FleetSpec, slo: SloSpec
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per shape, the zero-load critical path of its trees and the zero-load TTFT / TPOT of its
+    calls (see :mod:`planner.sim.budget`)."""
     disaggregated = fleet.prefill_pool is not fleet.decode_pool
+    prefill, decode = pool_replica(fleet.prefill_pool), pool_replica(fleet.decode_pool)
+    link = fleet.kv_link_bandwidth_bytes_per_s if disaggregated else None
+    cache = fleet.prefill_pool.batching.prefix_cache_fraction > 0
+    budget = fleet.prefill_pool.batching.token_budget
+    per_call = zero_load_calls(
+        result, prefill, decode, link, fleet.kv_link_latency_s, cache, budget
+    )
     parts = zero_load_parts(
-        result,
-        pool_replica(fleet.prefill_pool),
-        pool_replica(fleet.decode_pool),
-        fleet.kv_link_bandwidth_bytes_per_s if disaggregated else None,
-        fleet.kv_link_latency_s,
-        prefix_cache=fleet.prefill_pool.batching.prefix_cache_fraction > 0,
-        token_budget=fleet.prefill_pool.batching.token_budget,
+        result, prefill, decode, link, fleet.kv_link_latency_s, cache, budget, per_call
     )
-    return floors(result, parts, slo.tree_e2e_s)
-
-
-def feasibility(shape_floors: dict[str, Any], slo: SloSpec, hardware: str) -> dict[str, Any]:
-    """``slo.feasible`` and its reason: is the tree SLO above every shape's floor?"""
-    below = {s: f for s, f in shape_floors.items() if f["floor_s"] > slo.tree_e2e_s}
-    if not below:
-        return {"feasible": True, "infeasible_reason": None}
-    shapes = []
-    for shape, floor in sorted(below.items(), key=lambda kv: -kv[1]["over_slo_fraction"]):
-        part = max(PARTS, key=lambda name: floor["parts"][name])
-        shapes.append(
-            f"{floor['over_slo_fraction']:.1%} of {shape} trees (p99 zero-load critical path "
-            f"{floor['floor_s']:,.1f} s, {floor['parts'][part]:,.1f} s of it "
-            f"{part.removesuffix('_s')})"
-        )
-    reason = (
-        f"No fleet of {hardware} meets the {slo.tree_e2e_s:g} s tree SLO: even on an idle fleet "
-        f"{' and '.join(shapes)} take longer, so adding racks cannot fix it; a faster replica, "
-        "shorter calls or a looser SLO can."
-    )
-    return {"feasible": False, "infeasible_reason": reason}
+    return floors(result, parts, slo.tree_e2e_s), call_floors(result, per_call, slo)
 
 
 def summarize(
@@ -324,10 +319,13 @@ def summarize(
 
     n_tree_arrived = int(tree_arrived.sum())
     met = slo_met_per_tree(result, slo)
-    shape_floors = tree_floors(result, fleet, slo) if fleet is not None else {}
+    shape_floors, call_floor = tree_floors(result, fleet, slo) if fleet is not None else ({}, {})
     feasible = (
         feasibility(
-            shape_floors, slo, " + ".join(dict.fromkeys(p.system.name for p in fleet.pools))
+            shape_floors,
+            slo,
+            " + ".join(dict.fromkeys(p.system.name for p in fleet.pools)),
+            call_floor,
         )
         if fleet is not None
         else {"feasible": None, "infeasible_reason": None}
@@ -346,6 +344,10 @@ def summarize(
             "retries": int(result.retries.sum()) if result.retries is not None else 0,
             "retried_calls": int((result.retries > 0).sum()) if result.retries is not None else 0,
             "census": dict(census),
+            "floor_s": {shape: f["p99"] for shape, f in call_floor.items()},
+            "floor_over_slo_fraction": {
+                shape: f["over_slo_fraction"] for shape, f in call_floor.items()
+            },
             **{name: distribution(values) for name, values in latencies.items()},
         },
         "trees": {

@@ -57,6 +57,7 @@ class PoolHost(Protocol):
     shared_prefix_tokens: list[int]
     prefix_group: list[int]
     admit_s: NDArray[np.float64]
+    decode_admit_s: NDArray[np.float64]
     first_token_s: NDArray[np.float64]
     cached_tokens: NDArray[np.int64]
     prefill_replica: NDArray[np.int64]
@@ -263,6 +264,8 @@ class PoolRuntime:
             host.prefill_replica[call] = replica.index
         if self.decodes:
             host.decode_replica[call] = replica.index
+            if not self.prefills:
+                host.decode_admit_s[call] = now
 
     def on_first_token(self, call: int, now: float) -> None:
         self.host.first_token_s[call] = now

@@ -134,6 +134,9 @@ class SimulationResult:
     kv_landed_s: NDArray[np.float64] | None = None
     """Per call, when its KV cache landed at the decode pool, s (NaN: never; None: a unified
     fleet, where nothing is transferred)."""
+    decode_admit_s: NDArray[np.float64] | None = None
+    """Per call, when a decode replica admitted it after its KV landed, s (NaN: never; None: a
+    unified fleet). Landing to this is the wait for a decode slot."""
     census: dict[str, int] = field(default_factory=dict)
     """Calls in each of :data:`CENSUS_PLACES` when the clock stopped, found by walking the
     engine's queues, batches, links and timers; plus ``unaccounted`` and ``double_counted``
