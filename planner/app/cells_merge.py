@@ -257,6 +257,7 @@ def merge_cells(
         # Trees arrive in index order within each cell; summaries use the count only.
         trees_started=sum(r.trees_started for r in results),
         kv_landed_s=optional("kv_landed_s", np.nan, np.float64),
+        decode_admit_s=optional("decode_admit_s", np.nan, np.float64),
         census=merge_census([r.census for r in results], n_calls),
         cells=cells_info,
     )
