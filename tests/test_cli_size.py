@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
+
 SCRIPT = Path(sys.executable).parent / "planner-size"
 QUICK = ["demand.n_trees=300", "demand.trees_per_s=40"]
 
 
 def run(args: list[str], run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), f"hydra.run.dir={run_dir}", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    return run_cli(SCRIPT, [f"hydra.run.dir={run_dir}", *args])
 
 
 def test_sizes_every_option_and_reports_costs(tmp_path: Path) -> None:
