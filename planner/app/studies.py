@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner.app import studies_sim, studies_static
+from planner.app import studies_sim, studies_static, studies_tree
 from planner.app.studies_base import StudyResult, study_block
 from planner.specs.errors import require_choice
 
@@ -37,6 +37,7 @@ STUDIES: dict[str, Study] = {
     "long_context": studies_static.long_context,
     "silicon_cases": studies_static.silicon_cases,
     "long_documents": studies_static.long_documents,
+    "tree_cost": studies_tree.tree_cost,
 }
 """Study kind -> function(config, base_dir)."""
 
