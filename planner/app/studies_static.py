@@ -36,11 +36,16 @@ def lpu_latency(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyRe
         case = config.validate(LpuLatencyCase, raw, prefix)
         system = load_system(case.hardware, f"{prefix}.hardware")
         replica = build_replica(
-            load_model(case.model, f"{prefix}.model"), system,
-            config.efficiency(system.accelerator.family), precision=case.precision,
-            kv_precision=case.kv_precision, tp=case.tp, ep=case.ep,
-            dp_attention=case.dp_attention, chips=case.chips,
-        )  # fmt: skip
+            load_model(case.model, f"{prefix}.model"),
+            system,
+            config.efficiency(system.accelerator.family),
+            precision=case.precision,
+            kv_precision=case.kv_precision,
+            tp=case.tp,
+            ep=case.ep,
+            dp_attention=case.dp_attention,
+            chips=case.chips,
+        )
         replica.require_fit(context)
         rows[str(name)] = {
             "model": case.model,
@@ -78,10 +83,15 @@ def long_context(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyR
         case = config.validate(LongContextModel, raw, f"study.models.{role}")
         model = load_model(case.model, f"study.models.{role}.model")
         replicas[role] = build_replica(
-            model, system, config.efficiency(system.accelerator.family),
-            precision=case.precision, kv_precision="bf16", tp=case.tp, ep=case.ep,
+            model,
+            system,
+            config.efficiency(system.accelerator.family),
+            precision=case.precision,
+            kv_precision="bf16",
+            tp=case.tp,
+            ep=case.ep,
             dp_attention=case.dp_attention,
-        )  # fmt: skip
+        )
     rows: dict[str, dict[str, float]] = {}
     for context in contexts:
         row: dict[str, float] = {}

@@ -59,7 +59,7 @@ def _row(summary: Mapping[str, Any], user_speed: float) -> dict[str, Any]:
         "hardware_confirmed": all(p.get("hardware_confirmed") is not False for p in pools.values()),
         "borrowed_from": sorted(
             {str(p["borrowed_from"]) for p in pools.values() if p.get("borrowed_from")}
-        ),  # fmt: skip
+        ),
     }
 
 
@@ -72,9 +72,9 @@ def _reference(study: Mapping[str, Any]) -> dict[str, float] | None:
     unknown = set(raw) - {"usd_per_task", "usd_per_year", "agents"}
     if unknown:
         raise ConfigError(
-            f"study.reference.{sorted(unknown)[0]}", "unknown; allowed: usd_per_task, "
-            "usd_per_year, agents"
-        )  # fmt: skip
+            f"study.reference.{sorted(unknown)[0]}",
+            "unknown; allowed: usd_per_task, usd_per_year, agents",
+        )
     return {
         key: float(require_positive(f"study.reference.{key}", raw[key]))
         for key in ("usd_per_task", "usd_per_year", "agents")
