@@ -17,13 +17,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from planner import config
 from planner.econ.tco import EconomicsSpec, cost_summary, pool_cost
-from planner.sim.config import FleetSpec
+from planner.perf.replica import Replica
+from planner.sim.config import FleetSpec, SloSpec
 from planner.sim.engine import SimulationResult, simulate
-from planner.sim.metrics import summarize
+from planner.sim.headroom import knee_rate_per_s
+from planner.sim.metrics import offered_call_rate_per_s, summarize
+from planner.sim.pool import pool_replica
 from planner.specs.errors import ConfigError
 from planner.specs.hardware import System
 from planner.specs.model import Model
@@ -127,7 +132,8 @@ def run_variant(
         cfg: The variant's config (fleet, workload, slo, seed, economics).
         base_dir: Directory relative trace paths are resolved against.
         headroom: Also compute each pool's static knee and load fraction
-            (``pools.<name>.headroom``), which needs the fleet spec.
+            (``pools.<name>.headroom``), which needs the fleet spec, and the fleet's busiest
+            load fraction with batches capped at ``batching.max_batch`` (``knee_capped``).
     """
     fleet = config.fleet(cfg.get("fleet"))
     workload = config.workload(cfg.get("workload"), base_dir=base_dir)
@@ -136,6 +142,9 @@ def run_variant(
     economics = config.economics(cfg.get("economics") or {})
     result = simulate(fleet, workload, seed=seed)
     summary = summarize(result, slo, fleet) if headroom else summarize(result, slo)
+    if headroom:
+        busiest, knees = busiest_load_fraction(fleet, result, slo)
+        summary["knee_capped"] = {"busiest_load_fraction": busiest, "knee_calls_per_s": knees}
     summary["cost"] = fleet_cost(summary, fleet, economics)
     summary["fleet"] = {
         p.name: {"role": p.role, "hardware": p.system.name, "model": p.model.name, "racks": p.racks}
@@ -162,3 +171,61 @@ def load_system(name: str, field: str) -> System:
 def load_model(name: str, field: str) -> Model:
     """The model ``conf/model/NAME.yaml`` (``field`` names the reference in errors)."""
     return config.model(config.load_named("model", name, field), field)
+
+
+class _BatchCapped:
+    """A replica whose ``max_batch`` is also capped by the pool's configured ``max_batch``.
+
+    :func:`planner.sim.headroom.knee_rate_per_s` sizes the decode batch from KV memory alone; a
+    small-active MoE then shows batches of thousands that the serving stack (and the simulator,
+    which honours ``batching.max_batch``) never runs. Everything else is the replica's own.
+    """
+
+    def __init__(self, replica: Replica, max_batch: int) -> None:
+        self._replica = replica
+        self._cap = max_batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._replica, name)
+
+    def max_batch(self, context_tokens: float) -> int:
+        """The replica's KV-bounded batch, at most the pool's ``batching.max_batch``."""
+        return min(self._replica.max_batch(context_tokens), self._cap)
+
+
+def busiest_load_fraction(
+    fleet: FleetSpec, result: SimulationResult, slo: SloSpec
+) -> tuple[float | None, dict[str, float]]:
+    """Offered call rate over each pool's knee, with batches capped at ``batching.max_batch``.
+
+    The knee is :func:`planner.sim.headroom.knee_rate_per_s` at the run's mean input / output
+    tokens per call (as ``summary.json``'s ``headroom``), on a replica whose batch is also capped
+    by the pool's ``max_batch`` (see :class:`_BatchCapped`).
+
+    Returns:
+        ``(max load fraction or None, {pool: knee calls/s})``; None when no pool has a knee or
+        no call was offered.
+    """
+    inputs = result.trees.input_tokens.astype(np.float64)
+    outputs = result.trees.output_tokens.astype(np.float64)
+    offered = offered_call_rate_per_s(result)
+    if not inputs.size or not offered:
+        return None, {}
+    replicas = {stats.name: stats.replicas for stats in result.pools}
+    knees = {}
+    for pool in fleet.pools:
+        perf = pool_replica(pool)
+        overhead_s = float(getattr(getattr(perf, "efficiency", None), "request_overhead_s", 0.0))
+        capped = cast(Replica, _BatchCapped(perf, pool.batching.max_batch))
+        knees[pool.name] = knee_rate_per_s(
+            capped,
+            pool.role,
+            replicas[pool.name],
+            float(inputs.mean()),
+            float(outputs.mean()),
+            slo,
+            overhead_s,
+        )
+    if any(k <= 0 for k in knees.values()):
+        return None, knees
+    return max(offered / k for k in knees.values()), knees

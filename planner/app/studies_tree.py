@@ -8,7 +8,8 @@ Each ``study.variants`` entry is one fleet (same workload, same seed). Per varia
   trees it finished per year at the simulated load;
 * ``usd_per_tree_at_knee``: the same fleet run at its knee, where its busiest pool reaches the
   highest call rate at which the TPOT and TTFT SLOs still hold (static model,
-  :func:`planner.sim.headroom.knee_rate_per_s`): ``usd_per_tree x max(load_fraction)`` [D]. Power
+  :func:`planner.app.studies_base.busiest_load_fraction`: the pool's knee with batches capped at
+  its ``batching.max_batch``): ``usd_per_tree x max(load_fraction)`` [D]. Power
   is kept at the simulated draw [A: energy is a few percent of the yearly cost of these fleets],
   so this slightly understates the cost at the knee.
 
@@ -32,12 +33,7 @@ SECONDS_PER_YEAR = 365.0 * 86400.0
 
 def _row(summary: Mapping[str, Any], user_speed: float) -> dict[str, Any]:
     pools = summary["pools"]
-    fractions = [
-        p["headroom"]["load_fraction"]
-        for p in pools.values()
-        if (p.get("headroom") or {}).get("load_fraction") is not None
-    ]
-    busiest = max(fractions) if fractions else None
+    busiest = (summary.get("knee_capped") or {}).get("busiest_load_fraction")
     usd_per_tree = summary["cost"]["usd_per_tree"]
     return {
         "tree_e2e_s_p50": summary["trees"]["e2e_s"]["p50"],
