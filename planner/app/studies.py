@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner.app import studies_reasoning, studies_sim, studies_static, studies_tree
+from planner.app import studies_mix, studies_reasoning, studies_sim, studies_static, studies_tree
 from planner.app.studies_base import StudyResult, study_block
 from planner.specs.errors import require_choice
 
@@ -39,6 +39,7 @@ STUDIES: dict[str, Study] = {
     "long_documents": studies_static.long_documents,
     "tree_cost": studies_tree.tree_cost,
     "reasoning_split": studies_reasoning.reasoning_split,
+    "silicon_mix": studies_mix.silicon_mix,
 }
 """Study kind -> function(config, base_dir)."""
 
