@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +263,8 @@ def _search(
         return value
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    # enqueue_trial is "experimental" in optuna 2.x; its warning says nothing about the answer.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for kind, tenths in (("gpu", SHARE_STEPS), ("asic", 0)):
         extreme = _extreme(kind, classes, options, knees)
         if extreme is None:
