@@ -263,25 +263,19 @@ def _search(
         return value
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-    # enqueue_trial is "experimental" in optuna 2.x; its warning says nothing about the answer.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    for kind, tenths in (("gpu", SHARE_STEPS), ("asic", 0)):
-        extreme = _extreme(kind, classes, options, knees)
-        if extreme is None:
-            continue
-        study.enqueue_trial(
-            {
-                **{f"{c}.gpu_tenths": tenths for c in extreme},
-                **{f"{c}.{kind}": o for c, o in extreme.items()},
-                **{
-                    f"{c}.{'asic' if kind == 'gpu' else 'gpu'}": (asics if kind == "gpu" else gpus)[
-                        0
-                    ]
-                    for c in extreme
-                },
-            }
-        )
-    study.optimize(cast(Callable[[Any], float], objective), n_trials=n_trials)
+    with warnings.catch_warnings():
+        # enqueue_trial is "experimental" in optuna 2.x; the warning says nothing about the answer.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for kind, tenths in (("gpu", SHARE_STEPS), ("asic", 0)):
+            extreme = _extreme(kind, classes, options, knees)
+            if extreme is None:
+                continue
+            other, other_options = ("asic", asics) if kind == "gpu" else ("gpu", gpus)
+            params: dict[str, Any] = {f"{c}.gpu_tenths": tenths for c in extreme}
+            params.update({f"{c}.{kind}": o for c, o in extreme.items()})
+            params.update({f"{c}.{other}": other_options[0] for c in extreme})  # unused side
+            study.enqueue_trial(params)
+        study.optimize(cast(Callable[[Any], float], objective), n_trials=n_trials)
     if not math.isfinite(study.best_value):
         raise ConfigError("study", "no mix of the options serves every class within its SLOs")
     best = decode(study.best_params)
