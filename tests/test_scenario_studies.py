@@ -45,6 +45,7 @@ def run_planner(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str, str]:
 
 
 def test_rubin_cpx_prefill_answer_follows_the_runs(tmp_path: Path) -> None:
+    """Knee costs, the cheapest fleet and the head-to-head in the answer follow the rows."""
     summary, _, _ = run_planner(tmp_path, "scenario=rubin_cpx_prefill", "workload.n_trees=40")
     rows, answer = summary["variants"], summary["answer"]
     assert set(rows) == {"cpx_prefill_rubin_decode", "cpx_prefill_lpu_decode", "rubin_unified"}
@@ -63,6 +64,7 @@ def test_rubin_cpx_prefill_answer_follows_the_runs(tmp_path: Path) -> None:
 
 
 def test_price_per_task_sets_the_cost_against_the_seeds(tmp_path: Path) -> None:
+    """The $0.15 ratio, tasks a year and the four agents' bill are computed from the rows."""
     summary, _, _ = run_planner(tmp_path, "scenario=price_per_task", "workload.n_trees=30")
     rows, answer, ref = summary["variants"], summary["answer"], summary["reference"]
     assert ref == {"usd_per_task": 0.15, "usd_per_year": 10000.0, "agents": 4.0}
@@ -78,6 +80,7 @@ def test_price_per_task_sets_the_cost_against_the_seeds(tmp_path: Path) -> None:
 
 
 def test_reasoning_split_sweep_and_flips_follow_the_cells(tmp_path: Path) -> None:
+    """The cheapest fleet per load and the flips follow the simulated cells."""
     summary, _, _ = run_planner(
         tmp_path,
         "scenario=reasoning_split",
@@ -107,6 +110,7 @@ def test_reasoning_split_sweep_and_flips_follow_the_cells(tmp_path: Path) -> Non
 
 
 def test_usd_per_answer_counts_whole_fleet_copies() -> None:
+    """A load beyond one fleet's knee pays for a second whole copy."""
     cell = {"knee_answers_per_s": 2.0, "usd_per_year": SECONDS_PER_YEAR}  # $1 per fleet-second
     assert usd_per_answer_at_load(cell, 1.0) == pytest.approx(1.0)  # one copy, half used
     assert usd_per_answer_at_load(cell, 2.0) == pytest.approx(0.5)  # one copy at its knee
@@ -117,6 +121,7 @@ def test_usd_per_answer_counts_whole_fleet_copies() -> None:
 def test_silicon_mix_is_never_worse_than_its_extremes_and_scores_each_mix_once(
     tmp_path: Path,
 ) -> None:
+    """The mix beats or ties all-GPU and all-ASIC; every trial is scored or looked up."""
     summary, _, _ = run_planner(tmp_path, "scenario=silicon_mix_2026", "study.n_trials=40")
     cost, search = summary["cost"], summary["search"]
     assert summary["static_model"] is True
@@ -136,6 +141,7 @@ def test_silicon_mix_is_never_worse_than_its_extremes_and_scores_each_mix_once(
 
 
 def test_planner_terminal_names_borrowed_factors(tmp_path: Path) -> None:
+    """A pool on borrowed factors prints calibrated: false and its donor."""
     _, _, stdout = run_planner(
         tmp_path, "fleet=ironwood_llama70b", "workload.n_trees=20", "output.report=true"
     )
@@ -183,12 +189,14 @@ def _with(key: str, value: Any) -> dict[str, Any]:
     ],
 )
 def test_silicon_mix_refuses_bad_fields(key: str, value: Any, field: str) -> None:
+    """Bad study fields fail with one line naming the field."""
     with pytest.raises(ConfigError) as raised:
         silicon_mix(_with(key, value))
     assert str(raised.value).startswith(field) and "\n" not in str(raised.value)
 
 
 def test_small_silicon_mix_serves_the_class_at_the_cheaper_option() -> None:
+    """A one-class mix is priced and never dearer than its extremes."""
     summary, charts = silicon_mix(MIX_BASE)
     assert charts == {}
     knees = summary["knee_calls_per_s_per_replica"]["chat"]
@@ -204,6 +212,7 @@ def test_small_silicon_mix_serves_the_class_at_the_cheaper_option() -> None:
 
 
 def test_variant_overrides_and_their_errors() -> None:
+    """Dotted overrides copy the config; bad paths name the variant's field."""
     cfg = {"fleet": {"pools": {"gpu": {"racks": 1}}}, "seed": 0}
     out = variant_config(cfg, {"fleet.pools.gpu.racks": 3, "workload.n_trees": 5}, "v")
     assert out["fleet"]["pools"]["gpu"]["racks"] == 3 and out["workload"] == {"n_trees": 5}
@@ -225,6 +234,7 @@ def test_variant_overrides_and_their_errors() -> None:
     ],
 )
 def test_tree_cost_refuses_a_bad_reference(reference: Any, field: str) -> None:
+    """A malformed reference block names its field."""
     cfg = {"study": {"kind": "tree_cost", "reference": reference, "variants": {"a": {}}}}
     with pytest.raises(ConfigError) as raised:
         tree_cost(cfg)
