@@ -174,10 +174,11 @@ def _answer(
             f"{cheapest[0]}, at {loads[-1]:g} answers/s {cheapest[-1]} ({flip_text})"
         )
     text = ". ".join(parts)
-    caveats = sorted(
-        {f for fleets in cells.values() for f, c in fleets.items() if not c["calibrated"]}
-        | {f for fleets in cells.values() for f, c in fleets.items() if not c["hardware_confirmed"]}
-    )
-    if caveats:
-        text += f". calibrated: false or unconfirmed hardware: {', '.join(caveats)}"
+    for label, key in (
+        ("calibrated: false", "calibrated"),
+        ("unconfirmed hardware", "hardware_confirmed"),
+    ):
+        flagged = sorted({f for fleets in cells.values() for f, c in fleets.items() if not c[key]})
+        if flagged:
+            text += f". {label}: {', '.join(flagged)}"
     return text + "."

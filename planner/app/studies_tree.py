@@ -174,7 +174,14 @@ def _answer(
         if "usd_per_year" in reference:
             text += f" (the reference says ${reference['usd_per_year']:,.0f})"
         text += f", but owning its smallest fleet costs ${best['usd_per_year'] / 1e6:,.2f} M a year"
-    caveats = [n for n, r in rows.items() if not r["calibrated"] or not r["hardware_confirmed"]]
-    if caveats:
-        text += f"; calibrated: false or unconfirmed hardware: {', '.join(caveats)}"
+    borrowed = [
+        f"{n} (borrowed from {', '.join(r['borrowed_from']) or 'a neighbour'})"
+        for n, r in rows.items()
+        if not r["calibrated"]
+    ]
+    if borrowed:
+        text += f"; calibrated: false: {', '.join(borrowed)}"
+    unconfirmed = [n for n, r in rows.items() if not r["hardware_confirmed"]]
+    if unconfirmed:
+        text += f"; unconfirmed (press-only) hardware: {', '.join(unconfirmed)}"
     return text + "."
