@@ -173,7 +173,7 @@ def load_model(name: str, field: str) -> Model:
     return config.model(config.load_named("model", name, field), field)
 
 
-class _BatchCapped:
+class BatchCapped:
     """A replica whose ``max_batch`` is also capped by the pool's configured ``max_batch``.
 
     :func:`planner.sim.headroom.knee_rate_per_s` sizes the decode batch from KV memory alone; a
@@ -182,10 +182,12 @@ class _BatchCapped:
     """
 
     def __init__(self, replica: Replica, max_batch: int) -> None:
+        """Wrap ``replica``; ``max_batch`` is the pool's ``batching.max_batch``."""
         self._replica = replica
         self._cap = max_batch
 
     def __getattr__(self, name: str) -> Any:
+        """Everything but ``max_batch`` is the wrapped replica's."""
         return getattr(self._replica, name)
 
     def max_batch(self, context_tokens: float) -> int:
@@ -200,7 +202,7 @@ def busiest_load_fraction(
 
     The knee is :func:`planner.sim.headroom.knee_rate_per_s` at the run's mean input / output
     tokens per call (as ``summary.json``'s ``headroom``), on a replica whose batch is also capped
-    by the pool's ``max_batch`` (see :class:`_BatchCapped`).
+    by the pool's ``max_batch`` (see :class:`BatchCapped`).
 
     Returns:
         ``(max load fraction or None, {pool: knee calls/s})``; None when no pool has a knee or
@@ -216,7 +218,7 @@ def busiest_load_fraction(
     for pool in fleet.pools:
         perf = pool_replica(pool)
         overhead_s = float(getattr(getattr(perf, "efficiency", None), "request_overhead_s", 0.0))
-        capped = cast(Replica, _BatchCapped(perf, pool.batching.max_batch))
+        capped = cast(Replica, BatchCapped(perf, pool.batching.max_batch))
         knees[pool.name] = knee_rate_per_s(
             capped,
             pool.role,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from planner import config
-from planner.app.studies_base import StudyResult, _BatchCapped, load_model, load_system, study_block
+from planner.app.studies_base import BatchCapped, StudyResult, load_model, load_system, study_block
 from planner.config.options import LpuLatencyCase
 from planner.econ.tco import EconomicsSpec, pool_cost
 from planner.perf.replica import Replica, build_replica
@@ -144,7 +144,7 @@ def knee_per_replica(option: Option, wl: WorkloadClass) -> float:
     if option.replica.max_batch(wl.input_tokens + wl.output_tokens) < 1:
         return 0.0  # one call of the class does not fit the replica's memory
     slo = SloSpec(tree_e2e_s=1e9, ttft_s=wl.ttft_s, tpot_s=wl.tpot_s)  # no tree SLO: one call
-    capped = cast(Replica, _BatchCapped(option.replica, option.max_batch))
+    capped = cast(Replica, BatchCapped(option.replica, option.max_batch))
     efficiency = getattr(option.replica, "efficiency", None)
     overhead_s = float(getattr(efficiency, "request_overhead_s", 0.0))
     return knee_rate_per_s(capped, "unified", 1, wl.input_tokens, wl.output_tokens, slo, overhead_s)
