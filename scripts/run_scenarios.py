@@ -5,12 +5,15 @@ script runs it with the matching command into ``outputs/scenarios/NAME/``, reads
 from its ``summary.json`` and writes ``scenarios/RESULTS.md`` plus the README's scenario table
 (between the ``scenarios:start`` / ``scenarios:end`` markers).
 
-Usage: python scripts/run_scenarios.py [NAME ...]   (names given: only their rows are replaced)
+Usage: python scripts/run_scenarios.py [NAME ...]   (names given: only their rows are replaced;
+the others are kept from scenarios/RESULTS.md)
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"planner": "planner", "size": "planner-size", "roi": "planner-roi"}
 START, END = "<!-- scenarios:start -->", "<!-- scenarios:end -->"
+HEADER = ["| scenario | question | the planner's answer | run time |", "|---|---|---|---|"]
 
 
 def question(path: Path) -> str:
@@ -54,10 +58,12 @@ def answer(summary: dict) -> str:
 
 
 def run(name: str) -> dict:
+    """Run one scenario with its command; its row's figures, the wall time measured around it."""
     path = ROOT / "scenarios" / f"{name}.yaml"
     base = yaml.safe_load(path.read_text())["defaults"][0]
     command = COMMANDS[base]
     run_dir = ROOT / "outputs" / "scenarios" / name
+    load = os.getloadavg()[0]  # the machine's 1-minute load when the run starts
     start = time.perf_counter()
     executable = str(Path(sys.executable).parent / command)
     completed = subprocess.run(
@@ -67,50 +73,76 @@ def run(name: str) -> dict:
         check=False,
     )
     seconds = time.perf_counter() - start
+    row = {
+        "name": name,
+        "command": command,
+        "seconds": seconds,
+        "load": load,
+        "question": question(path),
+    }
     if completed.returncode != 0:
-        failure = f"FAILED: {completed.stderr.strip()[-300:]}"
-        return {"name": name, "command": command, "seconds": seconds,
-                "question": question(path), "answer": failure}  # fmt: skip
+        return {**row, "answer": f"FAILED: {completed.stderr.strip()[-300:]}"}
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {"name": name, "command": command, "seconds": seconds, "question": question(path),
-            "answer": answer(summary)}  # fmt: skip
+    return {**row, "answer": answer(summary)}
+
+
+def table_line(row: dict) -> str:
+    """One table row: command, question, answer and the measured wall time (with the load)."""
+    cores = os.cpu_count() or 1
+    return (
+        f"| `{row['command']} scenario={row['name']}` | {row['question']} | {row['answer']} "
+        f"| {row['seconds']:.0f} s (load {row['load']:.1f}, {cores} cores) |"
+    )
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """The rows of a scenario table in ``text``, by scenario name (header rows skipped)."""
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"\| `[\w-]+ scenario=(\w+)`", line)
+        if match:
+            rows[match.group(1)] = line
+    return rows
 
 
 def main() -> None:
+    """Run the named scenarios (all without names) and rewrite RESULTS.md and the README table.
+
+    With names, only their rows are replaced: the other rows are kept from RESULTS.md as they
+    were measured (scenarios whose file is gone are dropped).
+    """
     names = sys.argv[1:] or sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
-    rows = []
+    known = {p.stem for p in (ROOT / "scenarios").glob("*.yaml")}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        sys.exit(
+            f"error: no scenario named {', '.join(unknown)}; one of {', '.join(sorted(known))}"
+        )
+    results = ROOT / "scenarios" / "RESULTS.md"
+    kept = table_rows(results.read_text()) if sys.argv[1:] and results.exists() else {}
+    fresh = {}
     for name in names:
         row = run(name)
-        rows.append(row)
-        print(f"{name} ({row['command']}, {row['seconds']:.0f} s): {row['answer']}", flush=True)
-    header = ["| scenario | question | the planner's answer | run time |", "|---|---|---|---|"]
-    fresh = {
-        f"`{row['command']} scenario={row['name']}`": (
-            f"| `{row['command']} scenario={row['name']}` | {row['question']} | {row['answer']} "
-            f"| {row['seconds']:.0f} s |"
+        fresh[name] = table_line(row)
+        print(
+            f"{name} ({row['command']}, {row['seconds']:.0f} s at load {row['load']:.1f}): "
+            f"{row['answer']}",
+            flush=True,
         )
-        for row in rows
-    }
+    merged = {**kept, **fresh}
+    lines = [merged[name] for name in sorted(merged) if name in known]
+    text = "\n".join([*HEADER, *lines])
     readme = ROOT / "README.md"
     content = readme.read_text()
     if START in content and END in content:
-        # A subset of scenarios (names given) replaces its own rows and keeps the others.
         head, rest = content.split(START, 1)
-        old, tail = rest.split(END, 1)
-        kept = {}
-        for line in old.strip().splitlines()[2:]:
-            key = line.split("|")[1].strip() if line.startswith("|") else ""
-            if key:
-                kept[key] = line
-        merged = {**kept, **fresh} if sys.argv[1:] else fresh
-        text = "\n".join([*header, *merged.values()])
+        _, tail = rest.split(END, 1)
         readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
-    else:
-        text = "\n".join([*header, *fresh.values()])
-    (ROOT / "scenarios" / "RESULTS.md").write_text(
-        "# Scenario results\n\nRegenerated by `make scenarios` (scripts/run_scenarios.py).\n\n"
-        + text
-        + "\n"
+    results.write_text(
+        "# Scenario results\n\nRegenerated by `make scenarios` (scripts/run_scenarios.py); "
+        "`python scripts/run_scenarios.py NAME ...` re-runs only those rows. Run time: the wall "
+        "time of the command, measured, with the machine's 1-minute load average when it "
+        "started.\n\n" + text + "\n"
     )
 
 

@@ -39,6 +39,7 @@ from planner.cli.studies import run_study
 from planner.econ.tco import cost_summary, pool_cost
 from planner.report.html import simulation_report
 from planner.report.html_study import study_report
+from planner.report.notes import calibration_notes
 from planner.sim.engine import SimulationResult, simulate
 from planner.sim.metrics import summarize
 from planner.specs.errors import require_choice
@@ -163,6 +164,9 @@ def render(summary: dict[str, Any], console: Console) -> None:
         good = line.startswith("PASS")
         style = "bold red" if bad else "bold green" if good else None
         console.print(line, style=style, markup=False, highlight=False)
+    # A pool on borrowed efficiency factors or press-only figures says so (issue 13).
+    for note in calibration_notes(summary.get("pools")):
+        console.print(note, style="yellow", markup=False, highlight=False)
     table = Table(title=f"planner: {summary['scenario']} (seed {summary['seed']})")
     table.add_column("metric")
     table.add_column("mean", justify="right")

@@ -33,6 +33,12 @@ QUESTIONS: dict[str, str] = {
     "sequence hold?",
     "hybrid_vs_gpu": "Does a hybrid rack (GPU prefill + LPU decode) give the per-user decode "
     "speed claimed over GPUs alone, at what TTFT, and at what cost per million output tokens?",
+    "tree_cost": "What does one agent tree (task) cost on each fleet, how long does it take, and "
+    "how does that compare with the reference prices?",
+    "reasoning_split": "Is one long reasoning call or a parallel multi-agent debate cheaper and "
+    "faster per answer on GPU, LPU and hybrid fleets, and at what load does the answer flip?",
+    "silicon_mix": "What is the cheapest fleet mix of GPUs and ASICs that meets every workload "
+    "class's SLOs, and what GPU/ASIC share of spend does it give?",
 }
 """The question each study kind answers (as the scenario files state it)."""
 
@@ -76,6 +82,14 @@ def study_report(summary: Mapping[str, Any], images: Mapping[str, bytes]) -> str
         rows = summary.get(key)
         if isinstance(rows, Mapping) and rows:
             sections.append((key, key.capitalize(), _rows_table(rows, f"Figures per {key[:-1]}")))
+    cells = summary.get("cells")  # reasoning_split: {architecture: {fleet: row}}
+    if isinstance(cells, Mapping) and cells:
+        flat = {f"{a} on {f}": row for a, fleets in cells.items() for f, row in fleets.items()}
+        sections.append(("cells", "Architectures x fleets", _rows_table(flat, "Figures per pair")))
+    for key, title in (("mix", "Mix per class"), ("knee_calls_per_s_per_replica", "Knees")):
+        rows = summary.get(key)  # silicon_mix: per class, the chosen mix and calls/s per replica
+        if isinstance(rows, Mapping) and rows:
+            sections.append((key, title, _rows_table(rows, f"{title} (per workload class)")))
     if images:
         sections.append(
             (
