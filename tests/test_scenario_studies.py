@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,19 +22,14 @@ from planner.app.studies_mix import SHARE_STEPS, silicon_mix
 from planner.app.studies_reasoning import SECONDS_PER_YEAR, usd_per_answer_at_load
 from planner.app.studies_tree import tree_cost
 from planner.specs.errors import ConfigError
+from tests.cli_runner import run_cli
 
 BIN = Path(sys.executable).parent
 
 
 def run_planner(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str, str]:
     """Run ``planner`` with ``args``; returns summary.json, report.html text and stdout."""
-    result = subprocess.run(
-        [str(BIN / "planner"), *args, f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_cli(BIN / "planner", [*args, f"hydra.run.dir={tmp_path / 'run'}"])
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     report = html.unescape((tmp_path / "run" / "report.html").read_text())
