@@ -70,8 +70,9 @@ def serving_curve(
     request_overhead_s: float = 0.0,
     points: int = CURVE_POINTS,
 ) -> list[dict[str, float]]:
-    """The interactivity/throughput trade-off of one replica: closed-loop concurrency from 1 to
-    the KV-bounded batch (geometric steps), each point's tokens/s per user (``1 / TPOT``) and
+    """The interactivity/throughput trade-off of one replica.
+
+    Closed-loop concurrency from 1 to the KV-bounded batch (geometric steps), each point's tokens/s per user (``1 / TPOT``) and
     output tokens/s per accelerator (:func:`planner.perf.replica.at_concurrency`, with the
     stack's fixed per-request overhead ``request_overhead_s``, s).
 

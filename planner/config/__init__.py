@@ -1,5 +1,6 @@
-"""The one converter from plain mappings (Hydra's containers, YAML files, a notebook's dicts) to
-the frozen, validated specs the rest of the planner takes.
+"""The one converter from plain mappings to the frozen, validated specs the planner takes.
+
+Plain mappings are Hydra's containers, YAML files or a notebook's dicts.
 
 Bad input of any kind raises :class:`~planner.specs.errors.ConfigError` naming the full dotted
 field and what is allowed; nothing here imports Hydra or OmegaConf, so a notebook can call::

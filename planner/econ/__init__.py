@@ -1,0 +1,1 @@
+"""Economics: TCO, capacity curves, sizing searches and ROI with Monte Carlo."""

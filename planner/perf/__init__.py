@@ -1,0 +1,1 @@
+"""Performance models: step times of GPU, LPU and fixed-rate replicas, and their calibration."""

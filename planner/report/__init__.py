@@ -1,0 +1,1 @@
+"""Reports: HTML pages, charts and verdict sentences built from typed results."""

@@ -49,9 +49,12 @@ def _finite(value: Any) -> float | None:
 
 
 def fmt_num(value: Any, significant: int = 3) -> str:
-    """A number for a table: integers (and whole floats, like rack counts) with thousands
-    separators, others to ``significant`` figures (but no fewer than the integer digits, and no
-    exponent); ``–`` when undefined."""
+    """A number for a table.
+
+    Integers (and whole floats, like rack counts) with thousands separators, others to
+    ``significant`` figures (but no fewer than the integer digits, and no exponent); ``–`` when
+    undefined.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     number = _finite(value)
@@ -79,8 +82,11 @@ def fmt_pct(value: Any, decimals: int = 1) -> str:
 
 
 def fmt_usd(value: Any) -> str:
-    """Dollars: from $100,000 up in millions (``$10.20 M``, ``$0.19 M``: one unit for the sums
-    a review compares), thousands to the dollar, smaller to the cent."""
+    """Dollars for a table.
+
+    From $100,000 up in millions (``$10.20 M``, ``$0.19 M``: one unit for the sums a review
+    compares), thousands to the dollar, smaller to the cent.
+    """
     number = _finite(value)
     if number is None:
         return MISSING
@@ -165,8 +171,11 @@ def png_data_uri(data: bytes) -> str:
 
 
 def figure(data: bytes | Html, caption: str) -> Html:
-    """A chart with a caption: PNG bytes (embedded, the caption as alt text) or inline SVG
-    markup from :mod:`planner.report.svg`."""
+    """A chart with a caption.
+
+    ``data`` is PNG bytes (embedded, the caption as alt text) or inline SVG markup from
+    :mod:`planner.report.svg`.
+    """
     if isinstance(data, Html):
         return Html(f"<figure>{data}<figcaption>{esc(caption)}</figcaption></figure>")
     return Html(
@@ -176,8 +185,11 @@ def figure(data: bytes | Html, caption: str) -> Html:
 
 
 def figures(items: Iterable[Html]) -> Html:
-    """Figures side by side where the page is wide enough; a lone figure is kept to about the
-    width of a pair's (a chart stretched to the full page has oversized text)."""
+    """Figures side by side where the page is wide enough.
+
+    A lone figure is kept to about the width of a pair's (a chart stretched to the full page has
+    oversized text).
+    """
     listed = list(items)
     cls = "figures one" if len(listed) == 1 else "figures"
     return Html(f'<div class="{cls}">{"".join(listed)}</div>')

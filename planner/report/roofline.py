@@ -78,8 +78,11 @@ def comparison_section(
     svg: Html | None,
     refused: Mapping[str, str] | None = None,
 ) -> Html:
-    """The comparison table (rows from :func:`planner.app.roofline.comparison_rows`) and chart;
-    ``refused`` maps each part whose job failed to its one-line reason."""
+    """The comparison table and chart.
+
+    Rows come from :func:`planner.app.roofline.comparison_rows`; ``refused`` maps each part
+    whose job failed to its one-line reason.
+    """
     body = Html("")
     if svg is not None:
         body += figures(

@@ -1,0 +1,1 @@
+"""The discrete-event simulator: engine, pools, routing, replicas, faults and metrics."""

@@ -1,0 +1,1 @@
+"""Frozen specs of hardware, models and their validation errors."""

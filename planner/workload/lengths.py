@@ -65,6 +65,11 @@ def _non_negative(field: str, value: object) -> float:
 
 
 def require_int(field: str, value: object, minimum: int) -> int:
+    """``value`` as an int, refused unless an integer (not a bool) of at least ``minimum``.
+
+    Raises:
+        ConfigError: naming ``field`` and what is allowed.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(field, f"must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -140,37 +145,48 @@ class LengthLaw:
                     f"{name}.max_value",
                     f"must be >= {name}.min_value ({self.min_value}), got {self.max_value}",
                 )
-        if self.kind == "fixed":
-            require_int(f"{name}.value", self.value, self.min_value)
-            if self.max_value is not None and must(self.value) > self.max_value:
+        {
+            "fixed": self._check_fixed,
+            "lognormal": self._check_lognormal,
+            "uniform": self._check_uniform,
+            "geometric": self._check_geometric,
+            "empirical": self._check_empirical,
+        }[self.kind](name)
+
+    def _check_fixed(self, name: str) -> None:
+        require_int(f"{name}.value", self.value, self.min_value)
+        if self.max_value is not None and must(self.value) > self.max_value:
+            raise ConfigError(
+                f"{name}.value", f"must be <= {name}.max_value ({self.max_value}), got {self.value}"
+            )
+
+    def _check_lognormal(self, name: str) -> None:
+        median = _positive(f"{name}.median", self.median)
+        if (self.p90 is None) == (self.sigma is None):
+            raise ConfigError(f"{name}.p90", "give exactly one of p90 and sigma")
+        if self.p90 is not None:
+            if _positive(f"{name}.p90", self.p90) <= median:
                 raise ConfigError(
-                    f"{name}.value",
-                    f"must be <= {name}.max_value ({self.max_value}), got {self.value}",
+                    f"{name}.p90", f"must be > {name}.median ({self.median}), got {self.p90}"
                 )
-        elif self.kind == "lognormal":
-            median = _positive(f"{name}.median", self.median)
-            if (self.p90 is None) == (self.sigma is None):
-                raise ConfigError(f"{name}.p90", "give exactly one of p90 and sigma")
-            if self.p90 is not None:
-                if _positive(f"{name}.p90", self.p90) <= median:
-                    raise ConfigError(
-                        f"{name}.p90", f"must be > {name}.median ({self.median}), got {self.p90}"
-                    )
-            else:
-                _positive(f"{name}.sigma", self.sigma)
-        elif self.kind == "uniform":
-            low = require_int(f"{name}.low", self.low, 0)
-            high = require_int(f"{name}.high", self.high, 0)
-            if low > high:
-                raise ConfigError(f"{name}.low", f"must be <= {name}.high ({high}), got {low}")
-        elif self.kind == "geometric":
-            if _positive(f"{name}.mean_value", self.mean_value) < 1:
-                raise ConfigError(f"{name}.mean_value", f"must be >= 1, got {self.mean_value}")
         else:
-            if not isinstance(self.values, tuple) or not self.values:
-                raise ConfigError(f"{name}.values", "must be a non-empty sequence of integers")
-            if self._values_array.min() < 0:
-                raise ConfigError(f"{name}.values", "must all be >= 0")
+            _positive(f"{name}.sigma", self.sigma)
+
+    def _check_uniform(self, name: str) -> None:
+        low = require_int(f"{name}.low", self.low, 0)
+        high = require_int(f"{name}.high", self.high, 0)
+        if low > high:
+            raise ConfigError(f"{name}.low", f"must be <= {name}.high ({high}), got {low}")
+
+    def _check_geometric(self, name: str) -> None:
+        if _positive(f"{name}.mean_value", self.mean_value) < 1:
+            raise ConfigError(f"{name}.mean_value", f"must be >= 1, got {self.mean_value}")
+
+    def _check_empirical(self, name: str) -> None:
+        if not isinstance(self.values, tuple) or not self.values:
+            raise ConfigError(f"{name}.values", "must be a non-empty sequence of integers")
+        if self._values_array.min() < 0:
+            raise ConfigError(f"{name}.values", "must all be >= 0")
 
     # -- constructors ------------------------------------------------------------------------
 
