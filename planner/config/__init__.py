@@ -18,6 +18,7 @@ from planner.config.econ import (
     distribution,
     economics,
     sizing_options,
+    static_capacity,
     uncertain_inputs,
 )
 from planner.config.errors import reject_unknown, unknown_key, validate
@@ -84,6 +85,7 @@ __all__ = [
     "sizing_options",
     "sizing_slo",
     "slo",
+    "static_capacity",
     "system",
     "tree_shape",
     "uncertain_inputs",

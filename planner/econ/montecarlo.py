@@ -194,16 +194,62 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A discrete input: one of ``labels`` with probabilities ``weights``, sampled as its index.
+
+    The Latin hypercube's uniform draw ``u`` maps to the first index whose cumulative weight
+    exceeds ``u``, so each value is drawn in (almost exactly) its share of the samples.
+
+    Attributes:
+        labels: The values (e.g. hardware or model names), in index order.
+        weights: Their probabilities (normalised here; each >= 0, sum > 0).
+    """
+
+    labels: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.labels or len(self.labels) != len(self.weights):
+            raise ValueError("a Choice needs one weight per label and at least one label")
+        total = float(sum(self.weights))
+        if total <= 0 or min(self.weights) < 0:
+            raise ValueError("Choice weights must be >= 0 with a positive sum")
+        object.__setattr__(self, "weights", tuple(float(w) / total for w in self.weights))
+
+    @property
+    def is_fixed(self) -> bool:
+        """True with a single possible value (no spread, no tornado bar)."""
+        return sum(1 for w in self.weights if w > 0) <= 1
+
+    def ppf(self, u: NDArray[np.float64]) -> FloatArray:
+        """The index (as a float) drawn at probabilities ``u``."""
+        edges = np.cumsum(self.weights)[:-1]
+        return np.searchsorted(edges, np.asarray(u, dtype=float), side="right").astype(np.float64)
+
+    def quantile(self, q: float) -> float:
+        """The index at probability ``q``."""
+        return float(self.ppf(np.asarray([q], dtype=np.float64))[0])
+
+    def median(self) -> float:
+        """The index at probability 0.5."""
+        return self.quantile(0.5)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Label -> probability (for summary.json)."""
+        return {"dist": "choice", **dict(zip(self.labels, self.weights, strict=True))}
+
+
+@dataclass(frozen=True)
 class UncertainInput:
     """A named uncertain input of a Monte Carlo study.
 
     Attributes:
         name: Key of the input in the sample dict, with its unit (e.g. ``demand_growth_per_yr``).
-        distribution: Its law.
+        distribution: Its law (a continuous law, a constant, or a discrete :class:`Choice`).
     """
 
     name: str
-    distribution: Distribution
+    distribution: Distribution | Choice
 
 
 def latin_hypercube(
@@ -339,6 +385,100 @@ def tornado(
         bars.append(TornadoBar(inp.name, low, high, out_low, out_high, abs(out_high - out_low)))
     bars.sort(key=lambda b: (-b.swing, b.name))
     return bars
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a probability from ``successes`` of ``n`` (scipy.stats).
+
+    Treats the samples as independent draws; Latin hypercube samples are at least as precise,
+    so the interval is conservative for them.
+    """
+    from scipy.stats import binomtest
+
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+@dataclass(frozen=True)
+class SobolIndices:
+    """First- and total-order Sobol indices of one scalar output (variance shares).
+
+    Attributes:
+        names: The inputs (non-fixed ones only), in order.
+        first_order: Share of the output's variance each input explains alone.
+        total_order: Share including every interaction the input takes part in.
+        evaluations: Model evaluations spent ((inputs + 2) x base samples).
+    """
+
+    names: tuple[str, ...]
+    first_order: tuple[float, ...]
+    total_order: tuple[float, ...]
+    evaluations: int
+
+
+def sobol_first_order(
+    evaluate: Evaluate,
+    inputs: Sequence[UncertainInput],
+    base_samples: int,
+    seed: int,
+) -> SobolIndices:
+    """Sobol indices of ``evaluate`` over the non-fixed inputs (scipy.stats.sobol_indices).
+
+    Fixed inputs are held at their value. Saltelli's scheme costs ``(d + 2) x base_samples``
+    evaluations of the vectorised model (``base_samples`` is rounded up to a power of two).
+
+    Raises:
+        ValueError: Fewer than one non-fixed input.
+    """
+    from scipy.stats import sobol_indices
+
+    varying = [i for i in inputs if not i.distribution.is_fixed]
+    if not varying:
+        raise ValueError("no uncertain input to rank")
+    fixed = {i.name: i.distribution.median() for i in inputs if i.distribution.is_fixed}
+    n = 1 << max(int(math.ceil(math.log2(max(base_samples, 2)))), 1)
+
+    def func(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        values = {name: np.full(x.shape[1], v) for name, v in fixed.items()}
+        values.update({inp.name: x[j] for j, inp in enumerate(varying)})
+        return np.asarray(evaluate(values), dtype=np.float64)[None, :]
+
+    result = sobol_indices(
+        func=func, n=n, dists=[i.distribution for i in varying],
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    return SobolIndices(
+        names=tuple(i.name for i in varying),
+        first_order=tuple(float(v) for v in np.ravel(result.first_order)),
+        total_order=tuple(float(v) for v in np.ravel(result.total_order)),
+        evaluations=n * (len(varying) + 2),
+    )
+
+
+def rank_variance_shares(
+    draws: Mapping[str, FloatArray], output: NDArray[Any], inputs: Sequence[UncertainInput]
+) -> tuple[dict[str, float], float]:
+    """Variance shares from squared Spearman rank correlations, normalised to sum to 1.
+
+    Returns:
+        (input -> share, the un-normalised sum of squared rank correlations: how much of the
+        output's rank variance an additive monotone model of the inputs explains).
+    """
+    from scipy.stats import spearmanr
+
+    squared = {}
+    for inp in inputs:
+        if inp.distribution.is_fixed:
+            continue
+        x = np.asarray(draws[inp.name])
+        rho = 0.0 if np.ptp(x) == 0 else float(spearmanr(x, output).statistic)
+        squared[inp.name] = 0.0 if not math.isfinite(rho) else rho * rho
+    total = sum(squared.values())
+    if total <= 0:
+        return {k: 0.0 for k in squared}, 0.0
+    return {k: v / total for k, v in squared.items()}, float(total)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""The ``planner-roi`` report page and its charts.
+
+:func:`roi_images` renders the charts of a :class:`~planner.app.roi_result.RoiResult`;
+:func:`roi_report` builds the page from ``summary.json`` (the README's ``roi.*`` keys) and those
+PNGs. The page opens with the study's question and its verdict sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from planner.report.html_parts import (
+    MISSING,
+    Html,
+    figure,
+    figures,
+    fmt_num,
+    fmt_pct,
+    fmt_usd,
+    get,
+    key_values,
+    page,
+    para,
+    strong,
+    table,
+)
+from planner.report.roi_plots import (
+    breakeven_png,
+    cashflow_png,
+    npv_histogram_png,
+    tornado_musd_png,
+)
+
+if TYPE_CHECKING:
+    from planner.app.roi_result import RoiResult
+
+CAPTIONS = {
+    "breakeven.png": "Break-even map: P(NPV > 0) over the two inputs with the largest variance "
+    "shares, every other input drawn as in the study (black line: 50 %)",
+    "cashflow.png": "Yearly savings of the candidate (bars: base case; dots: median future with "
+    "p5-p95) and cumulative NPV",
+    "npv_histogram.png": "NPV over all sampled futures (USD M)",
+    "tornado.png": "One-at-a-time sensitivity: each input at its p10 and p90, the others at "
+    "their medians (USD M)",
+}
+
+
+def roi_images(result: RoiResult) -> dict[str, bytes]:
+    """The study's charts by file name (PNG bytes)."""
+    spec = result.spec
+    versus = f"{spec.candidate} vs {spec.baseline}"
+    return {
+        "breakeven.png": breakeven_png(result.breakeven, title=f"Break-even, {versus}"),
+        "cashflow.png": cashflow_png(result.cash_flows, title=f"Cash flows, {versus}"),
+        "npv_histogram.png": npv_histogram_png(result.npv_usd, title=f"NPV, {versus}"),
+        "tornado.png": tornado_musd_png(
+            result.tornado, base_npv_usd=result.base_npv_usd, title="NPV, one input at a time"
+        ),
+    }
+
+
+def _pct_or(value: Any, none: str) -> str:
+    return none if value is None else fmt_pct(value)
+
+
+def _headline(roi: Mapping[str, Any]) -> Html:
+    npv, irr = roi.get("npv_usd") or {}, roi.get("irr") or {}
+    ci = roi.get("prob_npv_positive_ci95") or [None, None]
+    pay = roi.get("payback_years") or {}
+    return key_values(
+        [
+            ("P(NPV > 0), 95% Wilson interval",
+             f"{fmt_pct(roi.get('prob_npv_positive'))} ({fmt_pct(ci[0])} to {fmt_pct(ci[1])})"),
+            ("NPV p5 / p50 / p95",
+             " / ".join(fmt_usd(npv.get(k)) for k in ("p5", "p50", "p95"))),
+            ("IRR p5 / p50 / p95, over all futures",
+             " / ".join(_pct_or(irr.get(k), "none") for k in ("p5", "p50", "p95"))),
+            ("futures with no IRR (never recover / always save)",
+             f"{fmt_pct(irr.get('none_fraction_never_recovers'))} / "
+             f"{fmt_pct(irr.get('none_fraction_always_saves'))}"),
+            ("payback p50 (all futures)",
+             "not within the horizon" if pay.get("p50") is None
+             else f"{fmt_num(pay.get('p50'))} years"),
+            ("futures paying back within the horizon", fmt_pct(pay.get("within_horizon_fraction"))),
+        ]
+    )  # fmt: skip
+
+
+def _fleets(roi: Mapping[str, Any]) -> Html:
+    rows = []
+    for name, f in (roi.get("fleets") or {}).items():
+        rows.append(
+            (name, fmt_num(get(f, "year_one_accelerators", "p50")),
+             fmt_num(get(f, "peak_racks", "p50")), fmt_num(get(f, "peak_racks", "p95")),
+             fmt_num(get(f, "peak_power_mw", "p50")), fmt_num(get(f, "peak_power_mw", "p95")))
+        )  # fmt: skip
+    return table(
+        ["option", "accelerators, year one (p50)", "peak racks p50", "peak racks p95",
+         "peak IT MW p50", "peak IT MW p95"],
+        rows,
+    )  # fmt: skip
+
+
+def _sensitivity(roi: Mapping[str, Any]) -> Html:
+    sens = roi.get("sensitivity") or {}
+    shares, sobol = sens.get("shares") or {}, sens.get("sobol") or {}
+    first, total = sobol.get("first_order") or {}, sobol.get("total_order") or {}
+    rows = [
+        (n, fmt_pct(shares.get(n)), fmt_pct(first.get(n)), fmt_pct(total.get(n)))
+        for n in sens.get("ranked") or []
+    ]
+    note = para(
+        f"{sens.get('method', MISSING)}. The squared rank correlations sum to "
+        f"{fmt_num(sens.get('rank_r2'))} before normalising. Sobol first-order indices sum to "
+        f"{fmt_pct(sobol.get('first_order_sum'))}; the rest "
+        f"({fmt_pct(sobol.get('interaction_share'))}) is interaction between inputs.",
+        cls="note",
+    )
+    return table(
+        ["input", "variance share (rank)", "Sobol first order", "Sobol total"], rows
+    ) + note
+
+
+def roi_report(
+    summary: Mapping[str, Any],
+    images: Mapping[str, bytes],
+    *,
+    run_info: Mapping[str, str] | None = None,
+) -> str:
+    """The report page of a ``planner-roi`` study.
+
+    Args:
+        summary: ``summary.json`` of the study.
+        images: PNGs by file name (:func:`roi_images`).
+        run_info: Extra lines for the study table (e.g. the config groups chosen).
+
+    Returns:
+        The HTML document.
+    """
+    roi = get(summary, "roi") or {}
+    baseline, candidate = roi.get("baseline", MISSING), roi.get("candidate", MISSING)
+    answer = [
+        para("Question", cls="label"),
+        para(str(summary.get("question") or MISSING)),
+        para("Answer", cls="label"),
+        para(strong(str(summary.get("answer") or MISSING))),
+    ]
+
+    def fig(name: str) -> Html:
+        return figures([figure(images[name], CAPTIONS[name])]) if name in images else Html("")
+
+    inputs = roi.get("inputs") or {}
+    mc = summary.get("mc") or {}
+    study = key_values(
+        [
+            ("scenario", summary.get("scenario") or MISSING),
+            *(run_info or {}).items(),
+            ("horizon", f"{fmt_num(roi.get('horizon_years'))} years"),
+            ("Monte Carlo futures (Latin hypercube)", fmt_num(roi.get("samples"))),
+            ("chunks resumed / total",
+             f"{fmt_num(mc.get('chunks_resumed'))} / {fmt_num(mc.get('chunks_total'))}"),
+        ]
+    ) + table(
+        ["uncertain input", "law"],
+        [(k, ", ".join(f"{a}={fmt_num(b) if not isinstance(b, str) else b}"
+                       for a, b in v.items())) for k, v in inputs.items()],
+    )  # fmt: skip
+    tornado_rows = [
+        (b.get("input", MISSING), f"{fmt_num(b.get('low_input'))} → {fmt_num(b.get('high_input'))}",
+         fmt_usd(b.get("npv_at_low_usd")), fmt_usd(b.get("npv_at_high_usd")),
+         fmt_usd(b.get("swing_usd")))
+        for b in roi.get("tornado") or []
+    ]  # fmt: skip
+    sections = [
+        ("npv", "Net present value", _headline(roi) + fig("npv_histogram.png")),
+        ("breakeven", "Break-even", fig("breakeven.png")),
+        ("cashflow", "Cash flows", fig("cashflow.png")),
+        ("fleets", "Fleets: floor space and power", _fleets(roi)),
+        ("sensitivity", "Sensitivity", _sensitivity(roi) + fig("tornado.png") + table(
+            ["input", "p10 → p90", "NPV at p10", "NPV at p90", "swing"], tornado_rows)),
+        ("study", "Study", study),
+    ]  # fmt: skip
+    return page(
+        f"ROI review: {candidate} against {baseline}",
+        f"planner-roi, scenario {summary.get('scenario') or MISSING}",
+        answer,
+        sections,
+        "Generated by planner.",
+    )
