@@ -254,18 +254,26 @@ class RoiResult:
                         zip(("p5", "p50", "p95"), cf.savings_percentiles_usd.tolist(), strict=True)
                     ),
                     "cumulative_npv_usd_by_year": dict(
-                        zip(("p5", "p50", "p95"), cf.cumulative_npv_percentiles_usd.tolist(),
-                            strict=True)
-                    ),  # fmt: skip
+                        zip(
+                            ("p5", "p50", "p95"),
+                            cf.cumulative_npv_percentiles_usd.tolist(),
+                            strict=True,
+                        )
+                    ),
                 },
                 "fleets": self._fleets(),
                 "sensitivity": self._sensitivity(),
                 "tornado": [
-                    {"input": t.name, "low_input": t.low_value_input,
-                     "high_input": t.high_value_input, "npv_at_low_usd": t.output_at_low,
-                     "npv_at_high_usd": t.output_at_high, "swing_usd": t.swing}
+                    {
+                        "input": t.name,
+                        "low_input": t.low_value_input,
+                        "high_input": t.high_value_input,
+                        "npv_at_low_usd": t.output_at_low,
+                        "npv_at_high_usd": t.output_at_high,
+                        "swing_usd": t.swing,
+                    }
                     for t in self.tornado
-                ],  # fmt: skip
+                ],
                 "breakeven": {
                     "axes": list(b.axes),
                     "x_values": b.x_values.tolist(),
@@ -280,11 +288,15 @@ class RoiResult:
                 for name, c in self.curves.items()
             },
             "spot_checks": [
-                {"option": c.option, "load_trees_per_s": c.load_trees_per_s,
-                 "fast_racks": c.fast_racks, "simulated_racks": c.simulated_racks,
-                 "relative_error": c.relative_error}
+                {
+                    "option": c.option,
+                    "load_trees_per_s": c.load_trees_per_s,
+                    "fast_racks": c.fast_racks,
+                    "simulated_racks": c.simulated_racks,
+                    "relative_error": c.relative_error,
+                }
                 for c in self.spot_checks
-            ],  # fmt: skip
+            ],
             "mc": {
                 "backend": spec.backend,
                 "chunks_total": self.chunks_total,

@@ -109,13 +109,18 @@ def _cache_dir(configured: object) -> Path:
     return writable_cache_dir(path.absolute())
 
 
-def _choices(raw: Mapping[str, Mapping[str, float]]) -> tuple[tuple[str, Choice], ...]:
+def _choices(raw: Mapping[Any, Mapping[str, float]]) -> tuple[tuple[str, Choice], ...]:
     out = []
     for name in sorted(raw):
         values = raw[name]
         group = "hardware" if name == "lpu_generation" else "model"
         for label in values:
-            require_choice(f"roi.choices.{name}.{label}", str(label), config.group_options(group))
+            field = f"roi.choices.{name}.{label}"
+            require_choice(field, str(label), config.group_options(group))
+            if name == "lpu_generation":
+                kind = config.system(config.load_named(group, label, field)).accelerator.kind
+                if kind != "lpu":
+                    raise ConfigError(field, f"is a {kind}; allowed: hardware of kind lpu")
         if not values or sum(values.values()) <= 0:
             raise ConfigError(f"roi.choices.{name}", "give at least one value a probability > 0")
         out.append((name, Choice(tuple(values), tuple(values.values()))))
@@ -199,10 +204,17 @@ def study_spec(cfg: Mapping[str, Any], base_dir: Path | None = None) -> RoiStudy
     fleets = {n: str(sizing["options"][n]["fleet"]) for n in (baseline, candidate)}  # type: ignore[index]
     variants = {n: _variants(n, by_name[n], fleets[n], choices) for n in (baseline, candidate)}
     fingerprint = stable_key(
-        {"roi": repr(roi), "mc": repr(mc), "inputs": repr(inputs), "slo": repr(slo),
-         "economics": repr(economics), "workload": repr(workload),
-         "variants": repr(variants), "seed": seed}
-    )  # fmt: skip
+        {
+            "roi": repr(roi),
+            "mc": repr(mc),
+            "inputs": repr(inputs),
+            "slo": repr(slo),
+            "economics": repr(economics),
+            "workload": repr(workload),
+            "variants": repr(variants),
+            "seed": seed,
+        }
+    )
     return RoiStudySpec(
         scenario=str(cfg.get("scenario") or "roi"),
         baseline=baseline,

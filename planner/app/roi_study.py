@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -60,7 +59,6 @@ from planner.econ.roi import (
     payback_years,
     spot_check,
 )
-
 from planner.econ.sizing import SizingOption
 
 Progress = Callable[[str, int, int], None]
@@ -87,21 +85,34 @@ def context_grid(inputs: tuple[UncertainInput, ...], points: int) -> list[float]
 def load_or_compute_static(
     spec: RoiStudySpec, name: str, grid: list[float], warn: Callable[[str], None]
 ) -> tuple[StaticCapacity, bool]:
-    """One option's static curves from the cache, else computed and cached. (curves, cached?)"""
+    """One option's static curves from the cache, else computed and cached: (curves, cached?)."""
     variants = spec.variants[name]
     key = stable_key(
-        {"static": STATIC_FORMAT, "variants": repr(variants), "workload": repr(spec.workload),
-         "slo": repr(spec.slo), "grid": grid, "seed": spec.seed, "code": code_fingerprint()}
-    )  # fmt: skip
+        {
+            "static": STATIC_FORMAT,
+            "variants": repr(variants),
+            "workload": repr(spec.workload),
+            "slo": repr(spec.slo),
+            "grid": grid,
+            "seed": spec.seed,
+            "code": code_fingerprint(),
+        }
+    )
     store = JsonStore(spec.cache_dir / "capacity", warn=warn)
     choices = [(n, len(c.labels)) for n, c in spec.choices]
     payload, cached = store.get_or_compute(
         f"{name}-static-{key}",
         lambda: measure_static(
-            name, variants.options, variants.labels, choices, spec.workload, spec.slo, grid,
+            name,
+            variants.options,
+            variants.labels,
+            choices,
+            spec.workload,
+            spec.slo,
+            grid,
             seed=spec.seed,
         ).to_dict(),
-    )  # fmt: skip
+    )
     return config.static_capacity(payload), cached
 
 
@@ -126,13 +137,13 @@ def _breakeven(
     batch[axes[1]] = np.repeat(ys.ravel(), others)
     npv = model.npv_usd(batch).reshape(cells, others)
     prob = (npv > 0).mean(axis=1).reshape(xs.shape)
-    labels = tuple(
-        tuple(getattr(by_name[a], "labels", ())) for a in axes
-    )
+    labels = tuple(tuple(getattr(by_name[a], "labels", ())) for a in axes)
     return BreakevenGrid(axes, values[0], values[1], prob, others, labels)
 
 
-def _cash_flows(model: RoiModel, draws: Mapping[str, FloatArray], base: Mapping[str, FloatArray]) -> CashFlows:
+def _cash_flows(
+    model: RoiModel, draws: Mapping[str, FloatArray], base: Mapping[str, FloatArray]
+) -> CashFlows:
     """Yearly savings (base case split into capex and opex) and cumulative NPV bands."""
     base_costs = {c.option: model.option_costs(c, base) for c in (model.baseline, model.candidate)}
     b, c = base_costs[model.baseline.option], base_costs[model.candidate.option]
@@ -188,7 +199,9 @@ def run_roi_study(
         report("capacity curves", done, 2)
         curves[name], cached[name] = load_or_compute_static(spec, name, grid, warn)
     report("capacity curves", 2, 2)
-    model = RoiModel(curves[spec.baseline], curves[spec.candidate], spec.economics, spec.horizon_years)
+    model = RoiModel(
+        curves[spec.baseline], curves[spec.candidate], spec.economics, spec.horizon_years
+    )
 
     draws = latin_hypercube(spec.inputs, spec.samples, spec.mc_seed)
     check_inputs(draws)
@@ -207,10 +220,15 @@ def run_roi_study(
         report("Monte Carlo", min(done * spec.chunk_size, total), total)
 
     npv = run_samples(
-        partial(npv_chunk, model), draws, chunk_size=spec.chunk_size, backend=spec.backend,
-        n_jobs=spec.n_jobs, ray_address=spec.ray_address, checkpoint=store,
+        partial(npv_chunk, model),
+        draws,
+        chunk_size=spec.chunk_size,
+        backend=spec.backend,
+        n_jobs=spec.n_jobs,
+        ray_address=spec.ray_address,
+        checkpoint=store,
         progress=chunks_done,
-    )  # fmt: skip
+    )
     savings = model.savings(draws)
     stats = summarize_samples(npv)
     positive = int(np.count_nonzero(npv > 0))
@@ -220,9 +238,15 @@ def run_roi_study(
     ranked = sorted(((v, n) for n, v in shares.items()), reverse=True)
     axes = (ranked[0][1], ranked[1][1]) if len(ranked) > 1 else (ranked[0][1], ranked[0][1])
     checks = spot_check(
-        model, _option_of(spec), spec.workload, spec.slo, draws, spec.spot_checks, spec.seed,
+        model,
+        _option_of(spec),
+        spec.workload,
+        spec.slo,
+        draws,
+        spec.spot_checks,
+        spec.seed,
         spec.max_racks,
-    )  # fmt: skip
+    )
     fleets: dict[str, FleetFigures] = {
         c.option: fleet_figures(model.option_costs(c, draws), model.option_costs(c, base))
         for c in (model.baseline, model.candidate)

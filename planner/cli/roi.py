@@ -31,7 +31,7 @@ from planner.cli.common import (
     to_mapping,
 )
 from planner.cli.progress import ProgressDisplay, progress_display
-from planner.report.html_roi import roi_report, roi_images
+from planner.report.html_roi import roi_images, roi_report
 
 GROUPS = ("workload", "sizing", "economics")
 

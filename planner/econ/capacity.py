@@ -115,12 +115,11 @@ class CapacityCurve:
             "feasible": self.feasible.tolist(),
         }
 
-
     # The Capacity protocol of planner.econ.roi (the same interface as StaticCapacity); a
     # measured curve has one variant and ignores the sampled context scale.
     def pool_names(self) -> tuple[str, ...]:
-        """The pools whose racks the curve gives."""
-        return tuple(self.racks)
+        """The pools whose racks the curve gives, sorted (costs add up in one fixed order)."""
+        return tuple(sorted(self.racks))
 
     def kind(self, pool: str) -> str:
         """Accelerator kind of ``pool`` (``gpu``, ``lpu``, ...): selects its price inputs."""
@@ -138,16 +137,16 @@ class CapacityCurve:
         """Mean IT power of the racks needed at ``loads``, kW; ``inputs`` are not used."""
         return self.power_kw(pool, loads)
 
-    def rack_prices_for(
-        self, pool: str, inputs: Mapping[str, NDArray[np.float64]]
-    ) -> PriceArrays:
+    def rack_prices_for(self, pool: str, inputs: Mapping[str, NDArray[np.float64]]) -> PriceArrays:
         """Per-future rack capex and power of ``pool`` (the same for every future)."""
         n = len(next(iter(inputs.values())))
         p = self.prices[pool]
         return PriceArrays(
-            np.full(n, p.rack_capex_usd), np.full(n, p.rack_max_power_kw),
-            np.full(n, p.rack_idle_power_kw), np.full(n, p.accelerators_per_rack),
-        )  # fmt: skip
+            np.full(n, p.rack_capex_usd),
+            np.full(n, p.rack_max_power_kw),
+            np.full(n, p.rack_idle_power_kw),
+            np.full(n, p.accelerators_per_rack),
+        )
 
 
 def pool_prices(option: SizingOption) -> dict[str, PoolPrices]:
@@ -224,6 +223,7 @@ def measure_curve(
         feasible=np.asarray(feasible, dtype=bool),
     )
 
+
 @dataclass(frozen=True)
 class PriceArrays:
     """Rack price and power of one pool per sampled future (its variant's hardware).
@@ -254,7 +254,7 @@ class StaticCapacity:
     racks, rounded up to whole replicas. The slope depends on the variant (LPU generation,
     model: the hardware and model swapped into the option's fleet) and on the context length
     (the workload's prompts scaled by ``context_scale``); it is tabulated on a grid of context
-    scales and interpolated linearly in log(scale) per sampled future. At hyperscale one replica
+    scales (log-spaced) and interpolated linearly per sampled future. At hyperscale one replica
     (one rack unit) is a small fraction of a pool, so the rounding is no artefact.
 
     Attributes:
@@ -282,8 +282,10 @@ class StaticCapacity:
     labels: tuple[str, ...]
 
     def pool_names(self) -> tuple[str, ...]:
-        """The pools whose racks are sized."""
-        return tuple(self.racks_per_trees_per_s)
+        """The sized pools, sorted: costs add up in one order whether the curves were just
+        computed or read back from the cache (whose keys are sorted), so a resumed study
+        reproduces a fresh one bitwise."""
+        return tuple(sorted(self.racks_per_trees_per_s))
 
     def kind(self, pool: str) -> str:
         """Accelerator kind of ``pool`` (the same in every variant)."""
@@ -301,16 +303,15 @@ class StaticCapacity:
         index: NDArray[np.intp] = np.ravel_multi_index(codes, self.choice_sizes)
         return index
 
-    def slope(
-        self, pool: str, inputs: Mapping[str, NDArray[np.float64]]
-    ) -> NDArray[np.float64]:
+    def slope(self, pool: str, inputs: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         """Racks of ``pool`` per tree/s in each future, shape (futures,)."""
         n = len(next(iter(inputs.values())))
         scale = np.asarray(inputs.get("context_scale", np.ones(n)), dtype=float)
-        x = np.log(np.clip(scale, self.context_scales[0], self.context_scales[-1]))
-        grid = np.log(self.context_scales)
+        # Linear in the scale between grid points (the grid is log-spaced, so dense at the
+        # short contexts where the LPU's racks change fastest); clamped to the grid's ends.
+        x = np.clip(scale, self.context_scales[0], self.context_scales[-1])
         table = self.racks_per_trees_per_s[pool]
-        by_variant = np.stack([np.interp(x, grid, row) for row in table])  # (variants, futures)
+        by_variant = np.stack([np.interp(x, self.context_scales, row) for row in table])
         return by_variant[self.variant_index(inputs), np.arange(n)]
 
     def racks_for(
@@ -332,9 +333,7 @@ class StaticCapacity:
         result: NDArray[np.float64] = loads * (self.slope(pool, inputs) * per_rack)[:, None]
         return result
 
-    def rack_prices_for(
-        self, pool: str, inputs: Mapping[str, NDArray[np.float64]]
-    ) -> PriceArrays:
+    def rack_prices_for(self, pool: str, inputs: Mapping[str, NDArray[np.float64]]) -> PriceArrays:
         """Rack capex and power of ``pool`` per future (its variant's hardware)."""
         index = self.variant_index(inputs)
         table = self.prices[pool]

@@ -112,7 +112,10 @@ def _validated(dist: str, params: tuple[tuple[str, float], ...]) -> dict[str, fl
     if problem is None and missing:
         problem = f"parameter {missing[0]} is required; allowed: {', '.join(allowed)}"
     if problem is None and dist != "fixed":
-        checks = (("scale", lambda p: p.get("scale", 1.0) > 0, "> 0"), *_CHECKS.get(dist, ()))
+        checks: tuple[tuple[str, Callable[[dict[str, float]], bool], str], ...] = (
+            ("scale", lambda p: p.get("scale", 1.0) > 0, "> 0"),
+            *_CHECKS.get(dist, ()),
+        )
         for name, ok, text in checks:
             if not ok(values):
                 problem = f"parameter {name} must be {text}, got {values[name]}; {rule}"
@@ -151,6 +154,7 @@ class Distribution:
     _frozen: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
+        """Validate the parameters and freeze the scipy law."""
         values = _validated(self.dist, self.params)
         object.__setattr__(self, "params", tuple(sorted(values.items())))
         if self.dist != "fixed":
@@ -209,6 +213,7 @@ class Choice:
     weights: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        """Check one weight per label and normalise the weights."""
         if not self.labels or len(self.labels) != len(self.weights):
             raise ValueError("a Choice needs one weight per label and at least one label")
         total = float(sum(self.weights))
@@ -438,7 +443,7 @@ def sobol_first_order(
     if not varying:
         raise ValueError("no uncertain input to rank")
     fixed = {i.name: i.distribution.median() for i in inputs if i.distribution.is_fixed}
-    n = 1 << max(int(math.ceil(math.log2(max(base_samples, 2)))), 1)
+    n = 1 << max(math.ceil(math.log2(max(base_samples, 2))), 1)
 
     def func(x: NDArray[np.float64]) -> NDArray[np.float64]:
         values = {name: np.full(x.shape[1], v) for name, v in fixed.items()}
@@ -446,9 +451,11 @@ def sobol_first_order(
         return np.asarray(evaluate(values), dtype=np.float64)[None, :]
 
     result = sobol_indices(
-        func=func, n=n, dists=[i.distribution for i in varying],
+        func=func,
+        n=n,
+        dists=[i.distribution for i in varying],
         rng=np.random.default_rng(seed),
-    )  # fmt: skip
+    )
     return SobolIndices(
         names=tuple(i.name for i in varying),
         first_order=tuple(float(v) for v in np.ravel(result.first_order)),
@@ -534,6 +541,23 @@ def chunk_bounds(n_samples: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + chunk_size, n_samples)) for s in range(0, n_samples, chunk_size)]
 
 
+def _resumed(
+    checkpoint: Checkpoint | None, bounds: list[tuple[int, int]]
+) -> dict[int, NDArray[Any]]:
+    """The checkpoint's chunks that fit this study (index and length); the others discarded."""
+    if checkpoint is None:
+        return {}
+    results: dict[int, NDArray[Any]] = {}
+    for index, values in checkpoint.load().items():
+        if 0 <= index < len(bounds) and len(values) == bounds[index][1] - bounds[index][0]:
+            results[index] = np.asarray(values)
+        else:
+            # A chunk of another study (a copied or damaged file) is never fatal: forget it and
+            # evaluate that chunk again.
+            checkpoint.discard(index)
+    return results
+
+
 def _evaluate_chunk(
     evaluate: Evaluate, index: int, chunk: dict[str, FloatArray]
 ) -> tuple[int, NDArray[Any]]:
@@ -587,16 +611,7 @@ def run_samples(
         raise ValueError(f"sample arrays differ in length: {lengths}")
     n_samples = next(iter(lengths.values()), 0)
     bounds = chunk_bounds(n_samples, int(chunk_size))
-    done = checkpoint.load() if checkpoint is not None else {}
-    results: dict[int, NDArray[Any]] = {}
-    for index, values in done.items():
-        fits = 0 <= index < len(bounds) and len(values) == bounds[index][1] - bounds[index][0]
-        if fits:
-            results[index] = np.asarray(values)
-        elif checkpoint is not None:
-            # A chunk of another study (a copied or damaged file) is never fatal: forget it and
-            # evaluate that chunk again.
-            checkpoint.discard(index)
+    results = _resumed(checkpoint, bounds)
     todo = [i for i in range(len(bounds)) if i not in results]
     if progress is not None:
         progress(len(results), len(bounds))
@@ -666,7 +681,8 @@ def _ray_chunks(
     try:
         task = ray.remote(_evaluate_chunk)
         evaluate_ref = ray.put(evaluate)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]  # untyped in ray
+        cpus = int(resources.get("CPU", 1))
         window = 2 * max(n_jobs, cpus)
         queue = iter(todo)
         pending = [task.remote(evaluate_ref, i, chunk_of(i)) for i in _take(queue, window)]

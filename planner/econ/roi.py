@@ -60,7 +60,10 @@ inputs (``roi.choices``) are named by the study."""
 class Capacity(Protocol):
     """What the ROI model needs from an option's capacity (measured or static curves)."""
 
-    option: str
+    @property
+    def option(self) -> str:
+        """The option's name."""
+        ...
 
     def pool_names(self) -> tuple[str, ...]:
         """The sized pools."""
@@ -82,9 +85,7 @@ class Capacity(Protocol):
         """Mean IT power of the racks needed per future and year, kW."""
         ...
 
-    def rack_prices_for(
-        self, pool: str, inputs: Mapping[str, NDArray[np.float64]]
-    ) -> PriceArrays:
+    def rack_prices_for(self, pool: str, inputs: Mapping[str, NDArray[np.float64]]) -> PriceArrays:
         """Rack capex and power per future."""
         ...
 
@@ -130,6 +131,7 @@ class RoiModel:
     horizon_years: int
 
     def __post_init__(self) -> None:
+        """Check the horizon (1..30 years)."""
         if not 1 <= self.horizon_years <= 30:
             raise ConfigError("roi.horizon_years", f"must be 1..30, got {self.horizon_years!r}")
 
@@ -301,7 +303,9 @@ def spot_check(
             future = {k: np.asarray(v[i : i + 1], dtype=float) for k, v in draws.items()}
             future["context_scale"] = np.ones(1)
             at = np.array([[load]])
-            fast = sum(float(capacity.racks_for(p, at, future)[0, 0]) for p in capacity.pool_names())
+            fast = sum(
+                float(capacity.racks_for(p, at, future)[0, 0]) for p in capacity.pool_names()
+            )
             option = option_of(capacity.option, future)
             result = size_option(option, workload, float(load), slo, seed=seed, max_racks=max_racks)
             simulated = sum(result.racks.get(p.name, p.racks) for p in option.fleet.pools)
@@ -323,9 +327,7 @@ def irr_summary(savings: NDArray[np.float64]) -> dict[str, float | None]:
         ``none_fraction_never_recovers``, ``none_fraction_always_saves``.
     """
     rates = irr(savings)
-    ranked = np.where(
-        np.isfinite(rates), rates, np.where(savings.sum(axis=1) > 0, np.inf, -np.inf)
-    )
+    ranked = np.where(np.isfinite(rates), rates, np.where(savings.sum(axis=1) > 0, np.inf, -np.inf))
     out: dict[str, float | None] = {}
     for name, q in (("p5", 5.0), ("p50", 50.0), ("p95", 95.0)):
         value = float(np.percentile(ranked, q, method="inverted_cdf"))

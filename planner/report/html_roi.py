@@ -70,36 +70,55 @@ def _headline(roi: Mapping[str, Any]) -> Html:
     pay = roi.get("payback_years") or {}
     return key_values(
         [
-            ("P(NPV > 0), 95% Wilson interval",
-             f"{fmt_pct(roi.get('prob_npv_positive'))} ({fmt_pct(ci[0])} to {fmt_pct(ci[1])})"),
-            ("NPV p5 / p50 / p95",
-             " / ".join(fmt_usd(npv.get(k)) for k in ("p5", "p50", "p95"))),
-            ("IRR p5 / p50 / p95, over all futures",
-             " / ".join(_pct_or(irr.get(k), "none") for k in ("p5", "p50", "p95"))),
-            ("futures with no IRR (never recover / always save)",
-             f"{fmt_pct(irr.get('none_fraction_never_recovers'))} / "
-             f"{fmt_pct(irr.get('none_fraction_always_saves'))}"),
-            ("payback p50 (all futures)",
-             "not within the horizon" if pay.get("p50") is None
-             else f"{fmt_num(pay.get('p50'))} years"),
+            (
+                "P(NPV > 0), 95% Wilson interval",
+                f"{fmt_pct(roi.get('prob_npv_positive'))} ({fmt_pct(ci[0])} to {fmt_pct(ci[1])})",
+            ),
+            ("NPV p5 / p50 / p95", " / ".join(fmt_usd(npv.get(k)) for k in ("p5", "p50", "p95"))),
+            (
+                "IRR p5 / p50 / p95, over all futures",
+                " / ".join(_pct_or(irr.get(k), "none") for k in ("p5", "p50", "p95")),
+            ),
+            (
+                "futures with no IRR (never recover / always save)",
+                f"{fmt_pct(irr.get('none_fraction_never_recovers'))} / "
+                f"{fmt_pct(irr.get('none_fraction_always_saves'))}",
+            ),
+            (
+                "payback p50 (all futures)",
+                "not within the horizon"
+                if pay.get("p50") is None
+                else f"{fmt_num(pay.get('p50'))} years",
+            ),
             ("futures paying back within the horizon", fmt_pct(pay.get("within_horizon_fraction"))),
         ]
-    )  # fmt: skip
+    )
 
 
 def _fleets(roi: Mapping[str, Any]) -> Html:
     rows = []
     for name, f in (roi.get("fleets") or {}).items():
         rows.append(
-            (name, fmt_num(get(f, "year_one_accelerators", "p50")),
-             fmt_num(get(f, "peak_racks", "p50")), fmt_num(get(f, "peak_racks", "p95")),
-             fmt_num(get(f, "peak_power_mw", "p50")), fmt_num(get(f, "peak_power_mw", "p95")))
-        )  # fmt: skip
+            (
+                name,
+                fmt_num(get(f, "year_one_accelerators", "p50")),
+                fmt_num(get(f, "peak_racks", "p50")),
+                fmt_num(get(f, "peak_racks", "p95")),
+                fmt_num(get(f, "peak_power_mw", "p50")),
+                fmt_num(get(f, "peak_power_mw", "p95")),
+            )
+        )
     return table(
-        ["option", "accelerators, year one (p50)", "peak racks p50", "peak racks p95",
-         "peak IT MW p50", "peak IT MW p95"],
+        [
+            "option",
+            "accelerators, year one (p50)",
+            "peak racks p50",
+            "peak racks p95",
+            "peak IT MW p50",
+            "peak IT MW p95",
+        ],
         rows,
-    )  # fmt: skip
+    )
 
 
 def _sensitivity(roi: Mapping[str, Any]) -> Html:
@@ -117,9 +136,9 @@ def _sensitivity(roi: Mapping[str, Any]) -> Html:
         f"({fmt_pct(sobol.get('interaction_share'))}) is interaction between inputs.",
         cls="note",
     )
-    return table(
-        ["input", "variance share (rank)", "Sobol first order", "Sobol total"], rows
-    ) + note
+    return (
+        table(["input", "variance share (rank)", "Sobol first order", "Sobol total"], rows) + note
+    )
 
 
 def roi_report(
@@ -158,29 +177,47 @@ def roi_report(
             *(run_info or {}).items(),
             ("horizon", f"{fmt_num(roi.get('horizon_years'))} years"),
             ("Monte Carlo futures (Latin hypercube)", fmt_num(roi.get("samples"))),
-            ("chunks resumed / total",
-             f"{fmt_num(mc.get('chunks_resumed'))} / {fmt_num(mc.get('chunks_total'))}"),
+            (
+                "chunks resumed / total",
+                f"{fmt_num(mc.get('chunks_resumed'))} / {fmt_num(mc.get('chunks_total'))}",
+            ),
         ]
     ) + table(
         ["uncertain input", "law"],
-        [(k, ", ".join(f"{a}={fmt_num(b) if not isinstance(b, str) else b}"
-                       for a, b in v.items())) for k, v in inputs.items()],
-    )  # fmt: skip
+        [
+            (
+                k,
+                ", ".join(
+                    f"{a}={fmt_num(b) if not isinstance(b, str) else b}" for a, b in v.items()
+                ),
+            )
+            for k, v in inputs.items()
+        ],
+    )
     tornado_rows = [
-        (b.get("input", MISSING), f"{fmt_num(b.get('low_input'))} → {fmt_num(b.get('high_input'))}",
-         fmt_usd(b.get("npv_at_low_usd")), fmt_usd(b.get("npv_at_high_usd")),
-         fmt_usd(b.get("swing_usd")))
+        (
+            b.get("input", MISSING),
+            f"{fmt_num(b.get('low_input'))} → {fmt_num(b.get('high_input'))}",
+            fmt_usd(b.get("npv_at_low_usd")),
+            fmt_usd(b.get("npv_at_high_usd")),
+            fmt_usd(b.get("swing_usd")),
+        )
         for b in roi.get("tornado") or []
-    ]  # fmt: skip
+    ]
     sections = [
         ("npv", "Net present value", _headline(roi) + fig("npv_histogram.png")),
         ("breakeven", "Break-even", fig("breakeven.png")),
         ("cashflow", "Cash flows", fig("cashflow.png")),
         ("fleets", "Fleets: floor space and power", _fleets(roi)),
-        ("sensitivity", "Sensitivity", _sensitivity(roi) + fig("tornado.png") + table(
-            ["input", "p10 → p90", "NPV at p10", "NPV at p90", "swing"], tornado_rows)),
+        (
+            "sensitivity",
+            "Sensitivity",
+            _sensitivity(roi)
+            + fig("tornado.png")
+            + table(["input", "p10 → p90", "NPV at p10", "NPV at p90", "swing"], tornado_rows),
+        ),
         ("study", "Study", study),
-    ]  # fmt: skip
+    ]
     return page(
         f"ROI review: {candidate} against {baseline}",
         f"planner-roi, scenario {summary.get('scenario') or MISSING}",

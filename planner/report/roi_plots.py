@@ -47,7 +47,9 @@ def npv_histogram_png(npv_usd: np.ndarray, *, title: str) -> bytes:
         ax.axvline(0.0, color="tab:red", linewidth=2, label="break-even $0 M")
     else:
         side = "right" if high < 0 else "left"
-        ax.plot([], [], color="tab:red", linewidth=2, label=f"break-even $0 M: off the chart ({side})")
+        ax.plot(
+            [], [], color="tab:red", linewidth=2, label=f"break-even $0 M: off the chart ({side})"
+        )
     ax.set_xlim(low, high)
     _plain_axis(ax)
     ax.legend(loc="best", fontsize=8)
@@ -62,7 +64,9 @@ def tornado_musd_png(bars: Sequence[TornadoBar], *, base_npv_usd: float, title: 
     for i, bar in enumerate(shown):
         low, high = bar.output_at_low / MUSD, bar.output_at_high / MUSD
         ax.barh(i, low - base, left=base, color=LOW_COLOR, label="input at p10" if i == 0 else None)
-        ax.barh(i, high - base, left=base, color=HIGH_COLOR, label="input at p90" if i == 0 else None)
+        ax.barh(
+            i, high - base, left=base, color=HIGH_COLOR, label="input at p90" if i == 0 else None
+        )
     ax.axvline(base, color="black", linewidth=1, label=f"base case ${base:,.0f} M")
     ax.set_yticks(range(len(shown)), [b.name for b in shown], fontsize=8)
     _plain_axis(ax)
@@ -83,14 +87,22 @@ def breakeven_png(grid: BreakevenGrid, *, title: str) -> bytes:
     x = np.arange(len(grid.x_values)) if x_label else grid.x_values
     y = np.arange(len(grid.y_values)) if y_label else grid.y_values
     ax = _new_axes(title, grid.axes[0], grid.axes[1])
-    mesh = ax.pcolormesh(x, y, grid.prob_positive, vmin=0.0, vmax=1.0, cmap="RdYlGn", shading="nearest")
+    mesh = ax.pcolormesh(
+        x, y, grid.prob_positive, vmin=0.0, vmax=1.0, cmap="RdYlGn", shading="nearest"
+    )
     ax.figure.colorbar(mesh, ax=ax, label="P(NPV > 0)")
     if 0.0 < grid.prob_positive.min() < 0.5 < grid.prob_positive.max():
         ax.contour(x, y, grid.prob_positive, levels=[0.5], colors="black", linewidths=1.5)
     elif grid.prob_positive.max() <= 0.5:
-        ax.text(0.5, 0.5, f"P(NPV > 0) <= {grid.prob_positive.max():.0%} everywhere",
-                transform=ax.transAxes, ha="center", va="center",
-                bbox={"facecolor": "white", "alpha": 0.8})  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            f"P(NPV > 0) <= {grid.prob_positive.max():.0%} everywhere",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            bbox={"facecolor": "white", "alpha": 0.8},
+        )
     _ticks(ax, "x", x_label)
     _ticks(ax, "y", y_label)
     ax.grid(False)
@@ -105,12 +117,25 @@ def cashflow_png(flows: CashFlows, *, title: str) -> bytes:
     ax.bar(years - 0.2, capex, width=0.4, color=LOW_COLOR, label="capex saving, base case")
     ax.bar(years + 0.2, opex, width=0.4, color=HIGH_COLOR, label="opex saving, base case")
     p5, p50, p95 = flows.savings_percentiles_usd / MUSD
-    ax.errorbar(years, p50, yerr=[p50 - p5, p95 - p50], fmt="o", color="black", capsize=4,
-                label="yearly saving, p50 (p5-p95) of futures")  # fmt: skip
+    ax.errorbar(
+        years,
+        p50,
+        yerr=[p50 - p5, p95 - p50],
+        fmt="o",
+        color="black",
+        capsize=4,
+        label="yearly saving, p50 (p5-p95) of futures",
+    )
     c5, c50, c95 = flows.cumulative_npv_percentiles_usd / MUSD
     ax.plot(years, c50, color="tab:green", linewidth=2, label="cumulative NPV, p50")
     ax.fill_between(years, c5, c95, color="tab:green", alpha=0.2, label="cumulative NPV, p5-p95")
     ax.axhline(0.0, color="black", linewidth=0.8)
+    # Futures span orders of magnitude: a symmetric log axis keeps the median and the tails
+    # readable together (linear within +-10 % of the median's size).
+    scale = float(np.max(np.abs(np.concatenate([capex, opex, p50, c50]))))
+    if scale > 0:
+        ax.set_yscale("symlog", linthresh=max(scale / 10.0, 1e-3))
+        ax.set_ylabel("USD M (candidate saves > 0; symmetric log)")
     ax.set_xticks(years)
     _plain_axis(ax, "y")
     ax.legend(loc="best", fontsize=7)
