@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from planner.app.provenance import fleet_provenance
 from planner.econ.capacity import StaticCapacity
 from planner.econ.montecarlo import SobolIndices, TornadoBar
 from planner.econ.roi import OptionCosts, SpotCheck
@@ -282,6 +283,16 @@ class RoiResult:
                     "prob_npv_positive": b.prob_positive.tolist(),
                     "futures_per_cell": b.futures_per_cell,
                 },
+            },
+            "calibration": {
+                name: fleet_provenance(v.options[0].fleet) for name, v in spec.variants.items()
+            },
+            "calibration_by_variant": {
+                name: {
+                    label: fleet_provenance(option.fleet)
+                    for label, option in zip(v.labels, v.options, strict=True)
+                }
+                for name, v in spec.variants.items()
             },
             "curves": {
                 name: {**c.to_dict(), "from_cache": self.curves_cached[name]}

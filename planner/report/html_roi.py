@@ -25,6 +25,7 @@ from planner.report.html_parts import (
     strong,
     table,
 )
+from planner.report.notes import calibration_notes
 from planner.report.roi_plots import (
     breakeven_png,
     cashflow_png,
@@ -141,6 +142,21 @@ def _sensitivity(roi: Mapping[str, Any]) -> Html:
     )
 
 
+def _calibration(summary: Mapping[str, Any]) -> list[str]:
+    """One note per option and caveat (borrowed factors, press-only figures), naming the
+    variants it applies to when the study samples several."""
+    out = []
+    for option, variants in (summary.get("calibration_by_variant") or {}).items():
+        labels_by_note: dict[str, list[str]] = {}
+        for label, pools in variants.items():
+            for note in calibration_notes(pools):
+                labels_by_note.setdefault(note, []).append(label)
+        for note, labels in labels_by_note.items():
+            where = "" if len(variants) == 1 else f" (variants: {'; '.join(labels)})"
+            out.append(f"{option}/{note}{where}")
+    return out
+
+
 def roi_report(
     summary: Mapping[str, Any],
     images: Mapping[str, bytes],
@@ -165,6 +181,7 @@ def roi_report(
         para("Answer", cls="label"),
         para(strong(str(summary.get("answer") or MISSING))),
     ]
+    answer.extend(para(note, cls="note") for note in _calibration(summary))
 
     def fig(name: str) -> Html:
         return figures([figure(images[name], CAPTIONS[name])]) if name in images else Html("")

@@ -31,25 +31,53 @@ def _plain_axis(ax: Axes, axis: str = "x") -> None:
     target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
 
 
+def _to_symlog(v: np.ndarray, linthresh: float) -> np.ndarray:
+    """Coordinate on a symmetric-log axis (linear within +-linthresh)."""
+    return np.asarray(np.sign(v) * np.log10(1.0 + np.abs(v) / linthresh))
+
+
+def _from_symlog(t: np.ndarray, linthresh: float) -> np.ndarray:
+    """Inverse of :func:`_to_symlog`."""
+    return np.asarray(np.sign(t) * linthresh * (10.0 ** np.abs(t) - 1.0))
+
+
 def npv_histogram_png(npv_usd: np.ndarray, *, title: str) -> bytes:
-    """Histogram of NPV in $M with p5/p50/p95 and break-even (when inside the data's span)."""
+    """Histogram of NPV in $M with p5/p50/p95 and break-even (when inside the data's span).
+
+    When the futures span far more than their inter-quartile range (a heavy tail), the axis is
+    symmetric-log with bins of equal width on it, so the bulk and the tail both stay readable.
+    """
     values = np.asarray(npv_usd, dtype=float) / MUSD
-    low, high = np.percentile(values, [0.5, 99.5])
-    pad = max((high - low) * 0.08, abs(high) * 1e-3, 1e-6)
-    low, high = low - pad, high + pad
-    ax = _new_axes(title, "NPV of candidate - baseline (USD M)", "futures")
+    low, q25, p50, q75, high = (float(v) for v in np.percentile(values, [0.5, 25, 50, 75, 99.5]))
     bins = int(min(MAX_BINS, max(10, np.sqrt(values.size))))
-    ax.hist(np.clip(values, low, high), bins=bins, range=(low, high), color=LOW_COLOR, alpha=0.8)
-    p5, p50, p95 = np.percentile(values, [5, 50, 95])
+    heavy_tail = q75 > q25 and (high - low) > 20.0 * (q75 - q25)
+    if heavy_tail:
+        linthresh = max(abs(p50) / 10.0, (q75 - q25) / 10.0, 1e-6)
+        ends = _to_symlog(np.array([low, high]), linthresh)
+        pad = 0.05 * float(ends[1] - ends[0])
+        t = np.linspace(ends[0] - pad, ends[1] + pad, bins + 1)
+        edges: np.ndarray | int = _from_symlog(t, linthresh)
+        low, high = (
+            float(_from_symlog(t[:1], linthresh)[0]),
+            float(_from_symlog(t[-1:], linthresh)[0]),
+        )
+    else:
+        pad = max((high - low) * 0.08, abs(high) * 1e-3, 1e-6)
+        low, high, edges = low - pad, high + pad, bins
+    xlabel = "NPV of candidate - baseline (USD M" + (", symmetric log)" if heavy_tail else ")")
+    ax = _new_axes(title, xlabel, "futures")
+    ax.hist(np.clip(values, low, high), bins=edges, range=(low, high), color=LOW_COLOR, alpha=0.8)
+    if heavy_tail:
+        ax.set_xscale("symlog", linthresh=linthresh)
+    p5, p95 = np.percentile(values, [5, 95])
     for name, value, style in (("p5", p5, ":"), ("p50", p50, "--"), ("p95", p95, ":")):
         ax.axvline(value, color="black", linestyle=style, label=f"{name} ${value:,.0f} M")
     if low <= 0 <= high:
         ax.axvline(0.0, color="tab:red", linewidth=2, label="break-even $0 M")
     else:
         side = "right" if high < 0 else "left"
-        ax.plot(
-            [], [], color="tab:red", linewidth=2, label=f"break-even $0 M: off the chart ({side})"
-        )
+        label = f"break-even $0 M: off the chart ({side})"
+        ax.plot([], [], color="tab:red", linewidth=2, label=label)
     ax.set_xlim(low, high)
     _plain_axis(ax)
     ax.legend(loc="best", fontsize=8)
