@@ -142,6 +142,82 @@ def _sensitivity(roi: Mapping[str, Any]) -> Html:
     )
 
 
+def _base_case(roi: Mapping[str, Any]) -> Html:
+    base = roi.get("base_case") or {}
+    body = para(
+        "Every uncertain input at its median: NPV ",
+        strong(fmt_usd(base.get("npv_usd"))),
+        f", IRR {_pct_or(base.get('irr'), 'none')}, payback "
+        + (
+            "not within the horizon"
+            if base.get("payback_years") is None
+            else f"{fmt_num(base.get('payback_years'))} years"
+        )
+        + ".",
+    )
+    fleets = roi.get("fleets") or {}
+    columns: list[tuple[str, list[Any]]] = [
+        ("load (trees/s)", base.get("load_trees_per_s_by_year") or []),
+        ("savings", base.get("savings_usd_by_year") or []),
+    ]
+    for name, f in fleets.items():
+        columns.append((f"{name} racks", f.get("racks_by_year") or []))
+        columns.append((f"{name} IT MW", f.get("power_mw_by_year") or []))
+    years = max((len(v) for _, v in columns), default=0)
+    rows = []
+    for year in range(years):
+        cells = [str(year + 1)]
+        for title, values in columns:
+            value = values[year] if year < len(values) else None
+            cells.append(fmt_usd(value) if title == "savings" else fmt_num(value))
+        rows.append(tuple(cells))
+    inputs = base.get("inputs") or {}
+    return (
+        body
+        + table(["year", *(t for t, _ in columns)], rows)
+        + table(["input", "median"], [(k, fmt_num(v)) for k, v in inputs.items()])
+    )
+
+
+def _curves(summary: Mapping[str, Any]) -> Html:
+    body = para(
+        "Static capacity: racks per tree/s from the roofline sizing (every replica at its target "
+        "load), per variant, at each context-length scale; each future reads its variant's row "
+        "at its sampled scale.",
+        cls="note",
+    )
+    for name, curve in (summary.get("curves") or {}).items():
+        scales = curve.get("context_scales") or []
+        rows = []
+        for pool, table_rows in (curve.get("racks_per_trees_per_s") or {}).items():
+            for label, row in zip(curve.get("labels") or [], table_rows, strict=False):
+                rows.append((pool, label, *(fmt_num(v) for v in row)))
+        source = "cached" if curve.get("from_cache") else "computed"
+        body += para(strong(f"{name} ({source})")) + table(
+            ["pool", "variant", *(f"x{fmt_num(c)}" for c in scales)], rows
+        )
+    return body
+
+
+def _spot_checks(checks: list[Any]) -> Html:
+    if not checks:
+        return para("None requested (roi.spot_checks=0).", cls="note")
+    rows = [
+        (
+            c.get("option", MISSING),
+            fmt_num(c.get("load_trees_per_s")),
+            fmt_num(c.get("fast_racks")),
+            fmt_num(c.get("simulated_racks")),
+            fmt_pct(c.get("relative_error")),
+        )
+        for c in checks
+    ]
+    return table(
+        ["option", "load (trees/s)", "racks, static curves", "racks, simulated", "difference"],
+        rows,
+    )
+
+
 def _calibration(summary: Mapping[str, Any]) -> list[str]:
     """One note per option and caveat (borrowed factors, press-only figures), naming the
     variants it applies to when the study samples several."""
@@ -233,6 +309,9 @@ def roi_report(
             + fig("tornado.png")
             + table(["input", "p10 → p90", "NPV at p10", "NPV at p90", "swing"], tornado_rows),
         ),
+        ("base-case", "Base case", _base_case(roi)),
+        ("curves", "Capacity curves", _curves(summary)),
+        ("spot-checks", "Spot checks", _spot_checks(summary.get("spot_checks") or [])),
         ("study", "Study", study),
     ]
     return page(
