@@ -282,9 +282,11 @@ class StaticCapacity:
     labels: tuple[str, ...]
 
     def pool_names(self) -> tuple[str, ...]:
-        """The sized pools, sorted: costs add up in one order whether the curves were just
-        computed or read back from the cache (whose keys are sorted), so a resumed study
-        reproduces a fresh one bitwise."""
+        """The sized pools, sorted.
+
+        Costs add up in one order whether the curves were just computed or read back from the
+        cache (whose keys are sorted), so a resumed study reproduces a fresh one bitwise.
+        """
         return tuple(sorted(self.racks_per_trees_per_s))
 
     def kind(self, pool: str) -> str:

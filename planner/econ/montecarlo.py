@@ -681,8 +681,8 @@ def _ray_chunks(
     try:
         task = ray.remote(_evaluate_chunk)
         evaluate_ref = ray.put(evaluate)
-        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]  # untyped in ray
-        cpus = int(resources.get("CPU", 1))
+        untyped: Any = ray  # ray's API is untyped; typed as Any so strict mypy accepts the call
+        cpus = int(untyped.cluster_resources().get("CPU", 1))
         window = 2 * max(n_jobs, cpus)
         queue = iter(todo)
         pending = [task.remote(evaluate_ref, i, chunk_of(i)) for i in _take(queue, window)]

@@ -219,8 +219,10 @@ def _spot_checks(checks: list[Any]) -> Html:
 
 
 def _calibration(summary: Mapping[str, Any]) -> list[str]:
-    """One note per option and caveat (borrowed factors, press-only figures), naming the
-    variants it applies to when the study samples several."""
+    """One note per option and caveat (borrowed factors, press-only figures).
+
+    A note names the variants it applies to when the study samples several.
+    """
     out = []
     for option, variants in (summary.get("calibration_by_variant") or {}).items():
         labels_by_note: dict[str, list[str]] = {}

@@ -56,7 +56,7 @@ def npv_histogram_png(npv_usd: np.ndarray, *, title: str) -> bytes:
         ends = _to_symlog(np.array([low, high]), linthresh)
         pad = 0.05 * float(ends[1] - ends[0])
         t = np.linspace(ends[0] - pad, ends[1] + pad, bins + 1)
-        edges: np.ndarray | int = _from_symlog(t, linthresh)
+        edges: list[float] | int = _from_symlog(t, linthresh).tolist()
         low, high = (
             float(_from_symlog(t[:1], linthresh)[0]),
             float(_from_symlog(t[-1:], linthresh)[0]),
