@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from planner.app.roi_study import breakeven_price_factor
 from planner.econ.capacity import PoolPrices, StaticCapacity
 from planner.econ.montecarlo import Choice, UncertainInput, latin_hypercube, wilson_interval
-from planner.econ.roi import irr_summary
+from planner.econ.roi import RoiModel, irr_summary
+from planner.econ.tco import EconomicsSpec
 
 SCRIPT = Path(sys.executable).parent / "planner-roi"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -166,3 +168,41 @@ def test_irr_percentiles_count_futures_without_one() -> None:
     assert out["none_fraction_always_saves"] == 0.25
     assert out["p5"] is None and out["p95"] is None
     assert out["p50"] is not None and 0.0 < out["p50"] < 0.2
+
+
+def test_breakeven_price_factor_zeroes_the_npv() -> None:
+    """At each future's break-even LPU price NPV is 0; losing even at price 0 gives NaN."""
+    gpu = StaticCapacity(
+        option="g",
+        choice_names=(),
+        choice_sizes=(),
+        context_scales=np.array([0.5, 2.0]),
+        racks_per_trees_per_s={"p": np.array([[10.0, 10.0]])},
+        rack_units={"p": np.array([1.0])},
+        prices={"p": (PoolPrices("gpu", 3.0e6, 120.0, 20.0, 72.0),)},
+        load_fraction=0.7,
+        labels=("g",),
+    )
+    lpu = _static([[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]])
+    model = RoiModel(gpu, lpu, EconomicsSpec(), horizon_years=3)
+    n = 3
+    draws = {
+        "base_demand_trees_per_s": np.array([10.0, 10.0, 10.0]),
+        "demand_growth_per_year": np.zeros(n),
+        "fanout_growth_per_year": np.zeros(n),
+        "efficiency_gain_per_year": np.zeros(n),
+        "gpu_price_change_per_year": np.zeros(n),
+        "lpu_price_change_per_year": np.zeros(n),
+        "electricity_usd_per_kwh": np.full(n, 0.08),
+        "pue": np.full(n, 1.3),
+        "discount_rate": np.full(n, 0.1),
+        "lpu_generation": np.array([0.0, 1.0, 0.0]),
+        "context_scale": np.ones(n),
+    }
+    factor = breakeven_price_factor(model, draws)
+    assert np.all(np.isfinite(factor)) and np.all(factor > 0)
+    at = model.npv_usd({**draws, "lpu_price_factor": factor})
+    np.testing.assert_allclose(at, 0.0, atol=1e-3 * 3.0e6)
+    # A candidate needing 100x the racks loses even with free racks (power and facility).
+    costly = RoiModel(gpu, _static([[400.0] * 3, [400.0] * 3]), EconomicsSpec(), horizon_years=3)
+    assert np.isnan(breakeven_price_factor(costly, draws)).all()

@@ -128,6 +128,8 @@ class RoiResult:
         rank_shares: Variance shares from squared rank correlations (sum to 1).
         rank_r2: Sum of the squared rank correlations before normalising.
         breakeven: P(NPV > 0) over the two inputs that matter most.
+        breakeven_lpu_price_factor: Per future, the LPU price (multiple of list) at which NPV
+            is 0; NaN where even free LPUs lose, inf where any price pays back.
         cash_flows: Yearly savings and cumulative NPV.
         fleets: Per option, racks, power and accelerators.
         curves: Per option, its static curves.
@@ -156,6 +158,7 @@ class RoiResult:
     rank_shares: Mapping[str, float]
     rank_r2: float
     breakeven: BreakevenGrid
+    breakeven_lpu_price_factor: FloatArray
     cash_flows: CashFlows
     fleets: Mapping[str, FleetFigures]
     curves: Mapping[str, StaticCapacity]
@@ -197,6 +200,21 @@ class RoiResult:
                 "interaction_share": float(1.0 - sum(s.first_order)),
             },
         }
+
+    def _breakeven_price(self) -> dict[str, Any]:
+        """Percentiles over ALL futures of the break-even LPU price (as irr_summary ranks)."""
+        f = self.breakeven_lpu_price_factor
+        ranked = np.where(np.isnan(f), -np.inf, f)
+        out: dict[str, Any] = {}
+        for name, q in (("p5", 5.0), ("p50", 50.0), ("p95", 95.0)):
+            value = float(np.percentile(ranked, q, method="inverted_cdf"))
+            out[name] = value if math.isfinite(value) else None
+        out["none_fraction"] = float(np.isnan(f).mean())
+        out["note"] = (
+            "multiple of today's LPU list price at which NPV = 0; none where the candidate "
+            "loses even with free LPU racks (ranked lowest)"
+        )
+        return out
 
     def _fleets(self) -> dict[str, Any]:
         return {
@@ -275,6 +293,7 @@ class RoiResult:
                     }
                     for t in self.tornado
                 ],
+                "breakeven_lpu_price_factor": self._breakeven_price(),
                 "breakeven": {
                     "axes": list(b.axes),
                     "x_values": b.x_values.tolist(),

@@ -159,6 +159,24 @@ def _cash_flows(
     )
 
 
+def breakeven_price_factor(
+    model: RoiModel, draws: Mapping[str, FloatArray], kind: str = "lpu"
+) -> FloatArray:
+    """Per future, the ``<kind>_price_factor`` at which NPV is 0 (NaN: none >= 0 exists).
+
+    NPV is linear in the price factor (it scales the racks' capex and maintenance, not their
+    power), so two evaluations give it: NPV(f) = NPV(0) + f (NPV(1) - NPV(0)). A future that
+    loses money even with free hardware of that kind has no break-even price.
+    """
+    n = len(next(iter(draws.values())))
+    at = {f: model.npv_usd({**draws, f"{kind}_price_factor": np.full(n, f)}) for f in (0.0, 1.0)}
+    slope = at[1.0] - at[0.0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(slope < 0, -at[0.0] / slope, np.inf)
+    result: FloatArray = np.where(at[0.0] < 0, np.nan, factor)
+    return result
+
+
 def _tornado_bars(model: RoiModel, inputs: tuple[UncertainInput, ...]) -> list[Any]:
     def evaluate_point(point: Mapping[str, float]) -> float:
         return float(model.npv_usd({k: np.array([float(v)]) for k, v in point.items()})[0])
@@ -271,6 +289,7 @@ def run_roi_study(
         rank_shares=shares,
         rank_r2=rank_r2,
         breakeven=_breakeven(model, spec, draws, axes),
+        breakeven_lpu_price_factor=breakeven_price_factor(model, draws),
         cash_flows=_cash_flows(model, draws, base),
         fleets=fleets,
         curves=curves,

@@ -78,6 +78,11 @@ def _app(cfg: DictConfig) -> None:
         f"{1 - irr['defined_fraction']:.0%} of futures); payback within the horizon in "
         f"{roi['payback_years']['within_horizon_fraction']:.0%}"
     )
+    price = roi["breakeven_lpu_price_factor"]
+    console.print(
+        f"LPU price at break-even (x list): p50 {_times(price['p50'])}; "
+        f"{price['none_fraction']:.0%} of futures lose even with free LPU racks"
+    )
     for name, fleet in roi["fleets"].items():
         console.print(
             f"{name}: peak {fleet['peak_racks']['p50']:,.0f} racks, "
@@ -86,6 +91,10 @@ def _app(cfg: DictConfig) -> None:
     shares = ", ".join(f"{n} {sens['shares'][n]:.0%}" for n in sens["ranked"][:4])
     console.print(f"variance shares of NPV (squared rank correlation): {shares}")
     console.print(f"results written to {out_dir}")
+
+
+def _times(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}x"
 
 
 def _pct(value: float | None) -> str:

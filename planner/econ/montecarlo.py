@@ -469,6 +469,9 @@ def rank_variance_shares(
 ) -> tuple[dict[str, float], float]:
     """Variance shares from squared Spearman rank correlations, normalised to sum to 1.
 
+    A discrete input (:class:`Choice`) is correlated through its values ranked by their mean
+    output, since the order of its values carries no meaning.
+
     Returns:
         (input -> share, the un-normalised sum of squared rank correlations: how much of the
         output's rank variance an additive monotone model of the inputs explains).
@@ -476,11 +479,21 @@ def rank_variance_shares(
     from scipy.stats import spearmanr
 
     squared = {}
+    y = np.asarray(output, dtype=float)
     for inp in inputs:
         if inp.distribution.is_fixed:
             continue
         x = np.asarray(draws[inp.name])
-        rho = 0.0 if np.ptp(x) == 0 else float(spearmanr(x, output).statistic)
+        if isinstance(inp.distribution, Choice):
+            # A discrete input's index order is arbitrary: rank its values by their mean
+            # output, so a non-monotone effect (the middle value worst) is not hidden.
+            codes = x.astype(int)
+            means = [
+                float(y[codes == c].mean()) if np.any(codes == c) else 0.0
+                for c in range(len(inp.distribution.labels))
+            ]
+            x = np.argsort(np.argsort(means))[codes].astype(float)
+        rho = 0.0 if np.ptp(x) == 0 else float(spearmanr(x, y).statistic)
         squared[inp.name] = 0.0 if not math.isfinite(rho) else rho * rho
     total = sum(squared.values())
     if total <= 0:

@@ -69,6 +69,7 @@ def _headline(roi: Mapping[str, Any]) -> Html:
     npv, irr = roi.get("npv_usd") or {}, roi.get("irr") or {}
     ci = roi.get("prob_npv_positive_ci95") or [None, None]
     pay = roi.get("payback_years") or {}
+    price = roi.get("breakeven_lpu_price_factor") or {}
     return key_values(
         [
             (
@@ -92,8 +93,17 @@ def _headline(roi: Mapping[str, Any]) -> Html:
                 else f"{fmt_num(pay.get('p50'))} years",
             ),
             ("futures paying back within the horizon", fmt_pct(pay.get("within_horizon_fraction"))),
+            (
+                "LPU price at break-even, x list: p5 / p50 / p95",
+                " / ".join(_times(price.get(k)) for k in ("p5", "p50", "p95")),
+            ),
+            ("futures losing even with free LPUs", fmt_pct(price.get("none_fraction"))),
         ]
     )
+
+
+def _times(value: Any) -> str:
+    return "none" if value is None else f"{fmt_num(value)}x"
 
 
 def _fleets(roi: Mapping[str, Any]) -> Html:
@@ -172,11 +182,21 @@ def _base_case(roi: Mapping[str, Any]) -> Html:
             cells.append(fmt_usd(value) if title == "savings" else fmt_num(value))
         rows.append(tuple(cells))
     inputs = base.get("inputs") or {}
+    laws = roi.get("inputs") or {}
     return (
         body
         + table(["year", *(t for t, _ in columns)], rows)
-        + table(["input", "median"], [(k, fmt_num(v)) for k, v in inputs.items()])
+        + table(["input", "median"], [(k, _value(laws.get(k), v)) for k, v in inputs.items()])
     )
+
+
+def _value(law: Any, value: Any) -> str:
+    """A discrete input's value by name (its index otherwise), a number formatted."""
+    if isinstance(law, Mapping) and law.get("dist") == "choice" and isinstance(value, int | float):
+        labels = [k for k in law if k != "dist"]
+        if 0 <= int(value) < len(labels):
+            return labels[int(value)]
+    return fmt_num(value)
 
 
 def _curves(summary: Mapping[str, Any]) -> Html:
@@ -292,7 +312,8 @@ def roi_report(
     tornado_rows = [
         (
             b.get("input", MISSING),
-            f"{fmt_num(b.get('low_input'))} → {fmt_num(b.get('high_input'))}",
+            f"{_value(inputs.get(b.get('input')), b.get('low_input'))} → "
+            f"{_value(inputs.get(b.get('input')), b.get('high_input'))}",
             fmt_usd(b.get("npv_at_low_usd")),
             fmt_usd(b.get("npv_at_high_usd")),
             fmt_usd(b.get("swing_usd")),
