@@ -193,7 +193,7 @@ def _base_case(roi: Mapping[str, Any]) -> Html:
 def _value(law: Any, value: Any) -> str:
     """A discrete input's value by name (its index otherwise), a number formatted."""
     if isinstance(law, Mapping) and law.get("dist") == "choice" and isinstance(value, int | float):
-        labels = [k for k in law if k != "dist"]
+        labels = [str(k) for k in law if k != "dist"]
         if 0 <= int(value) < len(labels):
             return labels[int(value)]
     return fmt_num(value)
