@@ -42,7 +42,7 @@ def _reached(*_args: Any, **_kwargs: Any) -> Any:
 SCRIPTS: dict[str, tuple[str, tuple[str, ...], Callable[[DictConfig], Any], tuple[Any, str]]] = {
     "planner": ("planner", simulate.GROUPS, simulate.run, (simulate, "simulate")),
     "planner-size": ("size", size.GROUPS, size.run, (size, "run_sizing")),
-    "planner-roi": ("roi", roi.GROUPS, roi.run, (roi, "demand_grid")),
+    "planner-roi": ("roi", roi.GROUPS, roi.run, (roi, "run_roi_study")),
     "planner-roofline": ("roofline", roofline.GROUPS, roofline.compute,
                          (app_roofline, "roofline_summary")),
 }  # fmt: skip

@@ -37,8 +37,10 @@ def test_roi_run_writes_npv_percentiles_plots_and_answer(tmp_path: Path) -> None
     assert roi["samples"] == 400 and roi["standard_error_usd"] > 0
     assert "p50" in roi["payback_years"]
     assert len(roi["tornado"]) >= 3
-    assert "pays back in" in summary["answer"]
-    for name in ("npv_histogram.png", "tornado.png"):
+    assert "NPV > 0 in" in summary["answer"]
+    low, high = roi["prob_npv_positive_ci95"]
+    assert low <= roi["prob_npv_positive"] <= high
+    for name in ("npv_histogram.png", "tornado.png", "breakeven.png", "cashflow.png"):
         assert (tmp_path / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["mc"]["chunks_resumed"] == 0
     # Second run: the capacity curves come from the cache, the samples from the checkpoint.
@@ -109,6 +111,13 @@ BAD_INPUTS = [
     (["roi.candidate=gpu_only"], "roi.candidate"),
     (["roi.baseline=tpu_only"], "roi.baseline"),
     (["roi.horizon_years=0"], "roi.horizon_years"),
+    (["+roi.choices.lpu_generation={h100: 1.0}"], "roi.choices.lpu_generation.h100"),
+    (["+roi.choices.model={no_such_model: 1.0}"], "roi.choices.model.no_such_model"),
+    (["+roi.choices.model={llama3_70b: 0.0}"], "roi.choices.model"),
+    (["+roi.choices.flavour={a: 1.0}"], "roi.choices"),
+    (["+mc.inputs.lpu_price_factor={dist: uniform, loc: -1, scale: 1}"],
+     "mc.inputs.lpu_price_factor"),
+    (["+mc.inputs.context_scal=1.0"], "mc.inputs"),
 ]  # fmt: skip
 
 

@@ -132,7 +132,9 @@ def test_fast_path_agrees_with_the_simulator_at_20_sampled_futures() -> None:
     })  # fmt: skip
     draws = latin_hypercube(inputs, 20, seed=3)
     # The baseline curve only (both options share it here), at every one of the 20 futures.
-    checks = spot_check(model, {"toy": option}, workload, slo, draws, 20, 0, 200, both=False)
+    checks = spot_check(
+        model, lambda _name, _future: option, workload, slo, draws, 20, 0, 200, both=False
+    )
     assert len(checks) == 20
     errors = [c.relative_error for c in checks]
     assert max(errors) <= 0.10, [

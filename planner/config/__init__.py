@@ -19,6 +19,7 @@ from planner.config.econ import (
     distribution,
     economics,
     sizing_options,
+    static_capacity,
     uncertain_inputs,
 )
 from planner.config.errors import reject_unknown, unknown_key, validate
@@ -87,6 +88,7 @@ __all__ = [
     "sizing_options",
     "sizing_slo",
     "slo",
+    "static_capacity",
     "system",
     "tree_shape",
     "uncertain_inputs",

@@ -11,7 +11,13 @@ import numpy as np
 from planner.config.errors import reject_unknown
 from planner.config.fleet import fleet
 from planner.config.resolve import load_named
-from planner.econ.capacity import CURVE_FORMAT, CapacityCurve, PoolPrices
+from planner.econ.capacity import (
+    CURVE_FORMAT,
+    STATIC_FORMAT,
+    CapacityCurve,
+    PoolPrices,
+    StaticCapacity,
+)
 from planner.econ.montecarlo import DISTRIBUTIONS, Distribution, UncertainInput
 from planner.econ.sizing import SizingOption
 from planner.econ.tco import EconomicsSpec
@@ -98,6 +104,29 @@ def capacity_curve(data: Mapping[str, Any]) -> CapacityCurve:
         mean_power_kw={k: np.asarray(v, dtype=float) for k, v in data["mean_power_kw"].items()},
         prices={k: PoolPrices(**v) for k, v in data["prices"].items()},
         feasible=np.asarray(data["feasible"], dtype=bool),
+    )
+
+
+def static_capacity(data: Mapping[str, Any]) -> StaticCapacity:
+    """A cached :class:`StaticCapacity` from the mapping :meth:`StaticCapacity.to_dict` wrote.
+
+    Raises:
+        ValueError: The cache entry has another format (the caller recomputes it).
+    """
+    if data.get("format") != STATIC_FORMAT:
+        raise ValueError("static capacity cache of another format")
+    return StaticCapacity(
+        option=str(data["option"]),
+        choice_names=tuple(str(n) for n in data["choice_names"]),
+        choice_sizes=tuple(int(n) for n in data["choice_sizes"]),
+        context_scales=np.asarray(data["context_scales"], dtype=float),
+        racks_per_trees_per_s={
+            k: np.asarray(v, dtype=float) for k, v in data["racks_per_trees_per_s"].items()
+        },
+        rack_units={k: np.asarray(v, dtype=float) for k, v in data["rack_units"].items()},
+        prices={k: tuple(PoolPrices(**p) for p in v) for k, v in data["prices"].items()},
+        load_fraction=float(data["load_fraction"]),
+        labels=tuple(str(n) for n in data["labels"]),
     )
 
 

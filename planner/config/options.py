@@ -26,6 +26,9 @@ PositiveFloat = Annotated[
 OptionalPositiveFloat = Annotated[
     float | None, Field(gt=0, allow_inf_nan=False, description="a finite number > 0 or null")
 ]
+Probability = Annotated[
+    float, Field(ge=0, le=1, allow_inf_nan=False, description="a probability in [0, 1]")
+]
 Flag = Annotated[bool, Field(description="true or false")]
 Text = Annotated[str, Field(description="a string")]
 
@@ -103,6 +106,13 @@ class RoiOptions(_Options):
     n_trees: PositiveInt = 1500
     curve_points: Annotated[int, Field(ge=2, description="an integer >= 2")] = 6
     spot_checks: NonNegativeInt = 0
+    # Discrete uncertain inputs: name -> {value: probability}. ``lpu_generation`` swaps the
+    # hardware of every LPU pool, ``model`` the model of every pool (planner.app.roi_study).
+    choices: dict[Literal["lpu_generation", "model"], dict[str, Probability]] = Field(
+        default_factory=dict
+    )
+    sensitivity_samples: Annotated[int, Field(ge=8, description="an integer >= 8")] = 512
+    breakeven_grid: Annotated[int, Field(ge=2, le=60, description="an integer in [2, 60]")] = 16
 
 
 class McOptions(_Options):

@@ -112,7 +112,10 @@ def _validated(dist: str, params: tuple[tuple[str, float], ...]) -> dict[str, fl
     if problem is None and missing:
         problem = f"parameter {missing[0]} is required; allowed: {', '.join(allowed)}"
     if problem is None and dist != "fixed":
-        checks = (("scale", lambda p: p.get("scale", 1.0) > 0, "> 0"), *_CHECKS.get(dist, ()))
+        checks: tuple[tuple[str, Callable[[dict[str, float]], bool], str], ...] = (
+            ("scale", lambda p: p.get("scale", 1.0) > 0, "> 0"),
+            *_CHECKS.get(dist, ()),
+        )
         for name, ok, text in checks:
             if not ok(values):
                 problem = f"parameter {name} must be {text}, got {values[name]}; {rule}"
@@ -151,6 +154,7 @@ class Distribution:
     _frozen: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
+        """Validate the parameters and freeze the scipy law."""
         values = _validated(self.dist, self.params)
         object.__setattr__(self, "params", tuple(sorted(values.items())))
         if self.dist != "fixed":
@@ -194,16 +198,63 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A discrete input: one of ``labels`` with probabilities ``weights``, sampled as its index.
+
+    The Latin hypercube's uniform draw ``u`` maps to the first index whose cumulative weight
+    exceeds ``u``, so each value is drawn in (almost exactly) its share of the samples.
+
+    Attributes:
+        labels: The values (e.g. hardware or model names), in index order.
+        weights: Their probabilities (normalised here; each >= 0, sum > 0).
+    """
+
+    labels: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        """Check one weight per label and normalise the weights."""
+        if not self.labels or len(self.labels) != len(self.weights):
+            raise ValueError("a Choice needs one weight per label and at least one label")
+        total = float(sum(self.weights))
+        if total <= 0 or min(self.weights) < 0:
+            raise ValueError("Choice weights must be >= 0 with a positive sum")
+        object.__setattr__(self, "weights", tuple(float(w) / total for w in self.weights))
+
+    @property
+    def is_fixed(self) -> bool:
+        """True with a single possible value (no spread, no tornado bar)."""
+        return sum(1 for w in self.weights if w > 0) <= 1
+
+    def ppf(self, u: NDArray[np.float64]) -> FloatArray:
+        """The index (as a float) drawn at probabilities ``u``."""
+        edges = np.cumsum(self.weights)[:-1]
+        return np.searchsorted(edges, np.asarray(u, dtype=float), side="right").astype(np.float64)
+
+    def quantile(self, q: float) -> float:
+        """The index at probability ``q``."""
+        return float(self.ppf(np.asarray([q], dtype=np.float64))[0])
+
+    def median(self) -> float:
+        """The index at probability 0.5."""
+        return self.quantile(0.5)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Label -> probability (for summary.json)."""
+        return {"dist": "choice", **dict(zip(self.labels, self.weights, strict=True))}
+
+
+@dataclass(frozen=True)
 class UncertainInput:
     """A named uncertain input of a Monte Carlo study.
 
     Attributes:
         name: Key of the input in the sample dict, with its unit (e.g. ``demand_growth_per_yr``).
-        distribution: Its law.
+        distribution: Its law (a continuous law, a constant, or a discrete :class:`Choice`).
     """
 
     name: str
-    distribution: Distribution
+    distribution: Distribution | Choice
 
 
 def latin_hypercube(
@@ -341,6 +392,115 @@ def tornado(
     return bars
 
 
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a probability from ``successes`` of ``n`` (scipy.stats).
+
+    Treats the samples as independent draws; Latin hypercube samples are at least as precise,
+    so the interval is conservative for them.
+    """
+    from scipy.stats import binomtest
+
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+@dataclass(frozen=True)
+class SobolIndices:
+    """First- and total-order Sobol indices of one scalar output (variance shares).
+
+    Attributes:
+        names: The inputs (non-fixed ones only), in order.
+        first_order: Share of the output's variance each input explains alone.
+        total_order: Share including every interaction the input takes part in.
+        evaluations: Model evaluations spent ((inputs + 2) x base samples).
+    """
+
+    names: tuple[str, ...]
+    first_order: tuple[float, ...]
+    total_order: tuple[float, ...]
+    evaluations: int
+
+
+def sobol_first_order(
+    evaluate: Evaluate,
+    inputs: Sequence[UncertainInput],
+    base_samples: int,
+    seed: int,
+) -> SobolIndices:
+    """Sobol indices of ``evaluate`` over the non-fixed inputs (scipy.stats.sobol_indices).
+
+    Fixed inputs are held at their value. Saltelli's scheme costs ``(d + 2) x base_samples``
+    evaluations of the vectorised model (``base_samples`` is rounded up to a power of two).
+
+    Raises:
+        ValueError: Fewer than one non-fixed input.
+    """
+    from scipy.stats import sobol_indices
+
+    varying = [i for i in inputs if not i.distribution.is_fixed]
+    if not varying:
+        raise ValueError("no uncertain input to rank")
+    fixed = {i.name: i.distribution.median() for i in inputs if i.distribution.is_fixed}
+    n = 1 << max(math.ceil(math.log2(max(base_samples, 2))), 1)
+
+    def func(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        values = {name: np.full(x.shape[1], v) for name, v in fixed.items()}
+        values.update({inp.name: x[j] for j, inp in enumerate(varying)})
+        return np.asarray(evaluate(values), dtype=np.float64)[None, :]
+
+    result = sobol_indices(
+        func=func,
+        n=n,
+        dists=[i.distribution for i in varying],
+        rng=np.random.default_rng(seed),
+    )
+    return SobolIndices(
+        names=tuple(i.name for i in varying),
+        first_order=tuple(float(v) for v in np.ravel(result.first_order)),
+        total_order=tuple(float(v) for v in np.ravel(result.total_order)),
+        evaluations=n * (len(varying) + 2),
+    )
+
+
+def rank_variance_shares(
+    draws: Mapping[str, FloatArray], output: NDArray[Any], inputs: Sequence[UncertainInput]
+) -> tuple[dict[str, float], float]:
+    """Variance shares from squared Spearman rank correlations, normalised to sum to 1.
+
+    A discrete input (:class:`Choice`) is correlated through its values ranked by their mean
+    output, since the order of its values carries no meaning.
+
+    Returns:
+        (input -> share, the un-normalised sum of squared rank correlations: how much of the
+        output's rank variance an additive monotone model of the inputs explains).
+    """
+    from scipy.stats import spearmanr
+
+    squared = {}
+    y = np.asarray(output, dtype=float)
+    for inp in inputs:
+        if inp.distribution.is_fixed:
+            continue
+        x = np.asarray(draws[inp.name])
+        if isinstance(inp.distribution, Choice):
+            # A discrete input's index order is arbitrary: rank its values by their mean
+            # output, so a non-monotone effect (the middle value worst) is not hidden.
+            codes = x.astype(int)
+            means = [
+                float(y[codes == c].mean()) if np.any(codes == c) else 0.0
+                for c in range(len(inp.distribution.labels))
+            ]
+            x = np.argsort(np.argsort(means))[codes].astype(float)
+        rho = 0.0 if np.ptp(x) == 0 else float(spearmanr(x, y).statistic)
+        squared[inp.name] = 0.0 if not math.isfinite(rho) else rho * rho
+    total = sum(squared.values())
+    if total <= 0:
+        return {k: 0.0 for k in squared}, 0.0
+    return {k: v / total for k, v in squared.items()}, float(total)
+
+
 # --------------------------------------------------------------------------------------------
 # Chunked, parallel, resumable evaluation
 # --------------------------------------------------------------------------------------------
@@ -392,6 +552,23 @@ class InMemoryCheckpoint:
 def chunk_bounds(n_samples: int, chunk_size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` sample index ranges of the chunks, in order (the last may be short)."""
     return [(s, min(s + chunk_size, n_samples)) for s in range(0, n_samples, chunk_size)]
+
+
+def _resumed(
+    checkpoint: Checkpoint | None, bounds: list[tuple[int, int]]
+) -> dict[int, NDArray[Any]]:
+    """The checkpoint's chunks that fit this study (index and length); the others discarded."""
+    if checkpoint is None:
+        return {}
+    results: dict[int, NDArray[Any]] = {}
+    for index, values in checkpoint.load().items():
+        if 0 <= index < len(bounds) and len(values) == bounds[index][1] - bounds[index][0]:
+            results[index] = np.asarray(values)
+        else:
+            # A chunk of another study (a copied or damaged file) is never fatal: forget it and
+            # evaluate that chunk again.
+            checkpoint.discard(index)
+    return results
 
 
 def _evaluate_chunk(
@@ -447,16 +624,7 @@ def run_samples(
         raise ValueError(f"sample arrays differ in length: {lengths}")
     n_samples = next(iter(lengths.values()), 0)
     bounds = chunk_bounds(n_samples, int(chunk_size))
-    done = checkpoint.load() if checkpoint is not None else {}
-    results: dict[int, NDArray[Any]] = {}
-    for index, values in done.items():
-        fits = 0 <= index < len(bounds) and len(values) == bounds[index][1] - bounds[index][0]
-        if fits:
-            results[index] = np.asarray(values)
-        elif checkpoint is not None:
-            # A chunk of another study (a copied or damaged file) is never fatal: forget it and
-            # evaluate that chunk again.
-            checkpoint.discard(index)
+    results = _resumed(checkpoint, bounds)
     todo = [i for i in range(len(bounds)) if i not in results]
     if progress is not None:
         progress(len(results), len(bounds))
@@ -526,7 +694,8 @@ def _ray_chunks(
     try:
         task = ray.remote(_evaluate_chunk)
         evaluate_ref = ray.put(evaluate)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        untyped: Any = ray  # ray's API is untyped; typed as Any so strict mypy accepts the call
+        cpus = int(untyped.cluster_resources().get("CPU", 1))
         window = 2 * max(n_jobs, cpus)
         queue = iter(todo)
         pending = [task.remote(evaluate_ref, i, chunk_of(i)) for i in _take(queue, window)]

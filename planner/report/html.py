@@ -37,7 +37,8 @@ from planner.report.html_parts import (
     subheading,
     table,
 )
-from planner.report.html_studies import roi_report, size_report
+from planner.report.html_roi import roi_report
+from planner.report.html_studies import size_report
 from planner.report.notes import calibration_notes
 from planner.report.svg import cdf_chart, tail_chart, timeline_chart
 from planner.sim.engine import PoolStats, SimulationResult
