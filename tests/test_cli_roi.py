@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
+
 SCRIPT = Path(sys.executable).parent / "planner-roi"
 QUICK = ["roi.n_trees=600", "roi.curve_points=4", "mc.samples=400", "mc.chunk_size=100",
          "mc.backend=serial", "mc.n_jobs=1"]  # fmt: skip
@@ -21,9 +23,8 @@ def command(args: list[str], run_dir: Path, cache: Path) -> list[str]:
 
 
 def run(args: list[str], run_dir: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command(args, run_dir, cache), capture_output=True, text=True, timeout=600, check=False
-    )
+    argv = command(args, run_dir, cache)
+    return run_cli(argv[0], argv[1:])
 
 
 def test_roi_run_writes_npv_percentiles_plots_and_answer(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ with more futures.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from planner.econ.capacity import PoolPrices, StaticCapacity
 from planner.econ.montecarlo import Choice, UncertainInput, latin_hypercube, wilson_interval
 from planner.econ.roi import RoiModel, irr_summary
 from planner.econ.tco import EconomicsSpec
+from tests.cli_runner import run_cli
 
 SCRIPT = Path(sys.executable).parent / "planner-roi"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,7 +42,7 @@ def _run(tmp_path: Path, name: str, samples: int) -> dict[str, Any]:
         "roi.sensitivity_samples=64",
         "roi.breakeven_grid=6",
     ]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    result = run_cli(args[0], args[1:])
     assert result.returncode == 0, result.stderr
     summary: dict[str, Any] = json.loads((tmp_path / name / "summary.json").read_text())
     return summary

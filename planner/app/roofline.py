@@ -72,9 +72,10 @@ def serving_curve(
 ) -> list[dict[str, float]]:
     """The interactivity/throughput trade-off of one replica.
 
-    Closed-loop concurrency from 1 to the KV-bounded batch (geometric steps), each point's tokens/s per user (``1 / TPOT``) and
-    output tokens/s per accelerator (:func:`planner.perf.replica.at_concurrency`, with the
-    stack's fixed per-request overhead ``request_overhead_s``, s).
+    Closed-loop concurrency from 1 to the KV-bounded batch (geometric steps), each point's
+    tokens/s per user (``1 / TPOT``) and output tokens/s per accelerator
+    (:func:`planner.perf.replica.at_concurrency`, with the stack's fixed per-request overhead
+    ``request_overhead_s``, s).
 
     Returns:
         ``[{"concurrency", "tokens_per_s_per_user", "output_tokens_per_s_per_accelerator"}]``,
