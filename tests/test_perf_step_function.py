@@ -244,3 +244,25 @@ def test_a_lone_prompt_runs_on_one_rank_and_a_loaded_replica_spreads_prefill() -
     tp8 = gpu(("deepseek_r1", "h200", "fp8", "fp8", 8, 8, False))
     assert tp8.coefficients.ranks == 1.0
     assert tp8.prefill_time_s(prompt) < replica.prefill_time_s(prompt) / 3
+
+
+def test_a_prompt_step_without_cuda_graphs_waits_on_the_host_launches() -> None:
+    """A prompt step takes at least ``n_layers * eager_layer_launch_s``.
+
+    A decode-only step (CUDA graphs) does not pay it; a longer GPU step is unchanged.
+    """
+    case = ("llama2_70b", "h100", "bf16", "bf16", 4, 1, False)
+    eager = FACTORS.replace(eager_layer_launch_s=6e-4)
+    graphs, launched = gpu(case), gpu(case, eager)
+    floor_s = 80 * 6e-4
+    m = launched.model
+    small = float(m.prefill_attention_flops(128.0, 0.0))
+    assert graphs.step_time_s(0, 0.0, 128.0, small) < floor_s
+    assert launched.step_time_s(0, 0.0, 128.0, small) == pytest.approx(floor_s, rel=1e-12)
+    assert launched.step_time_s(8, 8 * 900.0, 16.0, 1e9) == pytest.approx(floor_s, rel=1e-12)
+    assert launched.step_time_s(8, 8 * 900.0) == graphs.step_time_s(8, 8 * 900.0)
+    large = float(m.prefill_attention_flops(4096.0, 0.0))
+    assert graphs.step_time_s(0, 0.0, 4096.0, large) > floor_s
+    assert launched.step_time_s(0, 0.0, 4096.0, large) == graphs.step_time_s(0, 0.0, 4096.0, large)
+    parts = launched.step_components_s(0, 0.0, 128.0, small)
+    assert sum(parts.values()) == pytest.approx(floor_s, rel=1e-12)

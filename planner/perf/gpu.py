@@ -20,6 +20,10 @@ is a sum of rooflines, one per kernel class, plus communication and overheads::
     t = sum_k max(flops_k / (peak * eff_k), bytes_k / (mem_bw * memory_eff_k))
         + comm + step_overhead + n_layers * layer_overhead + n_moe_layers * moe_layer_overhead
 
+A step carrying prefill tokens runs without CUDA graphs in the stacks modelled here and takes at
+least ``n_layers * eager_layer_launch_s`` (host-bound kernel launches; the vLLM-era step times
+pin it: a 128-token prompt iteration takes 49 ms against 28 ms for a decode step).
+
 MoE terms (each from first principles):
 
 * Experts touched: ``T`` tokens touch ``E * (1 - (1 - k/E)^T)`` distinct experts per layer
@@ -219,6 +223,8 @@ class GpuStepCoefficients(NamedTuple):
         exchange_latency_s: Their link latency.
         exchange_per_token_s: Exchange time per token and exchange.
         overhead_s: Fixed per-step cost of the stack (per step, per layer, per MoE layer).
+        eager_floor_s: Least time of a step carrying prefill tokens: the host launches of its
+            kernels without CUDA graphs (``n_layers * eager_layer_launch_s``).
     """
 
     dense_per_token_s: float
@@ -257,6 +263,7 @@ class GpuStepCoefficients(NamedTuple):
     exchange_latency_s: float
     exchange_per_token_s: float
     overhead_s: float
+    eager_floor_s: float
 
 
 def prefill_ranks_used(
@@ -378,6 +385,7 @@ def gpu_step_components_s(
         exchange_latency_s,
         exchange_s,
         overhead,
+        eager_floor_s,
     ) = coefficients
     tokens = decode_sequences + prefill_tokens
     if tokens <= 0:
@@ -428,7 +436,13 @@ def gpu_step_components_s(
         comm = ring_latency_s + n_allreduce * ring_s * rank_tokens
     if n_exchange:
         comm += exchange_latency_s + n_exchange * exchange_s * tokens * imbalance
-    return (dense, expert, attention, activation_s * rank_tokens, comm, overhead)
+    activations = activation_s * rank_tokens
+    if prefill_tokens > 0.0 and eager_floor_s > 0.0:
+        # Without CUDA graphs the GPU waits on the host's launches when its work is shorter.
+        busy = dense + expert + attention + activations + comm + overhead
+        if eager_floor_s > busy:
+            overhead += eager_floor_s - busy
+    return (dense, expert, attention, activations, comm, overhead)
 
 
 def gpu_step_time_s(
@@ -719,6 +733,7 @@ class GpuReplica:
                 + self._n_layers * eff.layer_overhead_s
                 + self._n_moe_layers * eff.moe_layer_overhead_s
             ),
+            eager_floor_s=self._n_layers * eff.eager_layer_launch_s,
         )
 
     def step_components_s(
@@ -741,7 +756,8 @@ class GpuReplica:
           prefill tokens;
         * ``activations``: intermediate tensors written and read between kernels;
         * ``comm``: TP all-reduces and EP all-to-alls on the scale-up links;
-        * ``overhead``: per-step and per-layer fixed costs of the stack.
+        * ``overhead``: per-step and per-layer fixed costs of the stack, and in a step carrying
+          prefill tokens whatever the host's eager kernel launches add beyond the GPU's work.
 
         Arguments as for :meth:`step_time_s`.
         """
