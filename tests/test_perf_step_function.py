@@ -218,8 +218,8 @@ def test_a_lone_prompt_runs_on_one_rank_and_a_loaded_replica_spreads_prefill() -
     """DP attention: a lone 60k-token prompt's attention runs on one GPU.
 
     Its FLOPs at one GPU's rate, in the simulator's chunked steps as in ``prefill_time_s``; with
-    512 sequences decoding, every rank prefills its own prompts and the same tokens spread over
-    eight.
+    sequences decoding (one or 512), every rank prefills its own prompts and the same tokens
+    spread over eight.
     """
     replica = gpu(DEP8)
     m, c = replica.model, replica.coefficients
@@ -237,9 +237,11 @@ def test_a_lone_prompt_runs_on_one_rank_and_a_loaded_replica_spreads_prefill() -
     # Chunks pay the per-step costs (MoE-layer overhead, expert reads) once each: 8 chunks.
     assert chunked == pytest.approx(replica.prefill_time_s(prompt), rel=0.1)
     assert chunked >= replica.prefill_time_s(prompt)
-    loaded = gpu_step_components_s(c, 512, 512 * 2000.0, prompt, flops)
-    decode_only = gpu_step_components_s(c, 512, 512 * 2000.0)
-    assert loaded[2] - decode_only[2] == pytest.approx(flops / 8 * c.attention_per_flop_s, rel=1e-3)
+    for decoding in (1, 512):
+        loaded = gpu_step_components_s(c, decoding, decoding * 2000.0, prompt, flops)
+        decode_only = gpu_step_components_s(c, decoding, decoding * 2000.0)
+        spread = flops / 8 * c.attention_per_flop_s
+        assert loaded[2] - decode_only[2] == pytest.approx(spread, rel=1e-9)
     # Without dp_attention the heads are split over the tp GPUs: no rank choice to make.
     tp8 = gpu(("deepseek_r1", "h200", "fp8", "fp8", 8, 8, False))
     assert tp8.coefficients.ranks == 1.0

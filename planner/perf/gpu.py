@@ -274,30 +274,34 @@ def prefill_ranks_used(
 ) -> float:
     """Attention ranks a step's prefill tokens spread over (1 without ``dp_attention``).
 
-    Under data-parallel attention a prompt runs on one rank, and every rank that serves
-    requests schedules its own prompts' chunks in the same iteration (each rank has its own
-    queue and token budget; TensorRT-LLM's attention-DP balancing holds context phases back
-    until the ranks can run them together). So the prefill of a step spreads over the larger of
+    Under data-parallel attention a prompt runs on one rank; each rank has its own queue and
+    token budget and prefills its own prompts' chunks in the same iteration as the others.
 
-    * the prompts it holds, ``n``: the step function is not told ``n`` and reads it off the
-      attention FLOPs, which grow with the square of each prompt's length (``n`` whole prompts
-      of ``L = P / n`` tokens have ``F = n * f(L)``, ``f`` the quadratic of
-      :func:`prefill_attention_coefficients`, solved for ``n``; one prompt, or one chunk of a
-      prompt after its cached or earlier-chunked prefix, gives ``n <= 1``; a mix of lengths
-      counts as fewer prompts, the long ones dominating the FLOPs);
-    * the ranks holding the ``B`` decoding sequences, ``ranks * (1 - (1 - 1/ranks)^B)`` (balls
-      in bins): a loaded replica prefills on all of them at once, which the saturated
-      TensorRT-LLM DEP rows confirm (Qwen3-235B DEP4 at 32k/1k within 1% spread over the ranks,
-      -58% with each prompt on one rank).
+    * A replica that is decoding is loaded: its prefill spreads over every rank, which the
+      saturated TensorRT-LLM DEP rows confirm (Qwen3-235B DEP4 at 32k/1k within 1% spread over
+      the ranks, -58% with each prompt on one rank). In the simulator a chunk taken from one
+      long prompt then stands for the chunks every rank runs from its own queue: the replica's
+      prefill throughput is right, one prompt's latency optimistic by up to ``ranks`` x.
+    * An idle replica (no decoding sequence) runs as many ranks as the step holds prompts,
+      ``n``: one for a lone prompt, while the others wait at the MoE collectives
+      (``prefill_time_s``, and the simulator's chunks of a prompt that arrives at an idle
+      replica). The step function is not told ``n`` and reads it off the attention FLOPs, which
+      grow with the square of each prompt's length (``n`` whole prompts of ``L = P / n`` tokens
+      have ``F = n * f(L)``, ``f`` the quadratic of :func:`prefill_attention_coefficients`,
+      solved for ``n``); one prompt, or one chunk of a prompt after its cached or
+      earlier-chunked prefix, gives ``n <= 1``; a mix of lengths counts as fewer prompts, the
+      long ones dominating the FLOPs. A model without attention FLOPs that grow with the prompt
+      is taken as spread over every rank.
 
-    An idle replica thus runs a lone prompt on one rank while the others wait at the MoE
-    collectives (``prefill_time_s``, and the simulator's first chunks of a burst alike). A model
-    without attention FLOPs that grow with the prompt is taken as spread over every rank.
+    Args:
+        coefficients: The replica's folded constants.
+        decode_sequences: Sequences decoding in the same step.
+        prefill_tokens: Prompt tokens of the step.
+        prefill_attention_flops: Their attention FLOPs.
     """
     ranks = coefficients.ranks
-    if ranks <= 1.0 or prefill_tokens <= 0.0:
+    if ranks <= 1.0 or prefill_tokens <= 0.0 or decode_sequences > 0:
         return ranks
-    serving = ranks * (1.0 - (1.0 - coefficients.inv_ranks) ** decode_sequences)
     square = prefill_tokens * prefill_tokens
     # Prompts longer than the window: F = half_pair * (P^2 / n + P) + linear * P - constant * n,
     # a quadratic in n (``linear_prefill_flops`` holds half_pair + linear).
@@ -320,8 +324,6 @@ def prefill_ranks_used(
         if coefficients.half_pair_short_flops <= 0.0 or quadratic <= 0.0:
             return ranks
         prompts = coefficients.half_pair_short_flops * square / quadratic
-    if prompts < serving:
-        prompts = serving
     return 1.0 if prompts < 1.0 else (ranks if prompts > ranks else prompts)
 
 
