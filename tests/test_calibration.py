@@ -22,8 +22,8 @@ PINNED = {
     # (family, stack): (scalar rows, curve tok/s/GPU, curve tok/s/user)
     ("nvidia_gpu", "trtllm"): (25.7, 4.6, 5.6),
     ("nvidia_gpu", "sglang"): (None, 5.8, 3.7),
-    ("amd_gpu", "sglang"): (None, 3.5, 4.3),
-    ("nvidia_gpu", "vllm"): (5.5, None, None),
+    ("amd_gpu", "sglang"): (None, 2.9, 4.2),
+    ("nvidia_gpu", "vllm"): (2.5, None, None),
 }
 
 

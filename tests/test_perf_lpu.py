@@ -201,20 +201,6 @@ def test_pipeline_holds_one_sequence_per_stage_bounded_by_sram() -> None:
     assert point.batch == 80
 
 
-def test_simulator_step_function_equals_the_static_one() -> None:
-    for name, hardware in (("llama2_70b", "groq_lpu_v1"), ("gpt_oss_120b", "groq_lpu_v2")):
-        replica = lpu(name, hardware)
-        fn = replica.make_step_time_fn()
-        for decode, context, prefill in (
-            (0, 0.0, 512.0), (1, 100.0, 0.0), (40, 40 * 3000.0, 0.0), (200, 200 * 900.0, 256.0),
-            (3, 3 * 70_000.0, 1024.0),
-        ):  # fmt: skip
-            attention = replica.model.prefill_attention_flops(prefill, 0.0) if prefill else 0.0
-            assert fn(decode, context, prefill, attention) == pytest.approx(
-                replica.step_time_s(decode, context, prefill, attention), rel=1e-12
-            )
-
-
 def test_prefill_includes_one_pipeline_traversal() -> None:
     replica = lpu("llama2_70b")
     prompt = 2048.0

@@ -296,6 +296,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # A decode layer is ~10-20 kernels of 2-10 us each plus its collectives' sync: 0-1 ms.
     "layer_overhead_s": (0.0, 1e-3),
     "moe_layer_overhead_s": (0.0, 1e-3),
+    # Eager PyTorch launches a layer's 15-30 kernels from Python at ~5-30 us each: 0-1 ms.
+    "eager_layer_launch_s": (0.0, 1e-3),
     # Tile heights of grouped GEMMs are 64-256 rows.
     "expert_gemm_half_tokens": (0.0, 512.0),
     "request_overhead_s": (0.0, 0.5),
@@ -305,6 +307,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
 SCALE = {
     "layer_overhead_s": 1e-4,
     "moe_layer_overhead_s": 1e-4,
+    "eager_layer_launch_s": 1e-4,
     "request_overhead_s": 0.1,
     "expert_gemm_half_tokens": 100.0,
 }
@@ -318,6 +321,7 @@ def fit_profile(
     resolve_system: Resolver,
     start: EfficiencyFactors,
     free: Sequence[str],
+    extra_starts: Sequence[EfficiencyFactors] = (),
 ) -> EfficiencyFactors:
     """Fit the ``free`` factors of one (family, stack) profile to its rows and curve points.
 
@@ -325,6 +329,9 @@ def fit_profile(
     counts the same, and a cluster the physics does not capture cannot drag the factors that
     describe the rest. A curve point contributes its tok/s/GPU and tok/s/user residuals (and,
     unqueued, its TTFT at :data:`TTFT_WEIGHT`). Only rows of ``start``'s family and stack count.
+    ``extra_starts`` are further starting points (their free factors only): the fit keeps the
+    solution of least loss, so a flat direction (a factor the rows barely pin) cannot strand it
+    at a worse local minimum when a neighbouring profile's start moves a little.
     """
     fit_rows = [
         r for r in rows if r.use == "fit" and r.family == start.family and r.stack == start.stack
@@ -357,8 +364,13 @@ def fit_profile(
                 out.append(TTFT_WEIGHT * math.log(ttft / p.ttft_s))
         return np.array(out)
 
-    theta0 = np.clip(np.array([getattr(start, n) for n in free]) / scale, low, high)
-    result = optimize.least_squares(
-        residuals, theta0, bounds=(low, high), loss="cauchy", f_scale=0.1, diff_step=1e-3
-    )
-    return factors(result.x)
+    best = None
+    for origin in (start, *extra_starts):
+        theta0 = np.clip(np.array([getattr(origin, n) for n in free]) / scale, low, high)
+        result = optimize.least_squares(
+            residuals, theta0, bounds=(low, high), loss="cauchy", f_scale=0.1, diff_step=1e-3
+        )
+        if best is None or result.cost < best.cost:
+            best = result
+    assert best is not None
+    return factors(best.x)

@@ -99,6 +99,12 @@ class EfficiencyFactors:
         moe_layer_overhead_s: Extra fixed time per MoE layer per iteration, s: the router,
             top-k, token permute / unpermute and dispatch / combine kernels a dense layer does
             not run.
+        eager_layer_launch_s: Host time to launch one layer's kernels in a step that runs
+            without CUDA graphs, s. Stacks that capture graphs for decode-only batches (vLLM,
+            SGLang, TensorRT-LLM's PyTorch backend) launch every kernel of a step carrying
+            prefill tokens from the host, so such a step takes at least ``n_layers`` times this
+            (the GPU waits on the launches when its work is shorter). 0 where a stack's rows
+            cannot pin it.
         calibrated: False when the profile is borrowed from a neighbour without measurements.
         borrowed_from: The calibrated family whose factors these are when borrowed across
             families (``conf/efficiency/borrowed.yaml``), else empty.
@@ -132,6 +138,7 @@ class EfficiencyFactors:
     hop_latency_s: float = 0.0
     sram_reserve_fraction: float = 0.0
     kv_sizing_context_tokens: float = 4096.0
+    eager_layer_launch_s: float = 0.0
 
     @property
     def attention_efficiency(self) -> float:
@@ -161,8 +168,11 @@ class EfficiencyFactors:
             require_fraction(
                 f"{prefix}.attention_compute_efficiency", data["attention_compute_efficiency"]
             )
-        for key in ("step_overhead_s", "layer_overhead_s", "expert_gemm_half_tokens",
-                    "request_overhead_s", "moe_layer_overhead_s"):  # fmt: skip
+        non_negative = (
+            "step_overhead_s", "layer_overhead_s", "expert_gemm_half_tokens",
+            "request_overhead_s", "moe_layer_overhead_s", "eager_layer_launch_s",
+        )  # fmt: skip
+        for key in non_negative:
             if key in data:
                 require_non_negative(f"{prefix}.{key}", data[key])
         stack = str(data.get("stack", ""))
@@ -196,6 +206,7 @@ class EfficiencyFactors:
             hop_latency_s=float(data.get("hop_latency_s", 0.0)),
             sram_reserve_fraction=float(data.get("sram_reserve_fraction", 0.0)),
             kv_sizing_context_tokens=float(data.get("kv_sizing_context_tokens", 4096.0)),
+            eager_layer_launch_s=float(data.get("eager_layer_launch_s", 0.0)),
         )
 
     def replace(self, **changes: Any) -> EfficiencyFactors:

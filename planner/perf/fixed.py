@@ -9,10 +9,25 @@ and Pollaczek-Khinchine this way. KV memory is unbounded and every step costs ``
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from planner.specs.errors import require_positive
 from planner.specs.hardware import System
 from planner.specs.model import Model
+
+
+def fixed_step_time_s(
+    step_s: float,
+    decode_sequences: float,
+    decode_context_tokens: float,
+    prefill_tokens: float = 0.0,
+    prefill_attention_flops: float = 0.0,
+) -> float:
+    """The one step-time function of a fixed-step replica, s.
+
+    ``step_s`` (its only coefficient) for any non-empty iteration, 0 for an empty one.
+    """
+    return step_s if decode_sequences + prefill_tokens > 0 else 0.0
 
 
 class FixedStepReplica:
@@ -25,6 +40,7 @@ class FixedStepReplica:
     """
 
     def __init__(self, model: Model, system: System, step_s: float) -> None:
+        """Hold ``step_s``; arguments as in the class docstring."""
         self.model = model
         self.system = system
         self.step_s = float(require_positive("step_s", step_s))
@@ -35,15 +51,19 @@ class FixedStepReplica:
 
     @property
     def kv_budget_bytes(self) -> float:
+        """Unbounded KV memory."""
         return float("inf")
 
     def kv_bytes_for_context(self, context_tokens: float) -> float:
+        """One unit per context token."""
         return float(context_tokens)
 
     def max_batch(self, context_tokens: float) -> int:
+        """Effectively unbounded batch."""
         return 1 << 30
 
     def require_fit(self, context_tokens: float) -> None:
+        """Everything fits."""
         return None
 
     def step_time_s(
@@ -53,16 +73,23 @@ class FixedStepReplica:
         prefill_tokens: float = 0.0,
         prefill_attention_flops: float = 0.0,
     ) -> float:
-        return self.step_s if decode_sequences + prefill_tokens > 0 else 0.0
+        """:func:`fixed_step_time_s` with this replica's ``step_s``."""
+        return fixed_step_time_s(
+            self.step_s, decode_sequences, decode_context_tokens, prefill_tokens
+        )
 
     def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
-        return self.step_time_s
+        """:func:`fixed_step_time_s` bound to ``step_s`` (the simulator's entry)."""
+        return partial(fixed_step_time_s, self.step_s)
 
     def prefill_time_s(self, prompt_tokens: float, cached_prefix_tokens: float = 0.0) -> float:
+        """One step, whatever the prompt, s."""
         return self.step_s
 
     def decode_tokens_per_s_per_user(self, context_tokens: float) -> float:
+        """One token per step, tokens/s."""
         return 1.0 / self.step_s
 
     def bytes_read_per_token_at_batch_1(self, context_tokens: float) -> float:
+        """No memory model: 0 bytes."""
         return 0.0

@@ -20,6 +20,10 @@ is a sum of rooflines, one per kernel class, plus communication and overheads::
     t = sum_k max(flops_k / (peak * eff_k), bytes_k / (mem_bw * memory_eff_k))
         + comm + step_overhead + n_layers * layer_overhead + n_moe_layers * moe_layer_overhead
 
+A step carrying prefill tokens runs without CUDA graphs in the stacks modelled here and takes at
+least ``n_layers * eager_layer_launch_s`` (host-bound kernel launches; the vLLM-era step times
+pin it: a 128-token prompt iteration takes 49 ms against 28 ms for a decode step).
+
 MoE terms (each from first principles):
 
 * Experts touched: ``T`` tokens touch ``E * (1 - (1 - k/E)^T)`` distinct experts per layer
@@ -52,7 +56,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
+from typing import NamedTuple
 
 import numpy as np
 
@@ -136,6 +141,7 @@ class Parallelism:
     dp_attention: bool = False
 
     def __post_init__(self) -> None:
+        """Validate the degrees (ConfigError naming the field)."""
         require_positive_int("tp", self.tp)
         require_positive_int("ep", self.ep)
         if self.ep > self.tp:
@@ -168,6 +174,297 @@ class Parallelism:
         return f"tp={self.tp} ep={self.ep} dp_attention={str(self.dp_attention).lower()}"
 
 
+class GpuStepCoefficients(NamedTuple):
+    """The constants of one replica's step function, folded once (a frozen record).
+
+    :func:`gpu_step_components_s` is the one step-time function of a GPU replica: the
+    simulator (through :meth:`GpuReplica.make_step_time_fn`) and every static figure
+    (roofline, capacity, floors, through :meth:`GpuReplica.step_time_s` and
+    :meth:`GpuReplica.prefill_time_s`) evaluate it on these coefficients. A named tuple so the
+    hot loop unpacks it in one instruction. Times in seconds, FLOPs, tokens.
+
+    Attributes:
+        dense_per_token_s: Always-read GEMM time per token on an attention rank.
+        always_read_s: Time to stream the always-read weights once (the dense GEMMs' floor).
+        experts: Routed experts per MoE layer (0 for a dense model).
+        active_experts: Experts each token routes to (``k``).
+        miss: ``1 - k / E``, the chance one token misses a given expert.
+        experts_per_rank: Routed experts one EP rank holds.
+        ep: Expert-parallel degree.
+        z_ep: Expected maximum of ``ep`` standard normals.
+        ep_mean_share: ``1 / ep``.
+        ep_spread: ``z_ep * sqrt(1/ep * (1 - 1/ep))`` (busiest-rank spread per sqrt(assignment)).
+        expert_read_s: Time to stream every routed expert of a rank once, all MoE layers.
+        expert_gemm_half_tokens: Rows per expert at which a grouped GEMM runs at half speed.
+        expert_per_assignment_s: Expert GEMM time of one token-expert assignment.
+        kv_token_s: Time to read one cached full-attention token of one sequence.
+        window_token_s: Time to read one cached sliding-window token of one sequence.
+        recurrent_s: Time to read one sequence's recurrent state.
+        window_tokens: Sliding window, tokens (0 without sliding layers).
+        attention_flops_base: Decode attention FLOPs independent of context (GDN).
+        attention_flops_per_context: Decode attention FLOPs per context token (full layers).
+        attention_flops_per_window: Decode attention FLOPs per in-window token (sliding).
+        attention_per_flop_s: Time per attention FLOP on one attention rank.
+        activation_per_token_s: Activation traffic time per token on one attention rank.
+        ranks: Attention (data-parallel) ranks.
+        inv_ranks: ``1 / ranks``.
+        half_pair_flops: Half the prefill attention FLOPs of one token pair (full layers).
+        linear_prefill_flops: Prefill attention FLOPs per token that do not grow with the prompt
+            (sliding-window and GDN layers, prompts longer than the window) plus half a pair.
+        prompt_constant_flops: Prefill attention FLOPs a whole prompt saves on its first
+            window of tokens (sliding layers).
+        half_pair_short_flops: Half the prefill FLOPs of one token pair over every attention
+            layer (prompts within the sliding window).
+        linear_short_flops: Their per-token FLOPs (GDN) plus half a pair.
+        n_allreduce: Tensor-parallel all-reduces per step.
+        ring_latency_s: Their link latency.
+        ring_per_token_s: Ring all-reduce time per token and all-reduce.
+        n_exchange: MoE token exchanges (dispatch + combine) per step.
+        exchange_latency_s: Their link latency.
+        exchange_per_token_s: Exchange time per token and exchange.
+        overhead_s: Fixed per-step cost of the stack (per step, per layer, per MoE layer).
+        eager_floor_s: Least time of a step carrying prefill tokens: the host launches of its
+            kernels without CUDA graphs (``n_layers * eager_layer_launch_s``).
+    """
+
+    dense_per_token_s: float
+    always_read_s: float
+    experts: float
+    active_experts: float
+    miss: float
+    experts_per_rank: float
+    ep: int
+    z_ep: float
+    ep_mean_share: float
+    ep_spread: float
+    expert_read_s: float
+    expert_gemm_half_tokens: float
+    expert_per_assignment_s: float
+    kv_token_s: float
+    window_token_s: float
+    recurrent_s: float
+    window_tokens: float
+    attention_flops_base: float
+    attention_flops_per_context: float
+    attention_flops_per_window: float
+    attention_per_flop_s: float
+    activation_per_token_s: float
+    ranks: float
+    inv_ranks: float
+    half_pair_flops: float
+    linear_prefill_flops: float
+    prompt_constant_flops: float
+    half_pair_short_flops: float
+    linear_short_flops: float
+    n_allreduce: int
+    ring_latency_s: float
+    ring_per_token_s: float
+    n_exchange: int
+    exchange_latency_s: float
+    exchange_per_token_s: float
+    overhead_s: float
+    eager_floor_s: float
+
+
+def prefill_ranks_used(
+    coefficients: GpuStepCoefficients,
+    decode_sequences: float,
+    prefill_tokens: float,
+    prefill_attention_flops: float,
+) -> float:
+    """Attention ranks a step's prefill tokens spread over (1 without ``dp_attention``).
+
+    Under data-parallel attention a prompt runs on one rank; each rank has its own queue and
+    token budget and prefills its own prompts' chunks in the same iteration as the others.
+
+    * A replica that is decoding is loaded: its prefill spreads over every rank, which the
+      saturated TensorRT-LLM DEP rows confirm (Qwen3-235B DEP4 at 32k/1k within 1% spread over
+      the ranks, -58% with each prompt on one rank). In the simulator a chunk taken from one
+      long prompt then stands for the chunks every rank runs from its own queue: the replica's
+      prefill throughput is right, one prompt's latency optimistic by up to ``ranks`` x.
+    * An idle replica (no decoding sequence) runs as many ranks as the step holds prompts,
+      ``n``: one for a lone prompt, while the others wait at the MoE collectives
+      (``prefill_time_s``, and the simulator's chunks of a prompt that arrives at an idle
+      replica). The step function is not told ``n`` and reads it off the attention FLOPs, which
+      grow with the square of each prompt's length (``n`` whole prompts of ``L = P / n`` tokens
+      have ``F = n * f(L)``, ``f`` the quadratic of :func:`prefill_attention_coefficients`,
+      solved for ``n``); one prompt, or one chunk of a prompt after its cached or
+      earlier-chunked prefix, gives ``n <= 1``; a mix of lengths counts as fewer prompts, the
+      long ones dominating the FLOPs. A model without attention FLOPs that grow with the prompt
+      is taken as spread over every rank.
+
+    Args:
+        coefficients: The replica's folded constants.
+        decode_sequences: Sequences decoding in the same step.
+        prefill_tokens: Prompt tokens of the step.
+        prefill_attention_flops: Their attention FLOPs.
+    """
+    ranks = coefficients.ranks
+    if ranks <= 1.0 or prefill_tokens <= 0.0 or decode_sequences > 0:
+        return ranks
+    square = prefill_tokens * prefill_tokens
+    # Prompts longer than the window: F = half_pair * (P^2 / n + P) + linear * P - constant * n,
+    # a quadratic in n (``linear_prefill_flops`` holds half_pair + linear).
+    prompts = 0.0
+    quadratic = prefill_attention_flops - coefficients.linear_prefill_flops * prefill_tokens
+    scaled = coefficients.half_pair_flops * square
+    constant = coefficients.prompt_constant_flops
+    if scaled > 0.0 and constant > 0.0:
+        # c * n^2 + quadratic * n - scaled = 0, its positive root in the stable form.
+        root = math.sqrt(quadratic * quadratic + 4.0 * constant * scaled)
+        if quadratic > 0.0:
+            prompts = 2.0 * scaled / (quadratic + root)
+        else:
+            prompts = (root - quadratic) / (2.0 * constant)
+    elif scaled > 0.0 and quadratic > 0.0:
+        prompts = scaled / quadratic
+    if prompts <= 0.0 or prefill_tokens < prompts * coefficients.window_tokens:
+        # Prompts within the window: every attention layer is quadratic in them.
+        quadratic = prefill_attention_flops - coefficients.linear_short_flops * prefill_tokens
+        if coefficients.half_pair_short_flops <= 0.0 or quadratic <= 0.0:
+            return ranks
+        prompts = coefficients.half_pair_short_flops * square / quadratic
+    return 1.0 if prompts < 1.0 else (ranks if prompts > ranks else prompts)
+
+
+def gpu_step_components_s(
+    coefficients: GpuStepCoefficients,
+    decode_sequences: float,
+    decode_context_tokens: float,
+    prefill_tokens: float = 0.0,
+    prefill_attention_flops: float = 0.0,
+) -> tuple[float, float, float, float, float, float]:
+    """Time of each kernel class of one batch iteration on the busiest GPU, s.
+
+    The one step-time function of a GPU replica (module docstring for the physics; the
+    components are named in :data:`STEP_COMPONENTS`).
+
+    Args:
+        coefficients: The replica's folded constants.
+        decode_sequences: Sequences producing one token each this step (``B``).
+        decode_context_tokens: Sum over those sequences of their cached context, tokens.
+        prefill_tokens: Prompt tokens prefilled in the same step (``P``).
+        prefill_attention_flops: Attention-score FLOPs of those prefill tokens, FLOPs.
+
+    Returns:
+        ``(dense_gemm, expert_gemm, attention, activations, comm, overhead)``, all 0 for an
+        empty step.
+    """
+    (
+        dense_per_token_s,
+        always_read_s,
+        experts,
+        k,
+        miss,
+        experts_per_rank,
+        ep,
+        z_ep,
+        ep_mean_share,
+        ep_spread,
+        expert_read_s,
+        m_half,
+        expert_per_assignment_s,
+        kv_token_s,
+        window_s,
+        recurrent_s,
+        window,
+        g,
+        a_full,
+        a_window,
+        attention_per_flop_s,
+        activation_s,
+        ranks,
+        inv_ranks,
+        _,
+        _,
+        _,
+        _,
+        _,
+        n_allreduce,
+        ring_latency_s,
+        ring_s,
+        n_exchange,
+        exchange_latency_s,
+        exchange_s,
+        overhead,
+        eager_floor_s,
+    ) = coefficients
+    tokens = decode_sequences + prefill_tokens
+    if tokens <= 0:
+        return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    prefill_ranks = ranks
+    if prefill_tokens > 0.0 and ranks > 1.0:
+        prefill_ranks = prefill_ranks_used(
+            coefficients, decode_sequences, prefill_tokens, prefill_attention_flops
+        )
+    # The busiest attention rank: its share of the decodes plus the prefill spread over
+    # ``prefill_ranks`` ranks (one prompt lands on one rank).
+    rank_sequences = decode_sequences * inv_ranks
+    rank_tokens = rank_sequences + prefill_tokens / prefill_ranks
+    mean = decode_context_tokens / decode_sequences if decode_sequences else 0.0
+    in_window = mean if mean < window else window
+    dense = dense_per_token_s * rank_tokens
+    if always_read_s > dense:
+        dense = always_read_s
+    expert = 0.0
+    imbalance = 1.0
+    if experts:
+        # Busiest EP rank's token-expert assignments (``busiest_share``, inlined).
+        assignments = tokens * k
+        busiest = assignments * ep_mean_share + ep_spread * math.sqrt(assignments)
+        if busiest > assignments:
+            busiest = assignments
+        imbalance = busiest * ep / assignments
+        touched_fraction = 1.0 - miss**tokens
+        per_gemm = assignments / (experts * touched_fraction)  # rows of one expert GEMM
+        expert = expert_per_assignment_s * busiest * (per_gemm + m_half) / per_gemm
+        touched = experts_per_rank * touched_fraction
+        if ep > 1:
+            touched += z_ep * math.sqrt(touched * (1.0 - touched_fraction))
+            if touched > experts_per_rank:
+                touched = experts_per_rank
+        read = touched * expert_read_s
+        if read > expert:
+            expert = read
+    attention = (
+        rank_sequences * (g + a_full * mean + a_window * in_window)
+        + prefill_attention_flops / prefill_ranks
+    ) * attention_per_flop_s
+    kv = rank_sequences * (kv_token_s * mean + window_s * in_window + recurrent_s)
+    if kv > attention:
+        attention = kv
+    comm = 0.0
+    if n_allreduce:
+        comm = ring_latency_s + n_allreduce * ring_s * rank_tokens
+    if n_exchange:
+        comm += exchange_latency_s + n_exchange * exchange_s * tokens * imbalance
+    activations = activation_s * rank_tokens
+    if prefill_tokens > 0.0 and eager_floor_s > 0.0:
+        # Without CUDA graphs the GPU waits on the host's launches when its work is shorter.
+        busy = dense + expert + attention + activations + comm + overhead
+        if eager_floor_s > busy:
+            overhead += eager_floor_s - busy
+    return (dense, expert, attention, activations, comm, overhead)
+
+
+def gpu_step_time_s(
+    coefficients: GpuStepCoefficients,
+    decode_sequences: float,
+    decode_context_tokens: float,
+    prefill_tokens: float = 0.0,
+    prefill_attention_flops: float = 0.0,
+) -> float:
+    """Time of one batch iteration, s: the sum of :func:`gpu_step_components_s`."""
+    dense, expert, attention, activations, comm, overhead = gpu_step_components_s(
+        coefficients,
+        decode_sequences,
+        decode_context_tokens,
+        prefill_tokens,
+        prefill_attention_flops,
+    )
+    return dense + expert + attention + activations + comm + overhead
+
+
 class GpuReplica:
     """Step-time and memory model of one model replica on ``tp`` GPUs.
 
@@ -196,6 +493,7 @@ class GpuReplica:
         parallelism: Parallelism,
         efficiency: EfficiencyFactors,
     ) -> None:
+        """Build the replica; arguments as in the class docstring."""
         accel = system.accelerator
         if accel.kind != "gpu":
             raise ConfigError(
@@ -302,7 +600,8 @@ class GpuReplica:
         )
         self._dense_flops_per_token = model.linear_flops_per_token - self._expert_flops_per_token
         self._ranks = ranks
-        self._kernel = self._build_kernel()
+        self.coefficients = self._coefficients()
+        """The folded constants of :func:`gpu_step_components_s` for this replica."""
 
     # ----------------------------------------------------------------------------- memory
     def sequence_bytes_per_accelerator(self, context_tokens: float) -> float:
@@ -330,8 +629,11 @@ class GpuReplica:
 
     @property
     def kv_budget_bytes(self) -> float:
-        """KV memory the replica admits sequences against, in the units of
-        :meth:`kv_bytes_for_context` (per GPU of an attention rank, summed over the ranks)."""
+        """KV memory the replica admits sequences against, bytes.
+
+        In the units of :meth:`kv_bytes_for_context`: per GPU of an attention rank, summed over
+        the ranks.
+        """
         return self.kv_capacity_bytes_per_accelerator * self._ranks
 
     def kv_bytes_for_context(self, context_tokens: float) -> float:
@@ -357,36 +659,17 @@ class GpuReplica:
         """Expected distinct routed experts one MoE layer reads for ``tokens`` tokens."""
         if self._experts == 0 or tokens <= 0:
             return 0.0
-        return self._experts * (1.0 - (1.0 - self._active_experts / self._experts) ** tokens)
+        return float(self._experts * (1.0 - (1.0 - self._active_experts / self._experts) ** tokens))
 
-    def _build_kernel(self) -> Callable[[float, float, float, float, float], tuple[float, ...]]:
-        """The step's components as one closure with every constant bound in advance.
-
-        The simulator evaluates one step time per batch change; binding the constants as closure
-        variables keeps that cheap. ``step_time_s`` and ``step_components_s`` both call it, so
-        they cannot disagree.
-        """
+    def _coefficients(self) -> GpuStepCoefficients:
+        """Every constant of the step function, folded once (see GpuStepCoefficients)."""
         par = self.parallelism
         tp, ep, ranks, attn_tp = par.tp, par.ep, par.attention_ranks, par.attention_tp
         eff = self.efficiency
         dense_fpt, expert_fpt = self._dense_flops_per_token, self._expert_flops_per_token
         linear_rate, attention_rate = self._linear_flops_per_s, self._attention_flops_per_s
-        always_read_s = self._always_read_bytes / self._bytes_per_s
         experts, k = float(self._experts), float(self._active_experts)
-        miss = 1.0 - k / experts if experts else 1.0
-        experts_per_rank = experts / ep
         z_ep = expected_max_standard_normal(ep)
-        expert_layer_s = (
-            self._n_moe_layers * self._expert_bytes_per_accelerator_layer / self._expert_bytes_per_s
-        )
-        expert_tp = tp // ep
-        m_half = eff.expert_gemm_half_tokens
-        kv_token_s = self._kv_token_bytes_per_accelerator / self._bytes_per_s
-        window_s = self._window_token_bytes_per_accelerator / self._bytes_per_s
-        recurrent_s = self._recurrent_bytes_per_accelerator / self._bytes_per_s
-        window = self._window_tokens
-        g, a_full, a_window, _ = attention_flop_coefficients(self.model)
-        activation_s = self._activation_bytes_per_token / attn_tp / self._bytes_per_s
         latency, link = self._link_latency_s, self._link_bytes_per_s
         hidden = float(self._hidden)
         # All-reduces of the tensor-parallel non-expert layers: one after attention in every
@@ -397,7 +680,6 @@ class GpuReplica:
             n_allreduce = self._n_layers + (self._n_layers - self._n_moe_layers)
             if ep == 1:
                 n_allreduce += self._n_moe_layers
-        ring_s = hidden * ACTIVATION_BYTES * 2.0 * (attn_tp - 1) / attn_tp / link
         # MoE token exchange: an all-to-all dispatch + combine over the ep ranks, or (experts
         # tensor-parallel under data-parallel attention) an all-gather + reduce-scatter over tp.
         n_exchange = 2 * self._n_moe_layers if experts and (ep > 1 or ranks > 1) else 0
@@ -405,75 +687,56 @@ class GpuReplica:
             exchange_s = k * hidden * A2A_BYTES * (ep - 1) / ep / link / tp
         else:
             exchange_s = hidden * ACTIVATION_BYTES * (tp - 1) / tp / link
-        overhead = (
-            eff.step_overhead_s
-            + self._n_layers * eff.layer_overhead_s
-            + self._n_moe_layers * eff.moe_layer_overhead_s
+        g, a_full, a_window, _ = attention_flop_coefficients(self.model)
+        pair_flops, linear_flops, prompt_constant = prefill_attention_coefficients(self.model)
+        short_pair_flops, short_linear_flops = short_prompt_attention_coefficients(self.model)
+        return GpuStepCoefficients(
+            dense_per_token_s=dense_fpt / attn_tp / linear_rate,
+            always_read_s=self._always_read_bytes / self._bytes_per_s,
+            experts=experts,
+            active_experts=k,
+            miss=1.0 - k / experts if experts else 1.0,
+            experts_per_rank=experts / ep,
+            ep=ep,
+            z_ep=z_ep,
+            ep_mean_share=1.0 / ep,
+            ep_spread=z_ep * math.sqrt(1.0 / ep * (1.0 - 1.0 / ep)),
+            expert_read_s=(
+                self._n_moe_layers
+                * self._expert_bytes_per_accelerator_layer
+                / self._expert_bytes_per_s
+            ),
+            expert_gemm_half_tokens=eff.expert_gemm_half_tokens,
+            expert_per_assignment_s=(expert_fpt / k / (tp // ep) / linear_rate if experts else 0.0),
+            kv_token_s=self._kv_token_bytes_per_accelerator / self._bytes_per_s,
+            window_token_s=self._window_token_bytes_per_accelerator / self._bytes_per_s,
+            recurrent_s=self._recurrent_bytes_per_accelerator / self._bytes_per_s,
+            window_tokens=self._window_tokens,
+            attention_flops_base=g,
+            attention_flops_per_context=a_full,
+            attention_flops_per_window=a_window,
+            attention_per_flop_s=1.0 / attn_tp / attention_rate,
+            activation_per_token_s=self._activation_bytes_per_token / attn_tp / self._bytes_per_s,
+            ranks=float(ranks),
+            inv_ranks=1.0 / ranks,
+            half_pair_flops=pair_flops / 2.0,
+            linear_prefill_flops=linear_flops + pair_flops / 2.0,
+            prompt_constant_flops=prompt_constant,
+            half_pair_short_flops=short_pair_flops / 2.0,
+            linear_short_flops=short_linear_flops + short_pair_flops / 2.0,
+            n_allreduce=n_allreduce,
+            ring_latency_s=n_allreduce * latency,
+            ring_per_token_s=hidden * ACTIVATION_BYTES * 2.0 * (attn_tp - 1) / attn_tp / link,
+            n_exchange=n_exchange,
+            exchange_latency_s=n_exchange * latency,
+            exchange_per_token_s=exchange_s,
+            overhead_s=(
+                eff.step_overhead_s
+                + self._n_layers * eff.layer_overhead_s
+                + self._n_moe_layers * eff.moe_layer_overhead_s
+            ),
+            eager_floor_s=self._n_layers * eff.eager_layer_launch_s,
         )
-
-        # Constants folded for the hot loop (one division or multiplication less per term).
-        dense_per_token_s = dense_fpt / attn_tp / linear_rate
-        expert_per_assignment_s = expert_fpt / k / expert_tp / linear_rate if experts else 0.0
-        attention_per_flop_s = 1.0 / attn_tp / attention_rate
-        inv_ranks = 1.0 / ranks
-        ep_mean_share = 1.0 / ep
-        ep_spread = z_ep * math.sqrt(1.0 / ep * (1.0 - 1.0 / ep))
-        ring_latency_s = n_allreduce * latency
-        exchange_latency_s = n_exchange * latency
-        sqrt = math.sqrt
-
-        def kernel(
-            decode_sequences: float,
-            decode_context_tokens: float,
-            prefill_tokens: float,
-            prefill_attention_flops: float,
-            prefill_ranks: float,
-        ) -> tuple[float, ...]:
-            tokens = decode_sequences + prefill_tokens
-            # The busiest attention rank: its share of the decodes plus the prefill spread over
-            # ``prefill_ranks`` ranks (one prompt lands on one rank).
-            rank_sequences = decode_sequences * inv_ranks
-            rank_tokens = rank_sequences + prefill_tokens / prefill_ranks
-            mean = decode_context_tokens / decode_sequences if decode_sequences else 0.0
-            in_window = mean if mean < window else window
-            dense = dense_per_token_s * rank_tokens
-            if always_read_s > dense:
-                dense = always_read_s
-            expert = 0.0
-            imbalance = 1.0
-            if experts:
-                # Busiest EP rank's token-expert assignments (``busiest_share``, inlined).
-                assignments = tokens * k
-                busiest = assignments * ep_mean_share + ep_spread * sqrt(assignments)
-                if busiest > assignments:
-                    busiest = assignments
-                imbalance = busiest * ep / assignments
-                touched_fraction = 1.0 - miss**tokens
-                per_gemm = assignments / (experts * touched_fraction)  # rows of one expert GEMM
-                expert = expert_per_assignment_s * busiest * (per_gemm + m_half) / per_gemm
-                touched = experts_per_rank * touched_fraction
-                if ep > 1:
-                    touched += z_ep * sqrt(touched * (1.0 - touched_fraction))
-                    if touched > experts_per_rank:
-                        touched = experts_per_rank
-                read = touched * expert_layer_s
-                if read > expert:
-                    expert = read
-            attention = (
-                rank_sequences * (g + a_full * mean + a_window * in_window)
-                + prefill_attention_flops / prefill_ranks
-            ) * attention_per_flop_s
-            kv = rank_sequences * (kv_token_s * mean + window_s * in_window + recurrent_s)
-            if kv > attention:
-                attention = kv
-            comm = 0.0
-            if n_allreduce:
-                comm = ring_latency_s + n_allreduce * ring_s * rank_tokens
-            if n_exchange:
-                comm += exchange_latency_s + n_exchange * exchange_s * tokens * imbalance
-            return (dense, expert, attention, activation_s * rank_tokens, comm, overhead)
-
-        return kernel
 
     def step_components_s(
         self,
@@ -495,18 +758,17 @@ class GpuReplica:
           prefill tokens;
         * ``activations``: intermediate tensors written and read between kernels;
         * ``comm``: TP all-reduces and EP all-to-alls on the scale-up links;
-        * ``overhead``: per-step and per-layer fixed costs of the stack.
+        * ``overhead``: per-step and per-layer fixed costs of the stack, and in a step carrying
+          prefill tokens whatever the host's eager kernel launches add beyond the GPU's work.
 
         Arguments as for :meth:`step_time_s`.
         """
-        if decode_sequences + prefill_tokens <= 0:
-            return dict.fromkeys(STEP_COMPONENTS, 0.0)
-        parts = self._kernel(
+        parts = gpu_step_components_s(
+            self.coefficients,
             decode_sequences,
             decode_context_tokens,
             prefill_tokens,
             prefill_attention_flops,
-            self._ranks,
         )
         return dict(zip(STEP_COMPONENTS, parts, strict=True))
 
@@ -517,9 +779,10 @@ class GpuReplica:
         prefill_tokens: float = 0.0,
         prefill_attention_flops: float = 0.0,
     ) -> float:
-        """Time of one batch iteration, s.
+        """Time of one batch iteration, s (:func:`gpu_step_time_s` on this replica).
 
-        Prefill tokens are taken as spread over the attention ranks (many prompts in flight).
+        Under ``dp_attention`` the prefill tokens run on as many attention ranks as they hold
+        prompts (:func:`prefill_ranks_used`).
 
         Args:
             decode_sequences: Sequences producing one token each this step (``B``).
@@ -528,53 +791,32 @@ class GpuReplica:
             prefill_attention_flops: Attention-score FLOPs of those prefill tokens (from
                 ``Model.prefill_attention_flops``), FLOPs.
         """
-        if decode_sequences + prefill_tokens <= 0:
-            return 0.0
-        return sum(
-            self._kernel(
-                decode_sequences,
-                decode_context_tokens,
-                prefill_tokens,
-                prefill_attention_flops,
-                self._ranks,
-            )
+        return gpu_step_time_s(
+            self.coefficients,
+            decode_sequences,
+            decode_context_tokens,
+            prefill_tokens,
+            prefill_attention_flops,
         )
 
     def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
-        """A function equal to :meth:`step_time_s` (the simulator's hot-loop entry)."""
-        kernel, ranks = self._kernel, self._ranks
-
-        def step_time_s(
-            decode_sequences: int,
-            decode_context_tokens: float,
-            prefill_tokens: float = 0.0,
-            prefill_attention_flops: float = 0.0,
-        ) -> float:
-            if decode_sequences + prefill_tokens <= 0:
-                return 0.0
-            return sum(
-                kernel(
-                    decode_sequences,
-                    decode_context_tokens,
-                    prefill_tokens,
-                    prefill_attention_flops,
-                    ranks,
-                )
-            )
-
-        return step_time_s
+        """:func:`gpu_step_time_s` bound to this replica's coefficients (the simulator's entry)."""
+        return partial(gpu_step_time_s, self.coefficients)
 
     def prefill_time_s(self, prompt_tokens: float, cached_prefix_tokens: float = 0.0) -> float:
-        """Time to prefill one prompt alone (no decode in the step), s.
+        """Time to prefill one prompt alone in one iteration (no decode in the step), s.
 
-        With ``dp_attention`` the prompt runs on one attention rank while the others wait at the
-        MoE layers' collectives.
+        The step function on the prompt's new tokens: with ``dp_attention`` the prompt runs on
+        one attention rank while the others wait at the MoE layers' collectives, in the
+        simulator as here (:func:`prefill_ranks_used`). The simulator prefills a prompt longer
+        than its token budget in chunks, one step each, and so pays the per-step costs (overhead,
+        expert reads) once per chunk.
         """
         new_tokens = max(prompt_tokens - cached_prefix_tokens, 0.0)
         if new_tokens <= 0:
             return 0.0
         flops = self.model.prefill_attention_flops(new_tokens, cached_prefix_tokens)
-        return sum(self._kernel(0, 0.0, new_tokens, flops, 1))
+        return self.step_time_s(0, 0.0, new_tokens, float(flops))
 
     def decode_tokens_per_s_per_user(self, context_tokens: float) -> float:
         """Single-stream decode speed at batch 1 with ``context_tokens`` cached, tokens/s."""
@@ -644,3 +886,41 @@ def attention_flop_coefficients(model: Model) -> tuple[float, float, float, floa
     else:
         a_full, a_window = float(model.decode_attention_flops(1.0)) - g, 0.0
     return g, float(a_full), float(a_window), window
+
+
+def prefill_attention_coefficients(model: Model) -> tuple[float, float, float]:
+    """Prefill attention FLOPs of a whole prompt of ``L`` tokens as a quadratic in ``L``.
+
+    ``Model.prefill_attention_flops(L, 0) = pair * L * (L + 1) / 2 + linear * L - constant`` for
+    prompts longer than the sliding window: ``pair`` is the FLOPs of one (query, key) pair
+    summed over the full-attention layers, ``linear`` the FLOPs per token of the layers whose span
+    is bounded (sliding window, GDN) and ``constant`` what the window's first tokens save.
+
+    Returns:
+        ``(pair, linear, constant)``, FLOPs.
+    """
+    beyond = 2.0 * float(model.sliding_window_tokens) + 1.0
+    at = float(model.prefill_attention_flops(1.0, beyond))
+    pair = float(model.prefill_attention_flops(1.0, beyond + 1.0)) - at
+    linear = at - pair * (beyond + 1.0)
+    whole = float(model.prefill_attention_flops(beyond, 0.0))
+    constant = pair * beyond * (beyond + 1.0) / 2.0 + linear * beyond - whole
+    return pair, linear, max(constant, 0.0)
+
+
+def short_prompt_attention_coefficients(model: Model) -> tuple[float, float]:
+    """Prefill attention FLOPs of a prompt within the sliding window, as a quadratic.
+
+    ``pair * L * (L + 1) / 2 + linear * L``: every attention layer sees every earlier token;
+    ``linear`` is GDN's.
+
+    Returns:
+        ``(pair, linear)``, FLOPs; the long-prompt ones of
+        :func:`prefill_attention_coefficients` for a model without sliding layers.
+    """
+    if model.sliding_window_tokens < 2:
+        pair, linear, _ = prefill_attention_coefficients(model)
+        return pair, linear
+    first = float(model.prefill_attention_flops(1.0, 0.0))
+    pair = float(model.prefill_attention_flops(1.0, 1.0)) - first
+    return pair, first - pair

@@ -29,7 +29,8 @@ spread over the chain, and (when nothing else is decoding) one traversal of the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.gpu import KV_BYTES_PER_ELEMENT, attention_flop_coefficients
@@ -40,6 +41,107 @@ from planner.perf.lpu_placement import (
 from planner.specs.errors import ConfigError, require_choice
 from planner.specs.hardware import PRECISION_BYTES_PER_WEIGHT, System
 from planner.specs.model import Model
+
+
+class LpuStepCoefficients(NamedTuple):
+    """The constants of one LPU chain's step function, folded once (a frozen record).
+
+    :func:`lpu_step_time_s` is the one step-time function of an LPU replica: the simulator
+    (through :meth:`LpuReplica.make_step_time_fn`) and the static figures (through
+    :meth:`LpuReplica.step_time_s`, :meth:`LpuReplica.layer_time_s` and
+    :meth:`LpuReplica.prefill_time_s`) evaluate it on these coefficients.
+
+    Attributes:
+        layers: Model layers (pipeline depth in layers).
+        stages: Pipeline stages (sequences in flight without sharing a stage).
+        base_read_bytes: Weights and per-sequence state one token streams per layer, bytes.
+        kv_token_bytes: KV bytes per context token per layer.
+        layer_bytes_per_s: SRAM bandwidth serving one layer, bytes/s.
+        layer_flops_per_s: Compute serving one layer, FLOP/s.
+        linear_flops_per_token: GEMM FLOPs of one token over the model.
+        chain_flops_per_s: Compute of the whole chain (prefill), FLOP/s.
+        attention_flops_base: Decode attention FLOPs independent of context.
+        attention_flops_per_context: Decode attention FLOPs per context token (full layers).
+        attention_flops_per_window: Decode attention FLOPs per in-window token (sliding).
+        window_tokens: Sliding window, tokens (0 without sliding layers).
+        layer_floor_s: Fixed schedule floor of one layer, s.
+        hops_s: Chip-to-chip hops of one traversal, s.
+        empty_traversal_s: One traversal at zero context (a prefill-only iteration pays it), s.
+    """
+
+    layers: float
+    stages: float
+    base_read_bytes: float
+    kv_token_bytes: float
+    layer_bytes_per_s: float
+    layer_flops_per_s: float
+    linear_flops_per_token: float
+    chain_flops_per_s: float
+    attention_flops_base: float
+    attention_flops_per_context: float
+    attention_flops_per_window: float
+    window_tokens: float
+    layer_floor_s: float
+    hops_s: float
+    empty_traversal_s: float
+
+
+def lpu_layer_time_s(coefficients: LpuStepCoefficients, context_tokens: float) -> float:
+    """Mean time of one layer for one token at ``context_tokens``, s.
+
+    The larger of streaming the layer's share of weights and KV, its compute and the schedule
+    floor.
+    """
+    c = coefficients
+    in_window = context_tokens if context_tokens < c.window_tokens else c.window_tokens
+    read_s = (c.base_read_bytes + c.kv_token_bytes * context_tokens) / c.layer_bytes_per_s
+    compute_s = (
+        c.linear_flops_per_token
+        + c.attention_flops_base
+        + c.attention_flops_per_context * context_tokens
+        + c.attention_flops_per_window * in_window
+    ) / (c.layers * c.layer_flops_per_s)
+    return max(read_s, compute_s, c.layer_floor_s)
+
+
+def lpu_step_time_s(
+    coefficients: LpuStepCoefficients,
+    decode_sequences: float,
+    decode_context_tokens: float,
+    prefill_tokens: float = 0.0,
+    prefill_attention_flops: float = 0.0,
+) -> float:
+    """Time between successive tokens of each of ``decode_sequences`` in flight, s.
+
+    Up to one sequence per stage rides the pipeline without slowing the others; beyond that
+    the stages are shared. Prefill tokens cost their compute spread over the chain and, in an
+    iteration with no decode traversal to ride along, one traversal of their own.
+
+    A prompt longer than the simulator's token budget is prefilled in several such iterations
+    and pays one traversal per iteration (iterations are synchronous), where a pipelined stream
+    of chunks would pay one: the simulator's prefill-only time is then conservative by
+    (chunks - 1) traversals against :meth:`LpuReplica.prefill_time_s`.
+
+    Args:
+        coefficients: The chain's folded constants.
+        decode_sequences: Sequences producing one token each this step.
+        decode_context_tokens: Sum over those sequences of their cached context, tokens.
+        prefill_tokens: Prompt tokens prefilled in the same iteration.
+        prefill_attention_flops: Attention-score FLOPs of those prefill tokens, FLOPs.
+    """
+    c = coefficients
+    total = 0.0
+    if decode_sequences > 0:
+        mean = decode_context_tokens / decode_sequences
+        share = decode_sequences / c.stages
+        total = (c.layers * lpu_layer_time_s(c, mean) + c.hops_s) * (share if share > 1.0 else 1.0)
+    if prefill_tokens > 0:
+        total += (
+            c.linear_flops_per_token * prefill_tokens + prefill_attention_flops
+        ) / c.chain_flops_per_s
+        if decode_sequences == 0:
+            total += c.empty_traversal_s
+    return total
 
 
 class LpuReplica:
@@ -69,6 +171,7 @@ class LpuReplica:
         chips: int | None = None,
         sizing_context_tokens: float | None = None,
     ) -> None:
+        """Place the model on the chain; arguments as in the class docstring."""
         accel = system.accelerator
         if accel.kind != "lpu":
             raise ConfigError(
@@ -140,6 +243,8 @@ class LpuReplica:
             + model.n_moe_layers * self.experts_touched_per_layer(1) * expert_bytes
         )
         self._linear_flops_per_token = model.linear_flops_per_token
+        self.coefficients = self._coefficients()
+        """The folded constants of :func:`lpu_step_time_s` for this replica."""
 
     # ----------------------------------------------------------------------------- memory
     def sequence_bytes(self, context_tokens: float) -> float:
@@ -202,20 +307,35 @@ class LpuReplica:
         """Expected distinct routed experts one MoE layer reads for ``tokens`` tokens."""
         if self._experts == 0 or tokens <= 0:
             return 0.0
-        return self._experts * (1.0 - (1.0 - self._active_fraction) ** tokens)
+        return float(self._experts * (1.0 - (1.0 - self._active_fraction) ** tokens))
+
+    def _coefficients(self) -> LpuStepCoefficients:
+        """Every constant of the step function, folded once (see LpuStepCoefficients)."""
+        layers = float(self.model.n_layers)
+        g, a_full, a_window, window = attention_flop_coefficients(self.model)
+        partial_coefficients = LpuStepCoefficients(
+            layers=layers,
+            stages=float(self.stages),
+            base_read_bytes=(self._weight_read_bytes + self.state_bytes_per_sequence) / layers,
+            kv_token_bytes=self.kv_bytes_per_token / layers,
+            layer_bytes_per_s=self._layer_bytes_per_s,
+            layer_flops_per_s=self._layer_flops_per_s,
+            linear_flops_per_token=self._linear_flops_per_token,
+            chain_flops_per_s=self._chain_flops_per_s,
+            attention_flops_base=g,
+            attention_flops_per_context=a_full,
+            attention_flops_per_window=a_window,
+            window_tokens=window,
+            layer_floor_s=self.efficiency.layer_floor_s,
+            hops_s=self.hops_s,
+            empty_traversal_s=0.0,
+        )
+        empty = layers * lpu_layer_time_s(partial_coefficients, 0.0) + self.hops_s
+        return partial_coefficients._replace(empty_traversal_s=empty)
 
     def layer_time_s(self, context_tokens: float) -> float:
         """Mean time of one layer for one token: streaming, compute or the floor, s."""
-        layers = self.model.n_layers
-        read = (self._weight_read_bytes + self.sequence_bytes(context_tokens)) / layers
-        flops = (
-            self._linear_flops_per_token + self.model.decode_attention_flops(context_tokens)
-        ) / layers
-        return max(
-            read / self._layer_bytes_per_s,
-            flops / self._layer_flops_per_s,
-            self.efficiency.layer_floor_s,
-        )
+        return lpu_layer_time_s(self.coefficients, context_tokens)
 
     def token_latency_s(self, context_tokens: float) -> float:
         """Time for one token of one sequence to traverse the whole pipeline, s."""
@@ -230,62 +350,19 @@ class LpuReplica:
     ) -> float:
         """Time between successive tokens of each of ``decode_sequences`` in flight, s.
 
-        Up to one sequence per stage rides the pipeline without slowing the others; beyond that
-        the stages are shared. Prefill tokens cost their compute spread over the chain and, in an
-        iteration with no decode traversal to ride along, one traversal of their own.
-
-        A prompt longer than the simulator's token budget is prefilled in several such
-        iterations and pays one traversal per iteration (iterations are synchronous), where a
-        pipelined stream of chunks would pay one: the simulator's prefill-only time is then
-        conservative by (chunks - 1) traversals against :meth:`prefill_time_s`.
+        :func:`lpu_step_time_s` on this replica's coefficients; arguments as there.
         """
-        total = 0.0
-        if decode_sequences > 0:
-            mean_context = decode_context_tokens / decode_sequences
-            total = self.token_latency_s(mean_context) * max(1.0, decode_sequences / self.stages)
-        if prefill_tokens > 0:
-            flops = self._linear_flops_per_token * prefill_tokens + prefill_attention_flops
-            total += flops / self._chain_flops_per_s
-            if decode_sequences == 0:
-                total += self.token_latency_s(0.0)
-        return total
+        return lpu_step_time_s(
+            self.coefficients,
+            decode_sequences,
+            decode_context_tokens,
+            prefill_tokens,
+            prefill_attention_flops,
+        )
 
     def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
-        """A closure equal to :meth:`step_time_s` with its constants bound (simulator hot loop)."""
-        layers = float(self.model.n_layers)
-        stages = float(self.stages)
-        base_read = (self._weight_read_bytes + self.state_bytes_per_sequence) / layers
-        kv_token = self.kv_bytes_per_token / layers
-        bytes_per_s, flops_rate = self._layer_bytes_per_s, self._layer_flops_per_s
-        linear_fpt, chain_rate = self._linear_flops_per_token, self._chain_flops_per_s
-        g, a_full, a_window, window = attention_flop_coefficients(self.model)
-        floor_s, hops_s = self.efficiency.layer_floor_s, self.hops_s
-        empty_traversal_s = self.token_latency_s(0.0)
-
-        def step_time_s(
-            decode_sequences: int,
-            decode_context_tokens: float,
-            prefill_tokens: float = 0.0,
-            prefill_attention_flops: float = 0.0,
-        ) -> float:
-            total = 0.0
-            if decode_sequences > 0:
-                mean = decode_context_tokens / decode_sequences
-                in_window = mean if mean < window else window
-                read_s = (base_read + kv_token * mean) / bytes_per_s
-                compute_s = (linear_fpt + g + a_full * mean + a_window * in_window) / (
-                    layers * flops_rate
-                )
-                layer_s = max(read_s, compute_s, floor_s)
-                share = decode_sequences / stages
-                total = (layers * layer_s + hops_s) * (share if share > 1.0 else 1.0)
-            if prefill_tokens > 0:
-                total += (linear_fpt * prefill_tokens + prefill_attention_flops) / chain_rate
-                if decode_sequences == 0:
-                    total += empty_traversal_s
-            return total
-
-        return step_time_s
+        """:func:`lpu_step_time_s` bound to this replica's coefficients (the simulator's entry)."""
+        return partial(lpu_step_time_s, self.coefficients)
 
     def prefill_time_s(self, prompt_tokens: float, cached_prefix_tokens: float = 0.0) -> float:
         """Time to prefill one prompt: compute spread over the chain plus one traversal, s.
