@@ -14,11 +14,12 @@ its E2E p50 9.57-9.63 s (+-0.3%), so one full run of the peers' own length decid
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli_runner import run_cli
 
 PLANNER = Path(sys.executable).parent / "planner"
 PEER_TPOT_P50_S = (0.0343, 0.0347)
@@ -30,17 +31,9 @@ OUTPUT_TOKENS = 256
 
 def test_vllm_peer_setting_lands_within_ten_percent_of_the_peers(tmp_path: Path) -> None:
     """TPOT p50 and E2E p50 of the simulated peer setting within 10% of the peers'."""
-    result = subprocess.run(
-        [
-            str(PLANNER),
-            "fleet=h100_llama2_70b_tp4",
-            "workload=peer_poisson",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_cli(
+        PLANNER,
+        ["fleet=h100_llama2_70b_tp4", "workload=peer_poisson", f"hydra.run.dir={tmp_path / 'run'}"],
     )
     assert result.returncode == 0, result.stderr
     calls = json.loads((tmp_path / "run" / "summary.json").read_text())["calls"]
