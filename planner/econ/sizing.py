@@ -29,7 +29,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from planner.perf.replica import Replica, largest_batch_within, serving_point
+from planner.perf.replica import (
+    Replica,
+    largest_batch_within,
+    serving_point,
+    steady_state_step_s,
+)
 from planner.sim.config import FleetSpec, PoolSpec
 from planner.sim.engine import SimulationResult, WorkloadSpec, pool_replica, simulate
 from planner.sim.faults import FailureSpec
@@ -243,7 +248,13 @@ def analytic_racks(
             if point.batch < 1:
                 point = serving_point(replica, isl, osl)
             batch = min(point.batch, pool.batching.max_batch)
-            calls_per_replica = batch / point.step_s / osl if batch else 0.0
+            # A batch capped by the scheduler steps faster than the memory-bound one would.
+            step_s = (
+                point.step_s
+                if batch == point.batch or batch < 1
+                else steady_state_step_s(replica, batch, isl, osl)
+            )
+            calls_per_replica = batch / step_s / osl if batch else 0.0
         replicas = calls_per_s / (calls_per_replica * TARGET_LOAD) if calls_per_replica else 1.0
         units = max(1, math.ceil(replicas / _replicas_per_unit(pool)))
         out[pool.name] = units * rack_unit(pool)

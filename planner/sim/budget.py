@@ -28,6 +28,10 @@ from planner.sim.results import SimulationResult
 from planner.workload.trees import SHAPE_KINDS
 
 PARTS = ("queue_s", "prefill_s", "decode_s", "transfer_s", "tool_s")
+
+SPREAD_PROBE_SEQUENCES = 1e-9
+"""A decoding load small enough to add nothing measurable (~1e-14 s) to a step's time, but
+non-zero, so the step function spreads the step's prefill over every attention rank."""
 """The parts of a critical path, in the order ``summary.json`` lists them."""
 
 GRID_POINTS = 256
@@ -120,10 +124,17 @@ def zero_load_calls(
 
     def chunked_prefill_s(prompt: float) -> float:
         # As the engine runs a lone prompt: chunks of ``token_budget`` tokens, one per step.
+        # Under dp_attention the engine spreads a chunk over every attention rank when the
+        # replica is decoding other sequences (planner.perf.gpu.prefill_ranks): faster than the
+        # one rank of an idle replica. A floor bounds every case from below, so each chunk
+        # takes the faster of the two (a decoding load of ~0 sequences selects the spread).
         total_s, done = 0.0, 0.0
         while done < prompt:
             chunk = min(float(token_budget), prompt - done)
-            total_s += prefill_step(0, 0.0, chunk, attention(chunk, done))
+            flops = attention(chunk, done)
+            idle_s = prefill_step(0, 0.0, chunk, flops)
+            spread_s = prefill_step(SPREAD_PROBE_SEQUENCES, 0.0, chunk, flops)
+            total_s += min(idle_s, spread_s)
             done += chunk
         return total_s
 
