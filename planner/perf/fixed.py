@@ -78,7 +78,7 @@ class FixedStepReplica:
             self.step_s, decode_sequences, decode_context_tokens, prefill_tokens
         )
 
-    def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
+    def make_step_time_fn(self) -> Callable[[float, float, float, float], float]:
         """:func:`fixed_step_time_s` bound to ``step_s`` (the simulator's entry)."""
         return partial(fixed_step_time_s, self.step_s)
 

@@ -799,7 +799,7 @@ class GpuReplica:
             prefill_attention_flops,
         )
 
-    def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
+    def make_step_time_fn(self) -> Callable[[float, float, float, float], float]:
         """:func:`gpu_step_time_s` bound to this replica's coefficients (the simulator's entry)."""
         return partial(gpu_step_time_s, self.coefficients)
 

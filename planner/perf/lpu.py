@@ -360,7 +360,7 @@ class LpuReplica:
             prefill_attention_flops,
         )
 
-    def make_step_time_fn(self) -> Callable[[int, float, float, float], float]:
+    def make_step_time_fn(self) -> Callable[[float, float, float, float], float]:
         """:func:`lpu_step_time_s` bound to this replica's coefficients (the simulator's entry)."""
         return partial(lpu_step_time_s, self.coefficients)
 

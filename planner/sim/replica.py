@@ -57,7 +57,7 @@ class ReplicaPool(Protocol):
     output_tokens: list[int]
     shared_prefix_tokens: list[int]
     prefix_group: list[int]
-    step_time_fn: Callable[[int, float, float, float], float]
+    step_time_fn: Callable[[float, float, float, float], float]
     prefill_attention_flops: Callable[[float, float], float]
     busy_timeline: list[float]
     timeline_bin_s: float
