@@ -228,9 +228,10 @@ def arrivals(data: object, field: str = "workload.arrivals") -> ArrivalProcess:
 
 
 def closed_loop(data: Mapping[str, Any], field: str = "workload.arrivals") -> ClosedLoopArrivals:
-    """:class:`ClosedLoopArrivals` from ``{kind: closed_loop, users: C, requests: N, think_time:
-    <delay law>}`` (``requests`` and ``think_time`` optional; a bare number of seconds is a fixed
-    think time).
+    """:class:`ClosedLoopArrivals` from ``{kind: closed_loop, users, requests, think_time}``.
+
+    ``requests`` and ``think_time`` are optional; ``think_time`` is a delay law
+    (``{kind: exponential, mean_s: 5}``), a bare number of seconds a fixed think time.
 
     Raises:
         ConfigError: Unknown key, ``users`` missing, or a value out of range, named under

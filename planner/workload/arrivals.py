@@ -166,6 +166,7 @@ class PoissonArrivals(ArrivalProcess):
     kind: ClassVar[str] = "poisson"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive("PoissonArrivals.rate_per_s", self.rate_per_s)
 
     @property
@@ -198,6 +199,7 @@ class GammaArrivals(ArrivalProcess):
     kind: ClassVar[str] = "gamma"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive("GammaArrivals.rate_per_s", self.rate_per_s)
         require_positive("GammaArrivals.cv", self.cv)
 
@@ -245,6 +247,7 @@ class DiurnalArrivals(ArrivalProcess):
     kind: ClassVar[str] = "diurnal"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         name = "DiurnalArrivals"
         require_positive(f"{name}.rate_per_s", self.rate_per_s)
         require_positive(f"{name}.period_s", self.period_s)
@@ -338,6 +341,7 @@ class OfflineArrivals(ArrivalProcess):
     kind: ClassVar[str] = "offline"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive_int("OfflineArrivals.n_requests", self.n_requests)
 
     @property
@@ -366,6 +370,7 @@ class TraceArrivals(ArrivalProcess):
     kind: ClassVar[str] = "trace"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive("TraceArrivals.speedup", self.speedup)
 
     @property
@@ -406,6 +411,7 @@ class ClosedLoopArrivals(ArrivalProcess):
     kind: ClassVar[str] = "closed_loop"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive_int("ClosedLoopArrivals.users", self.users)
         if self.requests is not None:
             require_positive_int("ClosedLoopArrivals.requests", self.requests)
@@ -458,6 +464,7 @@ class ClosedLoop:
         rng: np.random.Generator,
         extendable: bool = False,
     ) -> None:
+        """Draw the think times; no request has started yet."""
         self.spec = spec
         self.extendable = extendable
         self.n_requests = n_requests
