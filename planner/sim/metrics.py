@@ -304,6 +304,7 @@ def summarize(
             "utilization": utilization,  # deprecated alias of busy_fraction (one release)
             "availability": 1.0 - pool.down_s / (pool.replicas * sim_time),
             "failures": pool.failures,
+            "preemptions": pool.preemptions,
             "lost_capacity_replica_s": pool.down_s,
             "gave_up_s": pool.gave_up_s,
             "give_up_reason": pool.give_up_reason or None,

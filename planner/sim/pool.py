@@ -321,6 +321,7 @@ class PoolRuntime:
             timeline_bin_s=self.timeline_bin_s,
             down_s=self.down_s + sum(now - r.down_since for r in replicas if r.down),
             failures=self.failures,
+            preemptions=sum(r.preemptions for r in replicas),
             gave_up_s=self.gave_up_s,
             give_up_reason=self.give_up_reason,
             calibrated=spec.efficiency.calibrated,
