@@ -97,18 +97,33 @@ class ReplicaPool(Protocol):
     shared_prefix_tokens: list[int]
     prefix_group: list[int]
     step_time_fn: Callable[[int, float, float, float], float]
-    kv_bytes_for_context: Callable[[float], float]
     prefill_attention_flops: Callable[[float, float], float]
     busy_timeline: list[float]
     timeline_bin_s: float
 
-    def call_reserve_bytes(self, call: int, cached_tokens: int) -> int: ...
-    def record_busy(self, start_s: float, duration_s: float) -> None: ...
-    def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None: ...
-    def on_first_token(self, call: int, now: float) -> None: ...
-    def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None: ...
-    def on_finish(self, call: int, now: float) -> None: ...
-    def on_load_change(self, replica: ReplicaSim) -> None: ...
+    def call_reserve_bytes(self, call: int, cached_tokens: int) -> int:
+        """KV bytes an unpaged (prefill) replica reserves for ``call`` on admission."""
+
+    def kv_bytes_for_context(self, context_tokens: float) -> float:
+        """KV bytes one sequence of ``context_tokens`` tokens takes (the cost model's)."""
+
+    def record_busy(self, start_s: float, duration_s: float) -> None:
+        """Add a busy interval to the pool's utilization timeline, s."""
+
+    def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None:
+        """``call`` was admitted at ``now`` with ``hit`` prefix tokens cached."""
+
+    def on_first_token(self, call: int, now: float) -> None:
+        """``call`` produced its first token at ``now``."""
+
+    def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None:
+        """``call``'s prefill finished and it does not decode here."""
+
+    def on_finish(self, call: int, now: float) -> None:
+        """``call`` produced its last token at ``now``."""
+
+    def on_load_change(self, replica: ReplicaSim) -> None:
+        """``replica``'s outstanding calls changed (routers index them)."""
 
 
 class ReplicaSim:
@@ -124,6 +139,7 @@ class ReplicaSim:
     __slots__ = (
         "_plan_pending",
         "batch_s",
+        "block_bytes",
         "busy_s",
         "cache",
         "cache_capacity_tokens",
@@ -163,7 +179,6 @@ class ReplicaSim:
         "seg_steps",
         "state_bytes",
         "step",
-        "block_bytes",
         "waiting",
         "watermark_bytes",
     )
@@ -171,6 +186,7 @@ class ReplicaSim:
     def __init__(
         self, env: simpy.Environment, pool: ReplicaPool, index: int, jitter: JitterStream | None
     ) -> None:
+        """Start idle and empty, with all of the pool's KV memory free."""
         self.env = env
         self.pool = pool
         self.index = index
@@ -267,8 +283,11 @@ class ReplicaSim:
         self._schedule(self.seg_start + duration - now)
 
     def _jittered_boundary(self, elapsed: float, guess: int) -> int:
-        """The first boundary b with segment_s(b) > elapsed, searched from ``guess`` (jittered
-        iterations are not monotone, so the guess may overshoot: gallop down, then bisect)."""
+        """The first boundary b with segment_s(b) > elapsed, searched from ``guess``.
+
+        Jittered iterations are not monotone, so the guess may overshoot: gallop down, then
+        bisect.
+        """
         if self._segment_s(guess) <= elapsed:
             return guess  # the caller walks up from here
         low, high, gap = 0, guess, 1  # segment_s(low) <= elapsed < segment_s(high)
