@@ -1,5 +1,7 @@
-"""Closed-loop arrivals: config, the users' loop in the engine, and agreement with the static
-``at_concurrency`` figures of ``planner-roofline`` on the same replica."""
+"""Closed-loop arrivals: config, the users' loop, agreement with the static model.
+
+The static figures are ``at_concurrency`` of ``planner-roofline`` on the same replica.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.sim_helpers import (
 
 
 def test_config_builds_closed_loop_with_think_time() -> None:
+    """The mapping becomes the spec; requests and think time are optional."""
     spec = config.arrivals(
         {
             "kind": "closed_loop",
@@ -62,6 +65,7 @@ def test_config_builds_closed_loop_with_think_time() -> None:
     ],
 )
 def test_config_errors_name_the_field(data: dict[str, object], field: str, words: str) -> None:
+    """Bad input: one line naming the dotted field and what is allowed."""
     with pytest.raises(ConfigError) as error:
         config.arrivals(data)
     assert error.value.field.startswith(field), error.value.field
@@ -70,6 +74,7 @@ def test_config_errors_name_the_field(data: dict[str, object], field: str, words
 
 
 def test_closed_loop_has_no_precomputed_times() -> None:
+    """Only the simulator can drive a closed loop: sampling times up front is refused."""
     with pytest.raises(ConfigError, match="closed_loop"):
         ClosedLoopArrivals(users=2).sample(np.random.default_rng(0), max_count=3)
 
@@ -92,6 +97,7 @@ def _in_flight(result, times: np.ndarray) -> np.ndarray:  # type: ignore[no-unty
 
 
 def test_each_user_sends_the_next_request_when_one_ends() -> None:
+    """Later requests start one think time after an earlier one ends; never more than C."""
     users, requests, think_s = 3, 30, 0.25
     result = simulate(
         queue_pool(servers=2, step_s=0.01),
@@ -113,13 +119,17 @@ def test_each_user_sends_the_next_request_when_one_ends() -> None:
 
 
 def test_requests_also_bounded_by_n_trees() -> None:
+    """The smaller of ``requests`` and ``workload.n_trees`` is sent."""
     result = simulate(queue_pool(servers=1, step_s=0.01), _chat(2, 50, n_trees=7), seed=0)
     assert result.trees.n_trees == 7 and result.complete
 
 
 def test_agents_around_the_clock_run_to_the_horizon() -> None:
-    """Four agents working without pause for a horizon: far more requests than the first draw
-    (32 per user), none started at or after the horizon, every one started finishes."""
+    """Four agents working without pause until a horizon.
+
+    Far more requests than the first draw (32 per user), none started at or after the horizon,
+    every one started finishes.
+    """
     horizon_s = 60.0
     result = simulate(
         queue_pool(servers=4, step_s=0.002), _chat(4, None, horizon_s=horizon_s), seed=1
@@ -163,8 +173,10 @@ def _pool(model: str, tp: int, ep: int) -> PoolSpec:
 def test_simulated_closed_loop_matches_static_at_concurrency(
     model: str, tp: int, ep: int, users: int
 ) -> None:
-    """The simulator's closed loop and ``planner-roofline concurrency=C`` (same model, hardware,
-    tp/ep, isl/osl) agree within 10% on output tokens/s per accelerator and tokens/s per user.
+    """The simulator's closed loop agrees with ``planner-roofline concurrency=C`` within 10%.
+
+    Same model, hardware, tp/ep and isl/osl; compared: output tokens/s per accelerator and
+    tokens/s per user.
 
     Output lengths are drawn uniformly within +-20% of ``OSL`` (mean ``OSL``), as benchmark
     clients draw them: with one fixed length every user would finish in the same step and the
