@@ -457,7 +457,15 @@ class ReplicaSim:
             to_finish = self.decode_heap[0][0] - self.step
             if to_finish < steps:
                 steps = to_finish
-            if self.paged and self.block_bytes:
+            # With a free block per sequence for every KV_BLOCK_TOKENS iterations (plus one) the
+            # segment cannot run out of KV: the exact count is only needed below that.
+            if (
+                self.paged
+                and self.block_bytes
+                and (
+                    self.kv_free_bytes // self.block_bytes < decode * (steps // KV_BLOCK_TOKENS + 1)
+                )
+            ):
                 fit = self._iterations_kv_allows()
                 if fit == 0:  # the next iteration's blocks do not fit: make room, plan again
                     self._preempt_newest()
