@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, fields
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from planner.config.errors import reject_unknown
+from planner.config.errors import reject_unknown, validate
 from planner.specs.errors import ConfigError, field_prefix, require_choice
 from planner.workload.arrivals import (
     ARRIVAL_CLASSES,
@@ -227,6 +228,24 @@ def arrivals(data: object, field: str = "workload.arrivals") -> ArrivalProcess:
         return cls(**kwargs)
 
 
+class ClosedLoopOptions(BaseModel):
+    """``workload.arrivals`` of kind ``closed_loop``, as typed options (strict, frozen).
+
+    The arrival kinds form a union discriminated by ``kind`` (:func:`arrivals` dispatches on it);
+    this is the ``closed_loop`` member. ``think_time`` stays a plain value here and is built by
+    :func:`delay_law`, which names its own fields.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    kind: Literal["closed_loop"]
+    users: Annotated[int, Field(ge=1, description="an integer >= 1")]
+    requests: Annotated[int | None, Field(ge=1, description="an integer >= 1 or null")] = None
+    think_time: Annotated[
+        Any, Field(description="a delay law ({kind: exponential, mean_s: 5}) or seconds")
+    ] = None
+
+
 def closed_loop(data: Mapping[str, Any], field: str = "workload.arrivals") -> ClosedLoopArrivals:
     """:class:`ClosedLoopArrivals` from ``{kind: closed_loop, users, requests, think_time}``.
 
@@ -237,13 +256,10 @@ def closed_loop(data: Mapping[str, Any], field: str = "workload.arrivals") -> Cl
         ConfigError: Unknown key, ``users`` missing, or a value out of range, named under
             ``field``.
     """
-    mapping = check_mapping(data, field, ("kind", "users", "requests", "think_time"))
-    require_keys(mapping, field, ["users"])
-    users = require_int(f"{field}.users", mapping["users"], 1)
-    requests = mapping.get("requests")
-    if requests is not None:
-        requests = require_int(f"{field}.requests", requests, 1)
-    think = mapping.get("think_time")
+    options = validate(ClosedLoopOptions, data, field)
+    think = options.think_time
     think_time = NO_DELAY if think is None else delay_law(think, f"{field}.think_time")
     with field_prefix("ClosedLoopArrivals", field):
-        return ClosedLoopArrivals(users=users, requests=requests, think_time=think_time)
+        return ClosedLoopArrivals(
+            users=options.users, requests=options.requests, think_time=think_time
+        )
