@@ -21,7 +21,7 @@ from planner.perf.fixed import FixedStepReplica
 from planner.perf.replica import Replica, build_replica
 from planner.sim.config import PoolSpec
 from planner.sim.jitter import JitterStream
-from planner.sim.replica import ReplicaSim
+from planner.sim.replica import KV_BLOCK_TOKENS, ReplicaSim, paged_kv_bytes
 from planner.sim.results import PoolStats
 from planner.sim.routing import Router, make_router
 from planner.specs.errors import ConfigError
@@ -230,8 +230,14 @@ class PoolRuntime:
         return math.ceil(self.kv_bytes_for_context(tokens))
 
     def fits_one(self, call: int) -> bool:
-        """Whether ``call`` alone fits an empty replica's KV memory."""
-        return self.call_reserve_bytes(call, 0) <= self.kv_capacity_bytes
+        """Whether ``call`` alone fits an empty replica's KV memory (in whole blocks where the
+        replica pages its KV: it must be able to grow to its full context alone)."""
+        if self.holds_kv_for_transfer:
+            return self.call_reserve_bytes(call, 0) <= self.kv_capacity_bytes
+        state, block = paged_kv_bytes(self.kv_bytes_for_context)
+        tokens = self.input_tokens[call] + self.output_tokens[call]
+        blocks = -(-tokens // KV_BLOCK_TOKENS)
+        return state + blocks * block <= self.kv_capacity_bytes
 
     # ------------------------------------------------------------------------------ routing
     def submit(self, call: int) -> None:
