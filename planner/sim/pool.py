@@ -230,8 +230,11 @@ class PoolRuntime:
         return math.ceil(self.kv_bytes_for_context(tokens))
 
     def fits_one(self, call: int) -> bool:
-        """Whether ``call`` alone fits an empty replica's KV memory (in whole blocks where the
-        replica pages its KV: it must be able to grow to its full context alone)."""
+        """Whether ``call`` alone fits an empty replica's KV memory.
+
+        Where the replica pages its KV, in whole blocks: a lone sequence must be able to grow to
+        its full context.
+        """
         if self.holds_kv_for_transfer:
             return self.call_reserve_bytes(call, 0) <= self.kv_capacity_bytes
         state, block = paged_kv_bytes(self.kv_bytes_for_context)
