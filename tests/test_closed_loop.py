@@ -124,6 +124,22 @@ def test_requests_also_bounded_by_n_trees() -> None:
     assert result.trees.n_trees == 7 and result.complete
 
 
+def test_requests_alone_bound_a_run() -> None:
+    """A closed loop with ``requests`` needs neither ``n_trees`` nor a horizon."""
+    spec = config.workload(
+        {
+            "arrivals": {"kind": "closed_loop", "users": 3, "requests": 9},
+            "tree": {"kind": "chat"},
+            "n_trees": None,
+            "horizon_s": None,
+        }
+    )
+    result = simulate(queue_pool(servers=2, step_s=0.001), spec, seed=5)
+    assert result.complete and result.trees.n_trees == 9
+    with pytest.raises(ConfigError, match=r"workload\.n_trees"):
+        config.workload({"arrivals": {"kind": "closed_loop", "users": 3}, "n_trees": None})
+
+
 def test_agents_around_the_clock_run_to_the_horizon() -> None:
     """Four agents working without pause until a horizon.
 

@@ -93,8 +93,12 @@ class WorkloadSpec:
     horizon_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.n_trees is None and self.horizon_s is None:
-            raise ConfigError("workload.n_trees", "set n_trees or horizon_s (or both)")
+        counted = isinstance(self.arrivals, ClosedLoopArrivals) and self.arrivals.requests
+        if self.n_trees is None and self.horizon_s is None and not counted:
+            raise ConfigError(
+                "workload.n_trees",
+                "set n_trees or horizon_s (or both; closed_loop arrivals: or their requests)",
+            )
 
 
 class _Engine:
