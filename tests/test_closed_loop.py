@@ -13,6 +13,7 @@ from planner.app.roofline import roofline
 from planner.config.options import RooflineOptions
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import WorkloadSpec, simulate
+from planner.sim.faults import FailureSpec
 from planner.specs.errors import ConfigError
 from planner.workload import CallLengths, ChatShape, DelayLaw, LengthLaw
 from planner.workload.arrivals import ClosedLoopArrivals
@@ -20,6 +21,7 @@ from tests.conftest import load_efficiency, load_model, load_system
 from tests.sim_helpers import (
     assert_census,
     checked_engine,  # noqa: F401 (autouse: census after every run)
+    gpu_fleet,
     queue_pool,
 )
 
@@ -160,6 +162,29 @@ def test_agents_around_the_clock_run_to_the_horizon() -> None:
     # `users` requests back to back for the whole horizon.
     probes = np.linspace(1.0, horizon_s - 1.0, 500)
     assert (_in_flight(result, probes) == 4).all()
+
+
+def test_a_failed_request_sends_the_user_on_to_the_next() -> None:
+    """A user whose request dies sends the next one instead of waiting forever.
+
+    Under failures every request is still sent (after the think time), and each finishes or
+    fails.
+    """
+    failures = FailureSpec(
+        rate_multiplier=2e6, blast_radius="domain", max_retries=1,
+        repair_time=DelayLaw("exponential", mean_s=30.0),
+    )  # fmt: skip
+    workload = WorkloadSpec(
+        arrivals=ClosedLoopArrivals(users=6, requests=200, think_time=DelayLaw.fixed(5.0)),
+        tree=ChatShape(),
+    )
+    result = simulate(gpu_fleet(replicas=8), workload, seed=5, failures=failures)
+    census = assert_census(result)
+    assert result.failed is not None and result.failed.any(), "the run must see failed calls"
+    assert result.stop_reason == "drained" and result.trees_started == 200
+    assert census["failed"] + census["finished"] + census["abandoned"] == result.trees.n_calls
+    dead = np.unique(result.call_tree[result.failed])
+    assert np.isnan(result.tree_finish_s[dead]).all()
 
 
 # ------------------------------------------------------- simulator vs the static closed loop
