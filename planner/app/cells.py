@@ -64,6 +64,7 @@ from planner.sim.engine import (
 from planner.sim.faults import FailureSpec
 from planner.sim.pool import PoolRuntime
 from planner.specs.errors import ConfigError
+from planner.workload.arrivals import ClosedLoopArrivals
 from planner.workload.tree_factory import _take_trees
 
 BACKENDS = ("joblib", "ray", "serial")
@@ -371,6 +372,12 @@ def simulate_cells(
     if backend not in BACKENDS:
         raise ConfigError(
             "run.cells_backend", f"must be one of {', '.join(BACKENDS)}; got {backend!r}"
+        )
+    if cells > 1 and isinstance(workload.arrivals, ClosedLoopArrivals):
+        # Its users wait on their own completions: a cell cannot be handed a share in advance.
+        raise ConfigError(
+            "run.cells",
+            f"closed_loop arrivals run in one cell; allowed: run.cells=1, got {cells}",
         )
     plan = plan_cells(fleet, cells)
     drawn = draw_workload(workload, seed)

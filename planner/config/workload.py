@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, fields
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from planner.config.errors import reject_unknown
+from planner.config.errors import reject_unknown, validate
 from planner.specs.errors import ConfigError, field_prefix, require_choice
-from planner.workload.arrivals import ARRIVAL_CLASSES, ARRIVAL_KINDS, ArrivalProcess, TraceArrivals
+from planner.workload.arrivals import (
+    ARRIVAL_CLASSES,
+    ARRIVAL_KINDS,
+    ArrivalProcess,
+    ClosedLoopArrivals,
+    TraceArrivals,
+)
 from planner.workload.lengths import (
     DELAY_KINDS,
     LENGTH_KINDS,
+    NO_DELAY,
     DelayLaw,
     LengthLaw,
     require_int,
@@ -186,7 +194,8 @@ def arrivals(data: object, field: str = "workload.arrivals") -> ArrivalProcess:
 
     Examples: ``{kind: poisson, rate_per_s: 5.53}``, ``{kind: gamma, rate_per_s: 2.57,
     cv: 3.6}``, ``{kind: diurnal, rate_per_s: 10, peak_to_trough: 3, peak_hour: 14}``,
-    ``{kind: offline, n_requests: 1000}``, ``{kind: trace, path: conv.csv, speedup: 2}``.
+    ``{kind: offline, n_requests: 1000}``, ``{kind: trace, path: conv.csv, speedup: 2}``,
+    ``{kind: closed_loop, users: 16, requests: 640, think_time: {kind: exponential, mean_s: 5}}``.
     The ``trace`` kind reads the named file; a relative path resolves against the current
     directory, so a Hydra app passes an absolute one.
 
@@ -207,6 +216,8 @@ def arrivals(data: object, field: str = "workload.arrivals") -> ArrivalProcess:
         trace = read_azure_trace(mapping["path"])
         with field_prefix("TraceArrivals", field):
             return TraceArrivals(trace, speedup=mapping.get("speedup", 1.0))
+    if cls is ClosedLoopArrivals:
+        return closed_loop(data, field)
     spec_fields = fields(cls)  # type: ignore[arg-type]
     mapping = check_mapping(data, field, ("kind", *(f.name for f in spec_fields)))
     require_keys(mapping, field, [f.name for f in spec_fields if f.default is MISSING])
@@ -215,3 +226,40 @@ def arrivals(data: object, field: str = "workload.arrivals") -> ArrivalProcess:
         kwargs["hourly_profile"] = tuple(kwargs["hourly_profile"])
     with field_prefix(cls.__name__, field):
         return cls(**kwargs)
+
+
+class ClosedLoopOptions(BaseModel):
+    """``workload.arrivals`` of kind ``closed_loop``, as typed options (strict, frozen).
+
+    The arrival kinds form a union discriminated by ``kind`` (:func:`arrivals` dispatches on it);
+    this is the ``closed_loop`` member. ``think_time`` stays a plain value here and is built by
+    :func:`delay_law`, which names its own fields.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    kind: Literal["closed_loop"]
+    users: Annotated[int, Field(ge=1, description="an integer >= 1")]
+    requests: Annotated[int | None, Field(ge=1, description="an integer >= 1 or null")] = None
+    think_time: Annotated[
+        Any, Field(description="a delay law ({kind: exponential, mean_s: 5}) or seconds")
+    ] = None
+
+
+def closed_loop(data: Mapping[str, Any], field: str = "workload.arrivals") -> ClosedLoopArrivals:
+    """:class:`ClosedLoopArrivals` from ``{kind: closed_loop, users, requests, think_time}``.
+
+    ``requests`` and ``think_time`` are optional; ``think_time`` is a delay law
+    (``{kind: exponential, mean_s: 5}``), a bare number of seconds a fixed think time.
+
+    Raises:
+        ConfigError: Unknown key, ``users`` missing, or a value out of range, named under
+            ``field``.
+    """
+    options = validate(ClosedLoopOptions, data, field)
+    think = options.think_time
+    think_time = NO_DELAY if think is None else delay_law(think, f"{field}.think_time")
+    with field_prefix("ClosedLoopArrivals", field):
+        return ClosedLoopArrivals(
+            users=options.users, requests=options.requests, think_time=think_time
+        )

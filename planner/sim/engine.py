@@ -35,6 +35,7 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
+from planner.sim.closed_loop import trim_unstarted
 from planner.sim.config import FleetSpec
 from planner.sim.faults import FailureSpec, FaultInjector
 from planner.sim.pool import (
@@ -47,7 +48,7 @@ from planner.sim.pool import (
 from planner.sim.replica import ReplicaSim
 from planner.sim.results import CENSUS_PLACES, PoolStats, SimulationResult
 from planner.specs.errors import ConfigError
-from planner.workload.arrivals import ArrivalProcess, TraceArrivals
+from planner.workload.arrivals import ArrivalProcess, ClosedLoop, ClosedLoopArrivals, TraceArrivals
 from planner.workload.tree_factory import TreeBatch, TreeFactory
 from planner.workload.trees import ChatShape, TreeShape
 
@@ -95,16 +96,21 @@ class WorkloadSpec:
     horizon_s: float | None = None
 
     def __post_init__(self) -> None:
-        """Refuse a workload with no end (neither a tree count nor a horizon)."""
-        if self.n_trees is None and self.horizon_s is None:
-            raise ConfigError("workload.n_trees", "set n_trees or horizon_s (or both)")
+        """Refuse a workload with no end (no tree count, horizon or closed-loop request count)."""
+        counted = isinstance(self.arrivals, ClosedLoopArrivals) and self.arrivals.requests
+        if self.n_trees is None and self.horizon_s is None and not counted:
+            raise ConfigError(
+                "workload.n_trees",
+                "set n_trees or horizon_s (or both; closed_loop arrivals: or their requests)",
+            )
 
 
 class _Engine:
     """Mutable state of one run (built and driven by :func:`simulate`)."""
 
     def __init__(self, fleet: FleetSpec, trees: TreeBatch, arrival_s: NDArray[np.float64],
-                 seed_sequence: np.random.SeedSequence, stepwise: bool) -> None:  # fmt: skip
+                 seed_sequence: np.random.SeedSequence, stepwise: bool,
+                 horizon_s: float = math.inf) -> None:  # fmt: skip
         self.env = simpy.Environment()
         self.fleet = fleet
         self.trees = trees
@@ -119,7 +125,11 @@ class _Engine:
         self.delay_s: list[float] = trees.delay_before_s.tolist()
         self.node_offsets: list[int] = trees.node_offsets.tolist()
         self.tree_arrival_s = arrival_s
+        # Closed-loop arrivals are NaN until their request starts: the horizon (or 1 s) sets the
+        # first timeline width instead (the timeline widens itself as the clock runs on).
         last_arrival = float(arrival_s[-1]) if len(arrival_s) else 0.0
+        if math.isnan(last_arrival):
+            last_arrival = horizon_s if math.isfinite(horizon_s) else 0.0
         self.timeline_bin_s = max(last_arrival, 1.0) / TIMELINE_BINS
         self.tree_finish_s = np.full(trees.n_trees, np.nan)
         self.tree_left: list[int] = trees.calls_per_tree().tolist()
@@ -159,6 +169,7 @@ class _Engine:
         self.tree_dead = np.zeros(trees.n_trees, dtype=bool)
         self.in_timer: set[int] = set()
         self.faults: FaultInjector | None = None
+        self.closed_loop: ClosedLoop | None = None  # set by start_closed_loop
 
     def _build_dependencies(self) -> None:
         """Children lists (CSR) and pending-parent counts over global call ids."""
@@ -259,6 +270,8 @@ class _Engine:
         if self.tree_left[tree] == 0 and not self.tree_dead[tree]:
             self.tree_finish_s[tree] = now
             self.trees_done += 1
+            if self.closed_loop is not None:
+                self._request_ended(tree, now)
         self._update_settled()
 
     # ---------------------------------------------------------------------------- failures
@@ -270,6 +283,9 @@ class _Engine:
     def settled(self) -> bool:
         """Whether no work can remain: every tree arrived and finished or died, nothing active."""
         n = self.trees.n_trees
+        loop = self.closed_loop
+        if loop is not None and loop.claimed == self.trees_started:
+            n = self.trees_started  # no user is thinking: once these end, none starts again
         return (
             self.trees_started == n and self.trees_done + self.trees_failed == n and not self.active
         )
@@ -297,7 +313,33 @@ class _Engine:
         if not self.tree_dead[tree]:
             self.tree_dead[tree] = True
             self.trees_failed += 1
+            if self.closed_loop is not None:
+                self._request_ended(tree, self.env.now)
         self._update_settled()
+
+    # --------------------------------------------------------------------------- closed loop
+    def start_closed_loop(self, loop: ClosedLoop) -> None:
+        """Drive arrivals by closed-loop users: one request per user now, the next on each end."""
+        self.closed_loop = loop
+        for _ in range(loop.first()):
+            self._start_request()
+        self.all_settled = self.settled()
+
+    def _start_request(self, _event: simpy.Event | None = None) -> None:
+        loop = self.closed_loop
+        assert loop is not None
+        now = self.env.now
+        tree = loop.take(now)
+        self.tree_arrival_s[tree] = now
+        self.start_tree(tree)
+
+    def _request_ended(self, tree: int, now: float) -> None:
+        """A closed-loop request (tree) finished or died: its user's next one, after thinking."""
+        loop = self.closed_loop
+        assert loop is not None
+        start_s = loop.request_ended(tree, now)
+        if start_s is not None:
+            self.env.timeout(start_s - now).callbacks.append(self._start_request)
 
     def arrivals(self) -> simpy.events.ProcessGenerator:
         env = self.env
@@ -381,6 +423,8 @@ def _run(
     stop_at = math.inf if max_sim_time_s is None else max_sim_time_s
     deadline = math.inf if max_wall_s is None else wall_start + max_wall_s
     horizon = float(engine.tree_arrival_s[-1]) if len(engine.tree_arrival_s) else 0.0
+    if engine.closed_loop is not None:  # arrival times not known in advance
+        horizon = engine.closed_loop.horizon_s
     step, peek = env.step, env.peek
     while True:
         for _ in range(CHECK_EVERY_EVENTS):
@@ -403,7 +447,10 @@ def _run(
 def _check_workload_size(workload: WorkloadSpec) -> None:
     """Refuse, before drawing it, a workload whose calls could not be held (>= 1 per tree)."""
     trees = math.inf if workload.n_trees is None else float(workload.n_trees)
-    if workload.horizon_s is not None:
+    if isinstance(workload.arrivals, ClosedLoopArrivals):
+        limit = workload.arrivals.request_limit(workload.n_trees)
+        trees = float(workload.arrivals.users if limit is None else limit)  # grown as it runs
+    elif workload.horizon_s is not None:
         rate = workload.arrivals.mean_rate_per_s
         if math.isfinite(rate):
             trees = min(trees, rate * workload.horizon_s)
@@ -415,6 +462,26 @@ def _check_workload_size(workload: WorkloadSpec) -> None:
             f"{trees * BYTES_PER_CALL / 1e9:,.1f} GB of simulator state; allowed: at most "
             f"{MAX_CALLS_BYTES // BYTES_PER_CALL:,} calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
         )
+
+
+CLOSED_LOOP_FIRST_REQUESTS = 32
+"""Requests per user drawn for a first closed-loop run bounded only by a horizon; a run that
+uses them up before the horizon is repeated with more (:func:`_closed_loop_growth`)."""
+
+
+def _closed_loop_growth(engine: _Engine, stop_reason: str) -> int:
+    """Requests to draw for a repeat run when a horizon-bounded closed loop ran out; 0: done.
+
+    The next draw extrapolates the rate seen so far to the horizon (+20%), at least doubling.
+    """
+    loop = engine.closed_loop
+    if loop is None or not loop.wanted_more or stop_reason == "wall_clock":
+        return 0
+    drawn = loop.n_requests
+    if loop.last_start_s <= 0 or not math.isfinite(loop.horizon_s):
+        return 2 * drawn
+    rate_guess = math.ceil(1.2 * drawn * loop.horizon_s / loop.last_start_s)
+    return max(2 * drawn, rate_guess)
 
 
 @dataclass(frozen=True)
@@ -432,27 +499,37 @@ class DrawnWorkload:
     trace_zero_output_calls: int = 0
 
 
-def draw_workload(workload: WorkloadSpec, seed: int) -> DrawnWorkload:
+def draw_workload(
+    workload: WorkloadSpec, seed: int, closed_loop_requests: int | None = None
+) -> DrawnWorkload:
     """The trees and arrival times a run with ``seed`` simulates, as :func:`simulate` draws them.
 
-    Drawn from the arrivals and trees children of ``SeedSequence(seed)``.
+    Drawn from the arrivals and trees children of ``SeedSequence(seed)``. Closed-loop requests
+    have no arrival time until their user sends them (NaN here); ``closed_loop_requests``
+    overrides how many are drawn (a horizon-bounded loop that ran out is drawn again, larger).
 
     Raises:
         ConfigError: A workload too large to hold.
     """
     arrivals_seed, trees_seed, _, _ = np.random.SeedSequence(seed).spawn(4)
     _check_workload_size(workload)
-    arrival_s = workload.arrivals.sample(
-        np.random.default_rng(arrivals_seed),
-        horizon_s=workload.horizon_s,
-        max_count=workload.n_trees,
-    )
+    loop = workload.arrivals if isinstance(workload.arrivals, ClosedLoopArrivals) else None
+    if loop is None:
+        arrival_s = workload.arrivals.sample(
+            np.random.default_rng(arrivals_seed),
+            horizon_s=workload.horizon_s,
+            max_count=workload.n_trees,
+        )
+    else:
+        limit = loop.request_limit(workload.n_trees)
+        first = limit if limit is not None else CLOSED_LOOP_FIRST_REQUESTS * loop.users
+        arrival_s = np.full(closed_loop_requests or first, np.nan)
     trees = TreeFactory(workload.tree).sample_batch(
         np.random.default_rng(trees_seed), len(arrival_s)
     )
     if trees.n_calls * BYTES_PER_CALL > MAX_CALLS_BYTES:
         raise ConfigError(
-            "workload.n_trees",
+            "workload.horizon_s" if loop is not None else "workload.n_trees",
             f"{trees.n_calls:,} calls would need about {trees.n_calls * BYTES_PER_CALL / 1e9:,.1f}"
             f" GB of simulator state; allowed: at most {MAX_CALLS_BYTES // BYTES_PER_CALL:,} "
             f"calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
@@ -506,19 +583,25 @@ def simulate(
     for spec in fleet.pools:  # refuse an unbuildable fleet before drawing anything
         PoolRuntime.check_size(spec)
     drawn = draw_workload(workload, seed)
-    return _simulate_drawn(
-        fleet,
-        drawn,
-        seed,
-        np.random.SeedSequence(seed),
-        stepwise,
-        max_sim_time_s,
-        failures,
-        max_wall_s,
-        progress,
-        None,
-        wall_start,
-    )
+    while True:
+        result, more_requests = _simulate_drawn(
+            fleet,
+            drawn,
+            seed,
+            np.random.SeedSequence(seed),
+            stepwise,
+            max_sim_time_s,
+            failures,
+            max_wall_s,
+            progress,
+            None,
+            wall_start,
+            workload,
+        )
+        if result is not None:
+            return result
+        # A horizon-bounded closed loop used up its drawn requests: draw more, run again.
+        drawn = draw_workload(workload, seed, closed_loop_requests=more_requests)
 
 
 def simulate_drawn(
@@ -554,7 +637,7 @@ def simulate_drawn(
     wall_start = time.perf_counter()
     for spec in fleet.pools:
         PoolRuntime.check_size(spec)
-    return _simulate_drawn(
+    result, _ = _simulate_drawn(
         fleet,
         drawn,
         seed,
@@ -567,6 +650,8 @@ def simulate_drawn(
         timeline_horizon_s,
         wall_start,
     )
+    assert result is not None  # open-loop arrivals: no closed loop to extend
+    return result
 
 
 def _simulate_drawn(
@@ -581,27 +666,51 @@ def _simulate_drawn(
     progress: Callable[[float, float], None] | None,
     timeline_horizon_s: float | None,
     wall_start: float,
-) -> SimulationResult:
-    """Build the engine for a drawn workload, run it and collect the result."""
+    workload: WorkloadSpec | None = None,
+) -> tuple[SimulationResult | None, int]:
+    """Build the engine for a drawn workload, run it and collect the result.
+
+    ``workload`` (``None`` for a region's cell) supplies the horizon and a closed loop.
+
+    Returns:
+        The result and 0; or ``None`` and the requests to draw when a horizon-bounded closed
+        loop ran out of drawn requests before its horizon.
+    """
     # A fresh copy: spawning is stateful, and the children must not depend on earlier spawns.
     fresh = np.random.SeedSequence(streams.entropy, spawn_key=streams.spawn_key)
-    _, _, pools_seed, faults_seed = fresh.spawn(4)
+    arrivals_seed, _, pools_seed, faults_seed = fresh.spawn(4)
     trees, zero_output = drawn.trees, drawn.trace_zero_output_calls
-    engine = _Engine(fleet, trees, drawn.arrival_s, pools_seed, stepwise)
+    horizon_s = math.inf
+    loop: ClosedLoopArrivals | None = None
+    if workload is not None:
+        horizon_s = math.inf if workload.horizon_s is None else workload.horizon_s
+        if isinstance(workload.arrivals, ClosedLoopArrivals):
+            loop = workload.arrivals
+    engine = _Engine(fleet, trees, drawn.arrival_s, pools_seed, stepwise, horizon_s)
     if timeline_horizon_s is not None:  # no busy time is recorded yet: only the width changes
         engine.timeline_bin_s = max(timeline_horizon_s, 1.0) / TIMELINE_BINS
         for pool in engine.pools.values():
             pool.timeline_bin_s = engine.timeline_bin_s
-    engine.env.process(engine.arrivals())
+    if loop is None or workload is None:
+        engine.env.process(engine.arrivals())
+    else:
+        rng = np.random.default_rng(arrivals_seed)
+        extendable = loop.request_limit(workload.n_trees) is None
+        engine.start_closed_loop(ClosedLoop(loop, trees.n_trees, horizon_s, rng, extendable))
     if failures is not None:
         engine.max_retries = failures.max_retries
         engine.faults = FaultInjector(engine, failures, np.random.default_rng(faults_seed))
         engine.faults.start()
     stop_reason = _run(engine, max_sim_time_s, max_wall_s, wall_start, progress)
+    more_requests = _closed_loop_growth(engine, stop_reason)
+    if more_requests:
+        return None, more_requests
     complete = engine.trees_done == trees.n_trees
     now = float(engine.env.now)
+    if engine.closed_loop is not None and stop_reason == "drained":
+        complete = engine.trees_done == engine.trees_started
     bin_s = max(p.timeline_bin_s for p in engine.pools.values())
-    return SimulationResult(
+    result = SimulationResult(
         trees=trees,
         tree_arrival_s=engine.tree_arrival_s,
         tree_finish_s=engine.tree_finish_s,
@@ -631,3 +740,5 @@ def _simulate_drawn(
         decode_admit_s=engine.decode_admit_s if engine.entry is not engine.decode_entry else None,
         census=engine.census(),
     )
+    # A drained closed loop sent all it will: the requests drawn but never sent are no workload.
+    return (trim_unstarted(result) if engine.closed_loop is not None and complete else result), 0

@@ -191,12 +191,22 @@ def pool_load(
         decode_tokens=np.maximum(outputs[decoded] - 1.0, 0.0),
         decode_context=inputs[decoded] + outputs[decoded] / 2.0,
     )  # fmt: skip
-    # KV held (bytes, reserved as the engine does) and calls waiting for admission, over time.
+    # KV held (bytes) and calls waiting for admission, over time. Unified and decode replicas
+    # page KV: a call holds its prompt until its first token, then grows linearly to prompt +
+    # output, counted at its mean (prompt + output / 2) over its decode (preemption gaps are
+    # not visible in the per-call times, so they count as held).
     per_token, fixed = kv_per_token(perf), perf.kv_bytes_for_context(0.0)
     finish = _done_or_failed(result, result.finish_s)
     queue: list[float] | None = None
+    bins = max(
+        1, min(stats.busy_timeline_s.size, int(np.ceil(result.sim_time_s / stats.timeline_bin_s)))
+    )
+    prompt_kv: NDArray[np.float64] | None = None
     if spec.role == "unified":
-        start, end, tokens = result.admit_s, finish, inputs - cached + outputs
+        start, end, tokens = result.first_token_s, finish, inputs - cached + outputs / 2.0
+        first = _done_or_failed(result, result.first_token_s)
+        prompt = per_token * (inputs - cached) + fixed
+        prompt_kv = interval_timeline(result.admit_s, first, prompt, stats.timeline_bin_s, bins)
     elif spec.role == "prefill":
         held_until = landed if landed is not None else result.first_token_s
         short = outputs <= 1
@@ -204,12 +214,11 @@ def pool_load(
         start, tokens = result.admit_s, inputs - cached
     else:
         start = landed if landed is not None else result.first_token_s
-        end, tokens = finish, inputs + outputs
-    bins = max(
-        1, min(stats.busy_timeline_s.size, int(np.ceil(result.sim_time_s / stats.timeline_bin_s)))
-    )
+        end, tokens = finish, inputs + outputs / 2.0
     capacity = perf.kv_budget_bytes * stats.replicas
     kv = interval_timeline(start, end, per_token * tokens + fixed, stats.timeline_bin_s, bins)
+    if prompt_kv is not None:
+        kv = kv + prompt_kv
     # Calls waiting for admission: from ready (a decode pool: from the KV landing) to admission.
     wait_start: NDArray[np.float64] | None = result.ready_s
     wait_end: NDArray[np.float64] | None = result.admit_s
@@ -299,6 +308,7 @@ def summarize(
             "utilization": utilization,  # deprecated alias of busy_fraction (one release)
             "availability": 1.0 - pool.down_s / (pool.replicas * sim_time),
             "failures": pool.failures,
+            "preemptions": pool.preemptions,
             "lost_capacity_replica_s": pool.down_s,
             "gave_up_s": pool.gave_up_s,
             "give_up_reason": pool.give_up_reason or None,

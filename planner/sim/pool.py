@@ -21,7 +21,7 @@ from planner.perf.fixed import FixedStepReplica
 from planner.perf.replica import Replica, build_replica
 from planner.sim.config import PoolSpec
 from planner.sim.jitter import JitterStream
-from planner.sim.replica import ReplicaSim
+from planner.sim.replica import KV_BLOCK_TOKENS, ReplicaSim, paged_kv_bytes
 from planner.sim.results import PoolStats
 from planner.sim.routing import Router, make_router
 from planner.specs.errors import ConfigError
@@ -231,8 +231,17 @@ class PoolRuntime:
         return math.ceil(self.kv_bytes_for_context(tokens))
 
     def fits_one(self, call: int) -> bool:
-        """Whether ``call`` alone fits an empty replica's KV memory."""
-        return self.call_reserve_bytes(call, 0) <= self.kv_capacity_bytes
+        """Whether ``call`` alone fits an empty replica's KV memory.
+
+        Where the replica pages its KV, in whole blocks: a lone sequence must be able to grow to
+        its full context.
+        """
+        if self.holds_kv_for_transfer:
+            return self.call_reserve_bytes(call, 0) <= self.kv_capacity_bytes
+        state, block = paged_kv_bytes(self.kv_bytes_for_context)
+        tokens = self.input_tokens[call] + self.output_tokens[call]
+        blocks = -(-tokens // KV_BLOCK_TOKENS)
+        return state + blocks * block <= self.kv_capacity_bytes
 
     # ------------------------------------------------------------------------------ routing
     def submit(self, call: int) -> None:
@@ -324,6 +333,7 @@ class PoolRuntime:
             timeline_bin_s=self.timeline_bin_s,
             down_s=self.down_s + sum(now - r.down_since for r in replicas if r.down),
             failures=self.failures,
+            preemptions=sum(r.preemptions for r in replicas),
             gave_up_s=self.gave_up_s,
             give_up_reason=self.give_up_reason,
             calibrated=spec.efficiency.calibrated,

@@ -18,16 +18,26 @@ replica's factor stream, :mod:`planner.sim.jitter`), so advancing a segment at o
 same result as stepping every iteration. Setting ``stepwise`` forces one iteration per segment
 (the reference the tests compare against).
 
-KV memory is accounted in whole bytes (Python integers, so no rounding drifts): admission
-reserves a call's context less what the replica's prefix cache already holds for it, on a
-unified or decode replica its whole context (prompt + output, no eviction), on a prefill
-replica its prompt only, held until the KV transfer to the decode pool lands. The prefix cache
-is an LRU over prefix groups in a fixed share of KV memory; a hit skips that part of the prefill.
+KV memory is accounted in whole bytes (Python integers, so no rounding drifts). A prefill
+replica reserves a call's prompt (less its prefix-cache hit) and holds it until the KV transfer
+to the decode pool lands. Unified and decode replicas page it, as vLLM and SGLang do: a
+sequence holds whole blocks of ``KV_BLOCK_TOKENS`` tokens (``state + blocks x block bytes``),
+admission takes the blocks of its prompt and first token, and decoding takes a block each time a
+sequence's context crosses a block boundary. Within a segment every decoding sequence grows by
+one token per iteration, so the blocks taken by iteration ``j`` are the sequences whose charged
+context is a multiple of the block size then: a histogram of charged context modulo the block
+size (``phase``) gives the growth of a whole segment in O(block size), and a segment never runs
+past the iteration whose blocks would not fit. When the next iteration's blocks do not fit, the
+newest decoding sequence is preempted (vLLM's default, recompute): its blocks are freed, it goes
+back to the front of the replica's queue, and when readmitted it prefills its prompt and the
+tokens it had generated, then decodes the rest. The prefix cache is an LRU over prefix groups in
+a fixed share of KV memory; a hit skips that part of the prefill and is not charged to the call.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Protocol
@@ -38,6 +48,35 @@ from planner.sim.jitter import JitterStream
 
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
 _EPS = 1e-6
+
+KV_BLOCK_TOKENS = 16
+"""[V] Tokens per KV block: vLLM's default ``block_size`` (16 on CUDA; SGLang pages by 1 token,
+TensorRT-LLM's ``tokens_per_block`` defaults to 32 or 64). Only the rounding up of a sequence's
+last block depends on it."""
+
+KV_WATERMARK_FRACTION = 0.01
+"""[V] Share of a replica's KV memory admission leaves free while other sequences run, so they
+can grow: vLLM's scheduler ``watermark`` (default 0.01)."""
+
+_SLOPE_TOKENS = 1024
+"""Context over which a block's bytes are measured (exact for full attention; for sliding-window
+layers, whose KV stops growing past the window, the mean slope over the first 1,024 tokens)."""
+
+
+def paged_kv_bytes(kv_bytes_for_context: Callable[[float], float]) -> tuple[int, int]:
+    """(per-sequence state bytes, bytes per block) of a replica's KV, whole bytes rounded up.
+
+    A sequence of ``t`` charged tokens holds ``state + ceil(t / KV_BLOCK_TOKENS) x block``.
+
+    Args:
+        kv_bytes_for_context: The cost model's bytes of one sequence of a given context.
+    """
+    state = kv_bytes_for_context(0.0)
+    slope = (kv_bytes_for_context(float(_SLOPE_TOKENS)) - state) / _SLOPE_TOKENS
+    block = slope * KV_BLOCK_TOKENS
+    if not (math.isfinite(state) and math.isfinite(block)):
+        return 0, 0
+    return math.ceil(state), math.ceil(block)
 
 
 class ReplicaPool(Protocol):
@@ -62,13 +101,29 @@ class ReplicaPool(Protocol):
     busy_timeline: list[float]
     timeline_bin_s: float
 
-    def call_reserve_bytes(self, call: int, cached_tokens: int) -> int: ...
-    def record_busy(self, start_s: float, duration_s: float) -> None: ...
-    def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None: ...
-    def on_first_token(self, call: int, now: float) -> None: ...
-    def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None: ...
-    def on_finish(self, call: int, now: float) -> None: ...
-    def on_load_change(self, replica: ReplicaSim) -> None: ...
+    def call_reserve_bytes(self, call: int, cached_tokens: int) -> int:
+        """KV bytes an unpaged (prefill) replica reserves for ``call`` on admission."""
+
+    def kv_bytes_for_context(self, context_tokens: float) -> float:
+        """KV bytes one sequence of ``context_tokens`` tokens takes (the cost model's)."""
+
+    def record_busy(self, start_s: float, duration_s: float) -> None:
+        """Add a busy interval to the pool's utilization timeline, s."""
+
+    def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None:
+        """``call`` was admitted at ``now`` with ``hit`` prefix tokens cached."""
+
+    def on_first_token(self, call: int, now: float) -> None:
+        """``call`` produced its first token at ``now``."""
+
+    def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None:
+        """``call``'s prefill finished and it does not decode here."""
+
+    def on_finish(self, call: int, now: float) -> None:
+        """``call`` produced its last token at ``now``."""
+
+    def on_load_change(self, replica: ReplicaSim) -> None:
+        """``replica``'s outstanding calls changed (routers index them)."""
 
 
 class ReplicaSim:
@@ -84,10 +139,12 @@ class ReplicaSim:
     __slots__ = (
         "_plan_pending",
         "batch_s",
+        "block_bytes",
         "busy_s",
         "cache",
         "cache_capacity_tokens",
         "cache_tokens",
+        "charged",
         "ctx_base",
         "decode_heap",
         "decode_tokens",
@@ -95,6 +152,7 @@ class ReplicaSim:
         "down_since",
         "env",
         "held",
+        "hit_tokens",
         "index",
         "jitter",
         "jitter_pos",
@@ -102,12 +160,16 @@ class ReplicaSim:
         "link_free_s",
         "n_decode",
         "outstanding",
+        "paged",
+        "phase",
         "pool",
+        "preemptions",
         "prefill_done",
         "prefill_enqueued",
         "prefill_fifo",
         "prefill_tokens",
         "repair_at",
+        "resumed",
         "seg_chunk",
         "seg_decode",
         "seg_duration_s",
@@ -115,13 +177,16 @@ class ReplicaSim:
         "seg_position",
         "seg_start",
         "seg_steps",
+        "state_bytes",
         "step",
         "waiting",
+        "watermark_bytes",
     )
 
     def __init__(
         self, env: simpy.Environment, pool: ReplicaPool, index: int, jitter: JitterStream | None
     ) -> None:
+        """Start idle and empty, with all of the pool's KV memory free."""
         self.env = env
         self.pool = pool
         self.index = index
@@ -157,6 +222,20 @@ class ReplicaSim:
         self.repair_at = 0.0
         self.decode_tokens = 0
         self.prefill_tokens = 0.0
+        # Paged KV (unified and decode replicas): per decoding call its charged-context offset
+        # (charged tokens = offset + step; insertion order = join order, so the newest is last),
+        # the histogram of those offsets modulo the block size, and the calls preempted here
+        # with the tokens they had generated.
+        self.paged = not pool.holds_kv_for_transfer
+        self.state_bytes, self.block_bytes = paged_kv_bytes(pool.kv_bytes_for_context)
+        self.charged: dict[int, int] = {}
+        self.phase = [0] * KV_BLOCK_TOKENS
+        self.resumed: dict[int, int] = {}
+        self.hit_tokens: dict[int, int] = {}  # prefix-cache hit of each call being prefilled
+        self.preemptions = 0
+        self.watermark_bytes = (
+            int(KV_WATERMARK_FRACTION * pool.kv_capacity_bytes) if self.paged else 0
+        )
 
     # ------------------------------------------------------------------------------ arrivals
     def submit(self, call: int) -> None:
@@ -204,8 +283,11 @@ class ReplicaSim:
         self._schedule(self.seg_start + duration - now)
 
     def _jittered_boundary(self, elapsed: float, guess: int) -> int:
-        """The first boundary b with segment_s(b) > elapsed, searched from ``guess`` (jittered
-        iterations are not monotone, so the guess may overshoot: gallop down, then bisect)."""
+        """The first boundary b with segment_s(b) > elapsed, searched from ``guess``.
+
+        Jittered iterations are not monotone, so the guess may overshoot: gallop down, then
+        bisect.
+        """
         if self._segment_s(guess) <= elapsed:
             return guess  # the caller walks up from here
         low, high, gap = 0, guess, 1  # segment_s(low) <= elapsed < segment_s(high)
@@ -238,9 +320,29 @@ class ReplicaSim:
             call = pool.central_queue[0]
         else:
             return False
-        return pool.call_reserve_bytes(call, 0) <= self.kv_free_bytes
+        return self._reserve_bytes(call, 0) + self._watermark() <= self.kv_free_bytes
+
+    def _watermark(self) -> int:
+        """KV bytes admission leaves free: the watermark while other sequences run, else 0."""
+        return self.watermark_bytes if self.n_decode or self.prefill_fifo else 0
 
     # ----------------------------------------------------------------------------- admission
+    def _reserve_bytes(self, call: int, hit: int) -> int:
+        """KV bytes ``call`` takes on admission with ``hit`` prefix tokens cached.
+
+        Paged: the blocks of its prompt (and any tokens it generated before a preemption) and of
+        its first new token; a prefill replica: its whole prompt (the pool's reservation).
+        """
+        if not self.paged:
+            return self.pool.call_reserve_bytes(call, hit)
+        tokens = self.pool.input_tokens[call] + self.resumed.get(call, 0) - hit + 1
+        return self.state_bytes + -(-tokens // KV_BLOCK_TOKENS) * self.block_bytes
+
+    def _held_bytes(self, call: int) -> int:
+        """KV bytes a decoding call holds now (paged): its state and its charged blocks."""
+        blocks = -(-(self.charged[call] + self.step) // KV_BLOCK_TOKENS)
+        return self.state_bytes + blocks * self.block_bytes
+
     def _admit(self) -> None:
         pool = self.pool
         now = self.env.now
@@ -253,8 +355,8 @@ class ReplicaSim:
             else:
                 return
             hit = self._cache_lookup(call) if pool.prefills else 0
-            need = pool.call_reserve_bytes(call, hit)
-            if need > self.kv_free_bytes:
+            need = self._reserve_bytes(call, hit)
+            if need + self._watermark() > self.kv_free_bytes:
                 return
             if self.waiting:
                 self.waiting.popleft()
@@ -264,9 +366,13 @@ class ReplicaSim:
                 pool.on_load_change(self)
             self.kv_free_bytes -= need
             pool.reserved_bytes[call] = need
-            pool.on_admit(call, self, now, hit)
-            if pool.prefills:
-                tokens = pool.input_tokens[call] - hit
+            generated = self.resumed.get(call, 0)
+            if not generated:
+                pool.on_admit(call, self, now, hit)  # a readmitted call keeps its first admission
+            if pool.prefills or generated:  # a preempted call recomputes its KV here
+                if hit and self.paged:
+                    self.hit_tokens[call] = hit
+                tokens = pool.input_tokens[call] + generated - hit
                 tokens = tokens if tokens > 0 else 1  # the first output token needs one pass
                 start = self.prefill_enqueued
                 self.prefill_enqueued += tokens
@@ -302,19 +408,34 @@ class ReplicaSim:
             self.cache_tokens -= evicted
 
     def _join_decode(self, call: int) -> None:
-        """Start decoding ``call``: its first token exists, ``output - 1`` remain."""
+        """Start decoding ``call``: its first token exists, ``output - 1`` remain.
+
+        A call readmitted after a preemption has just recomputed its prompt and the ``g`` tokens
+        it had generated and produced one more: ``output - g - 1`` remain.
+        """
         pool = self.pool
-        remaining = pool.output_tokens[call] - 1
-        context = pool.input_tokens[call] + 1
+        generated = self.resumed.pop(call, 0)
+        remaining = pool.output_tokens[call] - 1 - generated
+        context = pool.input_tokens[call] + 1 + generated
         offset = context - self.step
         heapq.heappush(self.decode_heap, (self.step + remaining, call, offset))
         self.ctx_base += offset
         self.n_decode += 1
+        if self.paged:
+            # Charged tokens exclude the prefix-cache hit (held in the cache's share).
+            charged = offset - self.hit_tokens.pop(call, 0)
+            self.charged[call] = charged
+            self.phase[charged % KV_BLOCK_TOKENS] += 1
 
     # ------------------------------------------------------------------------------ segments
-    def _plan(self) -> None:
-        """Admit what fits, then start the next segment (or go idle)."""
-        self._admit()
+    def _plan(self, admit: bool = True) -> None:
+        """Admit what fits (unless a preemption just made room), then start the next segment.
+
+        After a preemption nothing is admitted in the same round (as vLLM's scheduler does), or
+        the preempted sequence would come straight back and take the blocks it just gave up.
+        """
+        if admit:
+            self._admit()
         decode = self.n_decode
         left = self.prefill_enqueued - self.prefill_done
         if decode == 0 and left <= _EPS:
@@ -336,6 +457,22 @@ class ReplicaSim:
             to_finish = self.decode_heap[0][0] - self.step
             if to_finish < steps:
                 steps = to_finish
+            # With a free block per sequence for every KV_BLOCK_TOKENS iterations (plus one) the
+            # segment cannot run out of KV: the exact count is only needed below that.
+            if (
+                self.paged
+                and self.block_bytes
+                and (
+                    self.kv_free_bytes // self.block_bytes < decode * (steps // KV_BLOCK_TOKENS + 1)
+                )
+            ):
+                fit = self._iterations_kv_allows()
+                if fit == 0:  # the next iteration's blocks do not fit: make room, plan again
+                    self._preempt_newest()
+                    self._plan(admit=False)
+                    return
+                if fit < steps:
+                    steps = fit
         if pool.stepwise:
             steps = 1
         self.seg_start = self.env.now
@@ -346,6 +483,64 @@ class ReplicaSim:
         self.seg_steps = steps
         self.seg_duration_s = self._segment_s(steps)
         self._schedule(self.seg_duration_s)
+
+    # ------------------------------------------------------------------------------ paged KV
+    def _new_blocks(self, steps: int) -> int:
+        """Blocks the decoding sequences take over the next ``steps`` iterations.
+
+        Iteration ``j`` (step ``S + j``) gives a new block to every sequence whose charged
+        context ``c + S + j`` is a multiple of the block size, i.e. ``c = -(S + j) mod B``.
+        """
+        full, part = divmod(steps, KV_BLOCK_TOKENS)
+        blocks = full * self.n_decode
+        phase, step = self.phase, self.step
+        for j in range(part):
+            blocks += phase[-(step + j) % KV_BLOCK_TOKENS]
+        return blocks
+
+    def _iterations_kv_allows(self) -> int:
+        """How many iterations from now the free KV memory can feed (``1 << 62``: unbounded)."""
+        free_blocks = self.kv_free_bytes // self.block_bytes
+        per_cycle = self.n_decode  # one block per sequence every KV_BLOCK_TOKENS iterations
+        full = free_blocks // per_cycle
+        left = free_blocks - full * per_cycle
+        phase, step = self.phase, self.step + full * KV_BLOCK_TOKENS
+        iterations = full * KV_BLOCK_TOKENS
+        for j in range(KV_BLOCK_TOKENS):
+            need = phase[-(step + j) % KV_BLOCK_TOKENS]
+            if need > left:
+                return iterations + j
+            left -= need
+        return iterations + KV_BLOCK_TOKENS  # unreachable: a full cycle needs per_cycle blocks
+
+    def _preempt_newest(self) -> None:
+        """Preempt the newest decoding sequence (recompute): free its blocks and queue it first.
+
+        Raises:
+            RuntimeError: Only one sequence decodes and nothing else holds KV to free: it cannot
+                grow even alone (the engine refuses such calls up front).
+        """
+        pool = self.pool
+        if self.n_decode == 1 and not self.prefill_fifo and not self.held:
+            raise RuntimeError(f"replica {self.index}: a lone sequence outgrew KV memory")
+        call, charged = self.charged.popitem()
+        heap = self.decode_heap
+        index = next(i for i, entry in enumerate(heap) if entry[1] == call)
+        finish_step, _, offset = heap[index]
+        heap[index] = heap[-1]
+        heap.pop()
+        heapq.heapify(heap)
+        self.ctx_base -= offset
+        self.n_decode -= 1
+        if not heap:
+            self.ctx_base = 0
+        held = self.state_bytes + -(-(charged + self.step) // KV_BLOCK_TOKENS) * self.block_bytes
+        self.phase[charged % KV_BLOCK_TOKENS] -= 1
+        self.kv_free_bytes += held
+        del pool.reserved_bytes[call]
+        self.resumed[call] = pool.output_tokens[call] - (finish_step - self.step)
+        self.waiting.appendleft(call)  # still outstanding here: first in line for readmission
+        self.preemptions += 1
 
     def _iteration_s(self, index: int) -> float:
         """Time of iteration ``index`` (0-based) of the current segment, before jitter."""
@@ -425,6 +620,8 @@ class ReplicaSim:
             timeline[index] += duration
         else:
             pool.record_busy(start, duration)
+        if self.paged and self.seg_decode:
+            self.kv_free_bytes -= self._new_blocks(steps) * self.block_bytes
         self.step += steps
         self.jitter_pos += steps
         if self.jitter is not None and not self.jitter_pos & 0xFFF:
@@ -438,6 +635,15 @@ class ReplicaSim:
             fifo = self.prefill_fifo
             while fifo and fifo[0][0] <= done + _EPS:
                 _, call, _ = fifo.popleft()
+                if call in self.resumed:  # recomputed after a preemption: decode on (or finish)
+                    if pool.output_tokens[call] - self.resumed[call] > 1:
+                        self._join_decode(call)
+                        continue
+                    del self.resumed[call]
+                    self._free_slot(call)
+                    self._free_kv(call)
+                    pool.on_finish(call, now)
+                    continue
                 if pool.decodes and pool.output_tokens[call] > 1:
                     pool.on_first_token(call, now)
                     self._join_decode(call)
@@ -458,7 +664,14 @@ class ReplicaSim:
             self.n_decode -= 1
             self.outstanding -= 1  # _free_slot and _free_kv, inlined (once per call)
             pool.on_load_change(self)
-            self.kv_free_bytes += reserved.pop(call)
+            if self.paged:
+                charged = self.charged.pop(call)
+                self.phase[charged % KV_BLOCK_TOKENS] -= 1
+                del reserved[call]
+                blocks = -(-(charged + self.step) // KV_BLOCK_TOKENS)
+                self.kv_free_bytes += self.state_bytes + blocks * self.block_bytes
+            else:
+                self.kv_free_bytes += reserved.pop(call)
             pool.on_finish(call, now)
         if not heap:
             self.ctx_base = 0
@@ -486,9 +699,25 @@ class ReplicaSim:
         return calls
 
     def check_invariants(self) -> None:
-        """Assert the KV ledger balances: free + reserved by admitted calls == capacity."""
+        """Assert the KV ledger balances: free + held by admitted calls == capacity.
+
+        A prefilling call (or one awaiting its transfer) holds what it reserved on admission; a
+        decoding call on a paged replica holds its state and whole blocks of its charged context.
+        """
         reserved = self.pool.reserved_bytes
-        held = sum(reserved[call] for call in self.admitted_calls())
+        decoding = {call for _, call, _ in self.decode_heap}
+        held = 0
+        for call in self.admitted_calls():
+            assert call in reserved, (self.index, call)
+            held += self._held_bytes(call) if self.paged and call in decoding else reserved[call]
+        if self.paged:
+            assert set(self.charged) == decoding, (self.index, "charged != decoding")
+            phase = [0] * KV_BLOCK_TOKENS
+            for charged in self.charged.values():
+                assert charged + self.step > 0, (self.index, charged)
+                phase[charged % KV_BLOCK_TOKENS] += 1
+            assert phase == self.phase, (self.index, phase, self.phase)
+            assert not set(self.resumed) & decoding, (self.index, "a resumed call decodes")
         capacity = self.pool.kv_capacity_bytes
         assert 0 <= self.kv_free_bytes <= capacity, (self.index, self.kv_free_bytes, capacity)
         assert self.kv_free_bytes + held == capacity, (self.index, self.kv_free_bytes, held)
@@ -519,6 +748,10 @@ class ReplicaSim:
         self.prefill_fifo.clear()
         self.decode_heap.clear()
         self.held.clear()
+        self.charged.clear()
+        self.phase = [0] * KV_BLOCK_TOKENS
+        self.resumed.clear()  # the failure handler restarts these calls from scratch
+        self.hit_tokens.clear()
         self.n_decode = 0
         self.ctx_base = 0
         self.prefill_enqueued = self.prefill_done = 0.0

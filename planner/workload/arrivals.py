@@ -11,6 +11,10 @@ sorted arrival times in seconds from the start of the simulation. Kinds:
   relative rates, or a sinusoid with a peak/trough ratio), sampled by thinning.
 - ``offline``: a batch of requests all present at t = 0.
 - ``trace``: replay of a parsed trace's arrival times (optionally sped up).
+- ``closed_loop``: ``users`` clients, each sending its next request when its previous one
+  finishes (after a think time): the benchmark clients' way of loading a server
+  (``benchmark_serving --max-concurrency``). Its arrival times depend on the service, so it
+  has no :meth:`~ArrivalProcess.sample`; the simulator drives it through :class:`ClosedLoop`.
 
 Randomness comes only from the ``numpy.random.Generator`` passed in, drawn in blocks.
 """
@@ -32,10 +36,10 @@ from planner.specs.errors import (
     require_positive,
     require_positive_int,
 )
-from planner.workload.lengths import must
+from planner.workload.lengths import NO_DELAY, DelayLaw, must
 from planner.workload.trace import Trace
 
-ARRIVAL_KINDS: Final = ("poisson", "gamma", "diurnal", "offline", "trace")
+ARRIVAL_KINDS: Final = ("poisson", "gamma", "diurnal", "offline", "trace", "closed_loop")
 
 #: Refuse to build more arrivals than this in one call (about 0.8 GB of float64 and temporaries).
 MAX_ARRIVALS: Final = 50_000_000
@@ -162,6 +166,7 @@ class PoissonArrivals(ArrivalProcess):
     kind: ClassVar[str] = "poisson"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive("PoissonArrivals.rate_per_s", self.rate_per_s)
 
     @property
@@ -194,6 +199,7 @@ class GammaArrivals(ArrivalProcess):
     kind: ClassVar[str] = "gamma"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive("GammaArrivals.rate_per_s", self.rate_per_s)
         require_positive("GammaArrivals.cv", self.cv)
 
@@ -241,6 +247,7 @@ class DiurnalArrivals(ArrivalProcess):
     kind: ClassVar[str] = "diurnal"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         name = "DiurnalArrivals"
         require_positive(f"{name}.rate_per_s", self.rate_per_s)
         require_positive(f"{name}.period_s", self.period_s)
@@ -334,6 +341,7 @@ class OfflineArrivals(ArrivalProcess):
     kind: ClassVar[str] = "offline"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive_int("OfflineArrivals.n_requests", self.n_requests)
 
     @property
@@ -362,6 +370,7 @@ class TraceArrivals(ArrivalProcess):
     kind: ClassVar[str] = "trace"
 
     def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
         require_positive("TraceArrivals.speedup", self.speedup)
 
     @property
@@ -379,12 +388,129 @@ class TraceArrivals(ArrivalProcess):
         return out
 
 
+@dataclass(frozen=True)
+class ClosedLoopArrivals(ArrivalProcess):
+    """Closed-loop clients: ``users`` users, each with one request (tree) in flight at a time.
+
+    Every user sends its first request at t = 0; when a request finishes (its whole tree, or the
+    tree dies of a failure) the user thinks for a draw of ``think_time`` and sends the next one.
+    Requests stop after ``requests`` in all (also bounded by the workload's ``n_trees``) or when
+    the next one would start at or after the workload's ``horizon_s``; the ones in flight then
+    finish. With zero think time this is ``benchmark_serving --max-concurrency users``; with
+    ``users = 4`` and a horizon it is "4 agents working around the clock".
+
+    Attributes:
+        users: Concurrent users (clients), ``C``.
+        requests: Requests in all (``None``: bounded by ``n_trees`` or the horizon only).
+        think_time: Delay between a request finishing and the user's next one, s.
+    """
+
+    users: int
+    requests: int | None = None
+    think_time: DelayLaw = NO_DELAY
+    kind: ClassVar[str] = "closed_loop"
+
+    def __post_init__(self) -> None:
+        """Check the fields (ConfigError naming the first bad one)."""
+        require_positive_int("ClosedLoopArrivals.users", self.users)
+        if self.requests is not None:
+            require_positive_int("ClosedLoopArrivals.requests", self.requests)
+        if not isinstance(self.think_time, DelayLaw):
+            raise ConfigError("ClosedLoopArrivals.think_time", "must be a delay law")
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        """Undefined (NaN): the rate is set by how fast the service answers."""
+        return math.nan
+
+    def request_limit(self, n_trees: int | None) -> int | None:
+        """Requests in all: the smaller of ``requests`` and ``n_trees`` (None: no count limit)."""
+        limits = [n for n in (self.requests, n_trees) if n is not None]
+        return min(limits) if limits else None
+
+    def _sample(
+        self, rng: np.random.Generator, horizon_s: float, max_count: int | None
+    ) -> NDArray[np.float64]:
+        raise ConfigError(
+            "workload.arrivals.kind",
+            "closed_loop arrival times depend on the service; only the simulator (planner) "
+            "runs them; allowed here: poisson, gamma, diurnal, offline, trace",
+        )
+
+
+class ClosedLoop:
+    """The users of a :class:`ClosedLoopArrivals` during one run (no clock of its own).
+
+    The simulator tells it when a request ends (:meth:`request_ended`) and starts the request it
+    hands back at the time it says. Requests are numbered in start order: whoever starts next
+    takes the next index, so request ``i``'s data can be drawn before the run. Think times are
+    drawn up front too, one per request (the one after request ``i`` ends is ``think_s[i]``).
+
+    Args:
+        spec: The clients.
+        n_requests: Requests available (drawn before the run).
+        horizon_s: No request starts at or after this time, s (``inf``: no limit).
+        rng: Stream of the think-time draws.
+        extendable: ``n_requests`` is a guess, not the workload's count (only a horizon bounds
+            it): running out before the horizon sets :attr:`wanted_more` so the caller can run
+            again with more.
+    """
+
+    def __init__(
+        self,
+        spec: ClosedLoopArrivals,
+        n_requests: int,
+        horizon_s: float,
+        rng: np.random.Generator,
+        extendable: bool = False,
+    ) -> None:
+        """Draw the think times; no request has started yet."""
+        self.spec = spec
+        self.extendable = extendable
+        self.n_requests = n_requests
+        self.horizon_s = horizon_s
+        self.think_s: list[float] = spec.think_time.sample(rng, n_requests).tolist()
+        self.claimed = 0  # requests started or promised to a thinking user
+        self.started = 0
+        self.wanted_more = False  # a user wanted a request before the horizon but none was left
+        self.last_start_s = 0.0
+
+    def first(self) -> int:
+        """Requests to start at t = 0 (one per user, as far as they go)."""
+        count = min(self.spec.users, self.n_requests) if self.horizon_s > 0 else 0
+        self.claimed = count
+        return count
+
+    def request_ended(self, request: int, now_s: float) -> float | None:
+        """Request ``request`` ended at ``now_s``: when its user sends the next, or None.
+
+        None when the user is done: no request is left, or the next would start at or after the
+        horizon. The caller starts the next request (:meth:`take`) at the returned time.
+        """
+        start_s = now_s + self.think_s[request]
+        if start_s >= self.horizon_s:
+            return None
+        if self.claimed >= self.n_requests:
+            self.wanted_more = self.extendable
+            return None
+        self.claimed += 1
+        return start_s
+
+    def take(self, now_s: float) -> int:
+        """The index of the request starting now (the next in start order)."""
+        request = self.started
+        self.started += 1
+        self.last_start_s = now_s
+        return request
+
+
 ARRIVAL_CLASSES: Final[dict[str, type[ArrivalProcess]]] = {
     "poisson": PoissonArrivals,
     "gamma": GammaArrivals,
     "diurnal": DiurnalArrivals,
     "offline": OfflineArrivals,
     "trace": TraceArrivals,
+    "closed_loop": ClosedLoopArrivals,
 }
 
 #: Chat arrivals: D1 "Conversation" row (Azure 2023 conv trace), 5.53 req/s mean, near-Poisson
