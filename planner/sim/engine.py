@@ -254,7 +254,8 @@ class _Engine:
         if self.tree_left[tree] == 0 and not self.tree_dead[tree]:
             self.tree_finish_s[tree] = now
             self.trees_done += 1
-        self._update_settled()
+        if not self.active:  # _update_settled, inlined (once per call)
+            self.all_settled = self.settled()
 
     # ---------------------------------------------------------------------------- failures
     def _update_settled(self) -> None:

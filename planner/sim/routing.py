@@ -107,7 +107,7 @@ class LeastOutstanding:
 
     A heap of ``(load, index)`` entries; a change pushes a fresh entry and stale ones (load no
     longer current, or replica down) are dropped when they reach the top. The heap is rebuilt
-    when stale entries outnumber the replicas, so it stays O(R) and each operation amortized
+    when stale entries outnumber the replicas three to one, so it stays O(R) and each operation amortized
     O(log R).
     """
 
@@ -115,7 +115,9 @@ class LeastOutstanding:
         self.replicas = replicas
         self._heap: list[tuple[int, int]] = [(r.outstanding, r.index) for r in replicas]
         heapq.heapify(self._heap)
-        self._limit = 2 * len(replicas) + 64
+        # Rebuilding costs O(R) per ~3R changes; the choice (the least (load, index) among the
+        # current entries) does not depend on when the heap is rebuilt.
+        self._limit = 4 * len(replicas) + 64
 
     def choose(self, call: int) -> RoutedReplica | None:
         heap, replicas = self._heap, self.replicas
