@@ -25,6 +25,7 @@ replica's batching loop), ``routing`` (strategies), ``faults`` (failures and rep
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable
@@ -92,6 +93,7 @@ class WorkloadSpec:
     horizon_s: float | None = None
 
     def __post_init__(self) -> None:
+        """Refuse a workload without a stop (ConfigError naming ``workload.n_trees``)."""
         if self.n_trees is None and self.horizon_s is None:
             raise ConfigError("workload.n_trees", "set n_trees or horizon_s (or both)")
 
@@ -480,7 +482,15 @@ def simulate(
         engine.max_retries = failures.max_retries
         engine.faults = FaultInjector(engine, failures, np.random.default_rng(faults_seed))
         engine.faults.start()
-    stop_reason = _run(engine, max_sim_time_s, max_wall_s, wall_start, progress)
+    # The run's per-call state is built: freeze it out of the cyclic collector, whose full
+    # collections would otherwise walk every element of the per-call lists again and again
+    # (~5% of a 10x run's CPU time). Nothing is freed differently; the objects are unfrozen
+    # (returned to the oldest generation) when the run ends.
+    gc.freeze()
+    try:
+        stop_reason = _run(engine, max_sim_time_s, max_wall_s, wall_start, progress)
+    finally:
+        gc.unfreeze()
     complete = engine.trees_done == trees.n_trees
     now = float(engine.env.now)
     bin_s = max(p.timeline_bin_s for p in engine.pools.values())

@@ -62,9 +62,17 @@ class PoolHost(Protocol):
     prefill_replica: NDArray[np.int64]
     decode_replica: NDArray[np.int64]
 
-    def finish(self, call: int, now: float) -> None: ...
-    def hand_off(self, call: int, replica: ReplicaSim) -> None: ...
-    def fail_call(self, call: int, reason: int) -> None: ...
+    def finish(self, call: int, now: float) -> None:
+        """``call`` produced its last token at ``now``, s."""
+        ...
+
+    def hand_off(self, call: int, replica: ReplicaSim) -> None:
+        """Ship prefilled ``call``'s KV from ``replica`` to the decode pool."""
+        ...
+
+    def fail_call(self, call: int, reason: int) -> None:
+        """Give ``call`` up with failure code ``reason``."""
+        ...
 
 
 def pool_replica(spec: PoolSpec) -> Replica:
@@ -134,6 +142,7 @@ class PoolRuntime:
         jitter_seed: np.random.SeedSequence,
         router_rng: np.random.Generator,
     ) -> None:
+        """Build the pool's cost model, replicas, router and ledgers (see the class docstring)."""
         self.spec = spec
         self.host = host
         self.perf = pool_replica(spec)
@@ -277,6 +286,7 @@ class PoolRuntime:
 
     # ---------------------------------------------------------------------------- callbacks
     def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None:
+        """Record ``call``'s admission on ``replica`` at ``now`` with ``hit`` cached tokens."""
         host = self.host
         if self.prefills:
             host.admit_s[call] = now
@@ -286,9 +296,11 @@ class PoolRuntime:
             host.decode_replica[call] = replica.index
 
     def on_first_token(self, call: int, now: float) -> None:
+        """Record ``call``'s first token at ``now``, s."""
         self.host.first_token_s[call] = now
 
     def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None:
+        """``call``'s prompt is prefilled on ``replica``: finish it or hand its KV off."""
         self.host.first_token_s[call] = now
         if self.role == "unified" or self.output_tokens[call] <= 1:
             self.host.finish(call, now)
