@@ -90,6 +90,7 @@ def main() -> None:
                 "cpu_s": cpu_s,
                 "subcalls_per_s": subcalls / wall_s,
                 "subcalls_per_cpu_s": subcalls / cpu_s,
+                "events_per_call": result.events / result.trees.n_calls,
                 "utilization": float(result.pools[0].busy_s.sum() / (16 * result.sim_time_s)),
                 "tree_e2e_p99_s": float(
                     np.percentile(result.tree_finish_s - result.tree_arrival_s, 99)

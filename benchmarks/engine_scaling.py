@@ -10,7 +10,9 @@ process so its peak RSS is its own; the 1x figure is the median of ``--repeats``
 Besides wall time each entry records the process's CPU time (``time.process_time``): on a
 shared machine the wall clock includes waiting for a core, so ``ratio_cpu`` (calls per
 CPU-second against 1x) is the figure to compare across scales; ``ratio`` is the same on wall
-time.
+time. ``events_per_call`` (SimPy events per call) shows how much of a change is the simulated
+dynamics (a tree's burst spread over more idle replicas wakes more of them) rather than the
+engine: ``ratio_events_cpu`` compares events per CPU-second.
 
 Usage::
 
@@ -19,9 +21,9 @@ Usage::
     python benchmarks/engine_scaling.py --trees 2000          # trees at 1x (default 1,000)
 
 Prints one JSON object: ``{"<k>x": {calls, subcalls, trees, replicas, wall_s, cpu_s,
-calls_per_s, calls_per_cpu_s, subcalls_per_s, peak_rss_mb, utilization, sim_time_s, ratio,
-ratio_cpu}}``. Not part of the test suite (no timed assertions); ``benchmarks/run.py`` records
-it under ``engine.scaling``.
+calls_per_s, calls_per_cpu_s, events_per_call, events_per_cpu_s, subcalls_per_s, peak_rss_mb,
+utilization, sim_time_s, ratio, ratio_cpu, ratio_events_cpu}}``. Not part of the test suite
+(no timed assertions); ``benchmarks/run.py`` records it under ``engine.scaling``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ sys.path.insert(0, str(ROOT))
 TREES_1X = 1000
 TREES_PER_S_1X = 0.5
 REPLICAS_1X = 16
+MEDIAN_KEYS = (
+    "wall_s",
+    "cpu_s",
+    "calls_per_s",
+    "calls_per_cpu_s",
+    "subcalls_per_s",
+    "events_per_cpu_s",
+)
 
 
 def reference_pool_and_shape() -> tuple[Any, Any]:
@@ -85,6 +95,8 @@ def measure(scale: int, trees: int) -> dict[str, float]:
         "cpu_s": cpu_s,
         "calls_per_s": calls / wall_s,
         "calls_per_cpu_s": calls / cpu_s,
+        "events_per_call": result.events / calls,
+        "events_per_cpu_s": result.events / cpu_s,
         "subcalls_per_s": subcalls / wall_s,
         "utilization": busy / (REPLICAS_1X * scale * result.sim_time_s),
         "complete": float(result.complete),
@@ -122,7 +134,7 @@ def main() -> None:
         trees = args.trees * scale // (10 if scale >= args.short_from else 1)
         runs = [run_one(scale, trees) for _ in range(args.repeats if scale == 1 else 1)]
         entry = dict(runs[0])
-        for key in ("wall_s", "cpu_s", "calls_per_s", "calls_per_cpu_s", "subcalls_per_s"):
+        for key in MEDIAN_KEYS:
             entry[key] = statistics.median(run[key] for run in runs)
         entry["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
         report[f"{scale}x"] = entry
@@ -132,6 +144,7 @@ def main() -> None:
         for entry in report.values():
             entry["ratio"] = entry["calls_per_s"] / base["calls_per_s"]
             entry["ratio_cpu"] = entry["calls_per_cpu_s"] / base["calls_per_cpu_s"]
+            entry["ratio_events_cpu"] = entry["events_per_cpu_s"] / base["events_per_cpu_s"]
     print(json.dumps(report))
 
 

@@ -14,7 +14,8 @@ Sections:
     engine.utilization: replica utilization of the reference run (a check on the setup).
     engine.load_average: the machine's 1-minute load average when the engine runs started.
     engine.scaling.<k>x: calls, wall_s, cpu_s, calls_per_s, calls_per_cpu_s, peak_rss_mb,
-        ratio (calls_per_s against 1x) and ratio_cpu at k = 1, 10, 100, 1000 times the
+        events_per_call, events_per_cpu_s (SimPy events), ratio (calls_per_s against 1x),
+        ratio_cpu and ratio_events_cpu at k = 1, 10, 100, 1000 times the
         reference fleet and load (benchmarks/engine_scaling.py; 1x is the median of 3
         processes, 1000x simulates a 10x shorter window), one fresh process each.
     montecarlo.seconds_for_10000_samples: wall time of ``planner-roi`` with 10,000 samples on
@@ -136,7 +137,10 @@ def bench_engine_scaling() -> dict[str, dict[str, float]]:
     script = ROOT / "benchmarks" / "engine_scaling.py"
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     report: dict[str, dict[str, float]] = json.loads(out.stdout.strip().splitlines()[-1])
-    keys = "calls subcalls wall_s cpu_s calls_per_s calls_per_cpu_s peak_rss_mb ratio ratio_cpu"
+    keys = (
+        "calls subcalls wall_s cpu_s calls_per_s calls_per_cpu_s events_per_call events_per_cpu_s"
+        " peak_rss_mb ratio ratio_cpu ratio_events_cpu"
+    )
     return {scale: {key: figures[key] for key in keys.split()} for scale, figures in report.items()}
 
 

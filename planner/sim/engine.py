@@ -156,6 +156,7 @@ class _Engine:
         self.tree_dead = np.zeros(trees.n_trees, dtype=bool)
         self.in_timer: set[int] = set()
         self.faults: FaultInjector | None = None
+        self.events = 0  # SimPy events processed by _run
 
     def _build_dependencies(self) -> None:
         """Children lists (CSR) and pending-parent counts over global call ids."""
@@ -380,17 +381,21 @@ def _run(
     horizon = float(engine.tree_arrival_s[-1]) if len(engine.tree_arrival_s) else 0.0
     step, peek = env.step, env.peek
     while True:
-        for _ in range(CHECK_EVERY_EVENTS):
+        for done in range(CHECK_EVERY_EVENTS):
             if engine.all_settled:
+                engine.events += done
                 return "drained"
             upcoming = peek()
             if upcoming > stop_at:
+                engine.events += done
                 if env.now < stop_at:  # SimPy refuses until <= now
                     env.run(until=stop_at)
                 return "max_sim_time"
             if upcoming == math.inf:
+                engine.events += done
                 return "stalled"
             step()
+        engine.events += CHECK_EVERY_EVENTS
         if progress is not None:
             progress(env.now, horizon)
         if time.perf_counter() > deadline:
@@ -522,4 +527,5 @@ def simulate(
         trees_started=engine.trees_started,
         kv_landed_s=engine.kv_landed_s if engine.entry is not engine.decode_entry else None,
         census=engine.census(),
+        events=engine.events,
     )

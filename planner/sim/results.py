@@ -137,3 +137,7 @@ class SimulationResult:
     """Calls in each of :data:`CENSUS_PLACES` when the clock stopped, found by walking the
     engine's queues, batches, links and timers; plus ``unaccounted`` and ``double_counted``
     (calls found in no place / in several: both 0 unless the engine lost track of a call)."""
+    events: int = 0
+    """SimPy events the run processed (segments, wake-ups, timers, arrivals, failures): the
+    engine's unit of work. Events per call depend on the fleet and its routing (a tree's burst
+    spread over more idle replicas wakes more of them)."""
