@@ -1,7 +1,7 @@
 """Engine scaling: calls per wall-second at 1x, 10x, 100x and 1000x the reference fleet and load.
 
 The reference (``benchmarks/engine_reference.py``): 16 replicas of Llama-3-70B FP8 TP2 (one H200
-rack) serving agent trees of mean fan-out 25 at 0.5 trees/s (~70% busy). Scale ``k`` runs
+rack) serving agent trees of mean fan-out 25 at 0.5 trees/s (~62% busy). Scale ``k`` runs
 ``16 k`` replicas on ``k`` racks at ``0.5 k`` trees/s for the same simulated window (``k`` times
 the trees), so a linear engine keeps its calls per wall-second; the 1000x entry simulates a
 window ten times shorter (``--short-from`` sets where that starts). Each scale runs in a fresh

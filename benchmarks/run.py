@@ -6,7 +6,7 @@ machine: compare ratios measured in one run, not figures from different days.
 
 Sections:
     engine.subcalls_per_s: simulated sub-calls per wall-second on the reference run (see
-        benchmarks/engine_reference.py: 1,000,000 sub-calls, mean fan-out 25, 16 replicas, ~70%
+        benchmarks/engine_reference.py: 1,000,000 sub-calls, mean fan-out 25, 16 replicas, ~62%
         utilization), median of 3 fresh processes; engine.subcalls_per_cpu_s the same per
         CPU-second of the process (what to compare on a loaded machine).
     engine.peak_rss_mb: peak resident memory of those processes, MB (median), i.e. per
