@@ -490,12 +490,16 @@ def simulate(
     # The run's per-call state is built: freeze it out of the cyclic collector, whose full
     # collections would otherwise walk every element of the per-call lists again and again
     # (~5% of a 10x run's CPU time). Nothing is freed differently; the objects are unfrozen
-    # (returned to the oldest generation) when the run ends.
-    gc.freeze()
+    # (returned to the oldest generation) when the run ends. A caller that froze objects
+    # itself (e.g. before forking workers) keeps them frozen: then nothing is frozen here.
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     try:
         stop_reason = _run(engine, max_sim_time_s, max_wall_s, wall_start, progress)
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     complete = engine.trees_done == trees.n_trees
     now = float(engine.env.now)
     bin_s = max(p.timeline_bin_s for p in engine.pools.values())
