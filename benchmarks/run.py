@@ -6,13 +6,18 @@ machine: compare ratios measured in one run, not figures from different days.
 
 Sections:
     engine.subcalls_per_s: simulated sub-calls per wall-second on the reference run (see
-        benchmarks/engine_reference.py: 1,000,000 sub-calls, mean fan-out 25, 16 replicas, ~70%
-        utilization), median of 3 fresh processes.
-    engine.peak_rss_mb: peak resident memory of those processes, MB (median).
+        benchmarks/engine_reference.py: 1,000,000 sub-calls, mean fan-out 25, 16 replicas, ~62%
+        utilization), median of 3 fresh processes; engine.subcalls_per_cpu_s the same per
+        CPU-second of the process (what to compare on a loaded machine).
+    engine.peak_rss_mb: peak resident memory of those processes, MB (median), i.e. per
+        ~1M sub-calls.
     engine.utilization: replica utilization of the reference run (a check on the setup).
-    engine_scaling.<k>x_*: calls per wall-second, wall time and peak RSS at k = 1, 10, 100,
-        1000 times the reference fleet and load (benchmarks/engine_scaling.py; 1000x over a
-        10x shorter window), one fresh process each.
+    engine.load_average: the machine's 1-minute load average when the engine runs started.
+    engine.scaling.<k>x: calls, wall_s, cpu_s, calls_per_s, calls_per_cpu_s, peak_rss_mb,
+        events_per_call, events_per_cpu_s (SimPy events), ratio (calls_per_s against 1x),
+        ratio_cpu and ratio_events_cpu at k = 1, 10, 100, 1000 times the
+        reference fleet and load (benchmarks/engine_scaling.py; 1x is the median of 3
+        processes, 1000x simulates a 10x shorter window), one fresh process each.
     montecarlo.seconds_for_10000_samples: wall time of ``planner-roi`` with 10,000 samples on
         2 joblib workers once its capacity curves are cached (no Monte Carlo checkpoint reused),
         median of 3 runs; the whole command, Python start-up included.
@@ -28,14 +33,17 @@ Sections:
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,6 +71,7 @@ def median_seconds(fn: Callable[[], None], repeats: int = REPEATS) -> float:
 
 
 def bench_perf() -> dict[str, float]:
+    """Step-time calls per second (GPU and LPU replicas) and the calibration fit's wall time."""
     gpu = build_replica(
         config.model(_load("model", "qwen35_397b_a17b")),
         config.system(_load("hardware", "gb200_nvl72")),
@@ -101,8 +110,9 @@ def bench_perf() -> dict[str, float]:
     }
 
 
-def bench_engine(runs: int = 3) -> dict[str, float]:
-    """The engine reference run, each in a fresh process (so peak RSS is per run)."""
+def bench_engine(runs: int = 3) -> dict[str, Any]:
+    """The engine reference run, each in a fresh process (so peak RSS is per run), and scaling."""
+    load_average = os.getloadavg()[0]
     script = ROOT / "benchmarks" / "engine_reference.py"
     reports = []
     for _ in range(runs):
@@ -112,20 +122,26 @@ def bench_engine(runs: int = 3) -> dict[str, float]:
         reports.append(json.loads(out.strip().splitlines()[-1]))
     return {
         "subcalls_per_s": statistics.median(r["subcalls_per_s"] for r in reports),
+        "subcalls_per_cpu_s": statistics.median(r["subcalls_per_cpu_s"] for r in reports),
         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in reports),
         "utilization": statistics.median(r["utilization"] for r in reports),
         "subcalls": float(reports[0]["subcalls"]),
         "wall_s": statistics.median(r["wall_s"] for r in reports),
+        "load_average": load_average,
+        "scaling": bench_engine_scaling(),
     }
 
 
-def bench_engine_scaling() -> dict[str, float]:
-    """benchmarks/engine_scaling.py, flattened to ``<k>x_<figure>`` keys."""
+def bench_engine_scaling() -> dict[str, dict[str, float]]:
+    """benchmarks/engine_scaling.py: per scale (``1x`` ... ``1000x``) its figures."""
     script = ROOT / "benchmarks" / "engine_scaling.py"
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    keys = ("calls_per_s", "subcalls_per_s", "wall_s", "peak_rss_mb", "calls")
-    return {f"{scale}_{key}": figures[key] for scale, figures in report.items() for key in keys}
+    report: dict[str, dict[str, float]] = json.loads(out.stdout.strip().splitlines()[-1])
+    keys = (
+        "calls subcalls wall_s cpu_s calls_per_s calls_per_cpu_s events_per_call events_per_cpu_s"
+        " peak_rss_mb ratio ratio_cpu ratio_events_cpu"
+    )
+    return {scale: {key: figures[key] for key in keys.split()} for scale, figures in report.items()}
 
 
 def bench_montecarlo(runs: int = 3) -> dict[str, float]:
@@ -161,18 +177,43 @@ def bench_startup(runs: int = 5) -> dict[str, float]:
     return {key: report[key] for key in ("help_s", "tiny_run_s", "peer_setting_s")}
 
 
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "startup": lambda: bench_startup(),
+    "perf": lambda: bench_perf(),
+    "engine": lambda: bench_engine(),
+    "montecarlo": lambda: bench_montecarlo(),
+}
+
+
+def _rows(prefix: str, figures: dict[str, Any]) -> list[tuple[str, float]]:
+    rows: list[tuple[str, float]] = []
+    for name, value in sorted(figures.items()):
+        if isinstance(value, dict):
+            rows += _rows(f"{prefix}.{name}", value)
+        else:
+            rows.append((f"{prefix}.{name}", value))
+    return rows
+
+
 def main() -> None:
+    """Run the benchmarks (all, or ``--only`` some sections) and merge them into results.json."""
+    parser = argparse.ArgumentParser(description="make bench: the planner's hot paths")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(BENCHMARKS),
+        help="run only these sections (the others keep their figures)",
+    )
+    args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["startup"] = bench_startup()
-    results["perf"] = bench_perf()
-    results["engine"] = bench_engine()
-    results["engine_scaling"] = bench_engine_scaling()
-    results["montecarlo"] = bench_montecarlo()
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(f"{'benchmark':40} {'median':>16}")
+    results.pop("engine_scaling", None)  # now engine.scaling
+    for section in args.only or list(BENCHMARKS):
+        results[section] = BENCHMARKS[section]()
+        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"{'benchmark':48} {'median':>16}")
     for section, figures in sorted(results.items()):
-        for name, value in sorted(figures.items()):
-            print(f"{section + '.' + name:40} {value:>16,.3f}")
+        for name, value in _rows(section, figures):
+            print(f"{name:48} {value:>16,.3f}")
     print(f"wrote {RESULTS}")
 
 

@@ -71,6 +71,7 @@ def measure(planner: str, pythonpath: str | None, runs: int) -> dict[str, float]
 
 
 def main() -> None:
+    """Time the start-up commands (``--runs`` fresh processes each) and print their medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per command")
     parser.add_argument(

@@ -47,6 +47,19 @@ def test_one_slot_serves_two_calls_back_to_back() -> None:
     assert assert_census(result)["finished"] == 2
 
 
+def test_the_run_counts_its_events_one_segment_per_batch_change() -> None:
+    """The two back-to-back calls above, counted by hand: the arrival process starts and ends
+    (2 events), one plan wakes the idle replica (both calls arrive at t=0), then per call one
+    segment for its prefill and one for its 3 decode steps (4). Stepwise, each decode step is
+    an event of its own (2 x 3 instead of 2 x 1)."""
+    fleet, workload = (
+        fixed_pool(1, STEP, max_batch=1, token_budget=1),
+        trace_workload([0.0, 0.0], [1, 1], [4, 4]),
+    )
+    assert simulate(fleet, workload, seed=0).events == 2 + 1 + 2 * 2
+    assert simulate(fleet, workload, seed=0, stepwise=True).events == 2 + 1 + 2 * (1 + 3)
+
+
 def test_two_calls_share_one_prefill_iteration_and_decode_together() -> None:
     result = simulate(
         fixed_pool(1, STEP, max_batch=2, token_budget=2),

@@ -108,6 +108,7 @@ def merge_pool(stats: Sequence[PoolStats], racks: int, n_cells: int) -> PoolStat
         timeline_bin_s=bin_s,
         down_s=sum((s.down_s for s in stats[1:]), first.down_s),
         failures=sum(s.failures for s in stats),
+        preemptions=sum(s.preemptions for s in stats),
         gave_up_s=gave_up_s,
         give_up_reason=reason,
     )
@@ -259,6 +260,7 @@ def merge_cells(
         kv_landed_s=optional("kv_landed_s", np.nan, np.float64),
         decode_admit_s=optional("decode_admit_s", np.nan, np.float64),
         census=merge_census([r.census for r in results], n_calls),
+        events=sum(r.events for r in results),
         cells=cells_info,
     )
     missing = [f.name for f in fields(SimulationResult) if f.name not in merged]

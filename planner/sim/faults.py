@@ -82,6 +82,7 @@ class FailureSpec:
     max_retries: int = 3
 
     def __post_init__(self) -> None:
+        """Refuse negative rates, an unknown blast radius or negative retries (ConfigError)."""
         prefix = "failures"
         require_non_negative(
             f"{prefix}.gpu_failures_per_accelerator_hour", self.gpu_failures_per_accelerator_hour
@@ -109,9 +110,17 @@ class FaultHost(Protocol):
     env: simpy.Environment
     pools: dict[str, PoolRuntime]
 
-    def settled(self) -> bool: ...
-    def retry(self, call: int) -> None: ...
-    def fail_call(self, call: int, reason: int) -> None: ...
+    def settled(self) -> bool:
+        """Whether no work can remain (failures stop being drawn then)."""
+        ...
+
+    def retry(self, call: int) -> None:
+        """Restart ``call``, whose replica went down (or fail it past its retries)."""
+        ...
+
+    def fail_call(self, call: int, reason: int) -> None:
+        """Give ``call`` up with failure code ``reason``."""
+        ...
 
 
 class FaultInjector:
@@ -124,6 +133,7 @@ class FaultInjector:
     """
 
     def __init__(self, engine: FaultHost, spec: FailureSpec, rng: np.random.Generator) -> None:
+        """Bind the injector to its run (nothing is drawn until :meth:`start`)."""
         self.engine = engine
         self.spec = spec
         self.rng = rng

@@ -31,6 +31,7 @@ class JitterStream:
     __slots__ = ("_blocks", "_drawn", "_mu", "_rng", "_sigma")
 
     def __init__(self, rng: np.random.Generator, cv: float) -> None:
+        """Set the lognormal's parameters for mean 1 and ``cv``; no factor is drawn yet."""
         self._rng = rng
         self._sigma = math.sqrt(math.log1p(cv * cv))
         self._mu = -self._sigma * self._sigma / 2.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 import numpy as np
@@ -63,9 +63,17 @@ class PoolHost(Protocol):
     prefill_replica: NDArray[np.int64]
     decode_replica: NDArray[np.int64]
 
-    def finish(self, call: int, now: float) -> None: ...
-    def hand_off(self, call: int, replica: ReplicaSim) -> None: ...
-    def fail_call(self, call: int, reason: int) -> None: ...
+    def finish(self, call: int, now: float) -> None:
+        """``call`` produced its last token at ``now``, s."""
+        ...
+
+    def hand_off(self, call: int, replica: ReplicaSim) -> None:
+        """Ship prefilled ``call``'s KV from ``replica`` to the decode pool."""
+        ...
+
+    def fail_call(self, call: int, reason: int) -> None:
+        """Give ``call`` up with failure code ``reason``."""
+        ...
 
 
 def pool_replica(spec: PoolSpec) -> Replica:
@@ -135,6 +143,7 @@ class PoolRuntime:
         jitter_seed: np.random.SeedSequence,
         router_rng: np.random.Generator,
     ) -> None:
+        """Build the pool's cost model, replicas, router and ledgers (see the class docstring)."""
         self.spec = spec
         self.host = host
         self.perf = pool_replica(spec)
@@ -165,6 +174,7 @@ class PoolRuntime:
         self.shared_prefix_tokens = host.shared_prefix_tokens
         self.prefix_group = host.prefix_group
         self.reserved_bytes: dict[int, int] = {}
+        self._reserve_bytes = self._reserve_table()
         self.central_queue: deque[int] | None = deque() if router == "central_queue" else None
         self.stepwise = host.stepwise
         self.timeline_bin_s = host.timeline_bin_s
@@ -183,6 +193,10 @@ class PoolRuntime:
         self.router: Router = make_router(
             router, self.replicas, rng=router_rng, prefix_group=self.prefix_group
         )
+        # Hot-loop callbacks bound straight to their targets (one Python call less per use):
+        # a replica's load change goes to the router, a decoded call to the engine.
+        self.on_load_change: Callable[[ReplicaSim], None] = self.router.on_change
+        self.on_finish: Callable[[int, float], None] = host.finish
         self.n_live = n_replicas
         self.parked: deque[int] = deque()  # calls waiting while every replica is down
         self.failures = 0
@@ -219,16 +233,35 @@ class PoolRuntime:
         self.timeline_bin_s *= 2.0
 
     # --------------------------------------------------------------------------- admission
+    def _reserve_tokens(self, call: int, cached_tokens: int) -> int:
+        tokens = self.input_tokens[call] - cached_tokens
+        if not self.holds_kv_for_transfer:
+            tokens += self.output_tokens[call]
+        return tokens
+
+    def _reserve_table(self) -> list[int]:
+        """Every call's reservation without a prefix-cache hit, bytes (one per call).
+
+        The cost model runs once per distinct token count (a few thousand), not once per
+        admission attempt; the values are those :meth:`call_reserve_bytes` computes.
+        """
+        tokens = np.asarray(self.input_tokens, dtype=np.int64)
+        if not self.holds_kv_for_transfer:
+            tokens = tokens + np.asarray(self.output_tokens, dtype=np.int64)
+        distinct, inverse = np.unique(tokens, return_inverse=True)
+        kv = self.kv_bytes_for_context
+        values = [math.ceil(kv(count)) for count in distinct.tolist()]
+        return [values[i] for i in inverse.tolist()]
+
     def call_reserve_bytes(self, call: int, cached_tokens: int) -> int:
         """KV bytes a call reserves on admission (whole bytes, rounded up).
 
         Unified and decode replicas: its whole context (prompt + output) less the prefix-cache
         hit; prefill replicas: its prompt only less the hit (held until the transfer lands).
         """
-        tokens = self.input_tokens[call] - cached_tokens
-        if not self.holds_kv_for_transfer:
-            tokens += self.output_tokens[call]
-        return math.ceil(self.kv_bytes_for_context(tokens))
+        if not cached_tokens:
+            return self._reserve_bytes[call]
+        return math.ceil(self.kv_bytes_for_context(self._reserve_tokens(call, cached_tokens)))
 
     def fits_one(self, call: int) -> bool:
         """Whether ``call`` alone fits an empty replica's KV memory.
@@ -261,11 +294,9 @@ class PoolRuntime:
             return
         replica.submit(call)
 
-    def on_load_change(self, replica: ReplicaSim) -> None:
-        self.router.on_change(replica)
-
     # ---------------------------------------------------------------------------- callbacks
     def on_admit(self, call: int, replica: ReplicaSim, now: float, hit: int) -> None:
+        """Record ``call``'s admission on ``replica`` at ``now`` with ``hit`` cached tokens."""
         host = self.host
         if self.prefills:
             host.admit_s[call] = now
@@ -277,17 +308,16 @@ class PoolRuntime:
                 host.decode_admit_s[call] = now
 
     def on_first_token(self, call: int, now: float) -> None:
+        """Record ``call``'s first token at ``now``, s."""
         self.host.first_token_s[call] = now
 
     def on_prefill_complete(self, call: int, replica: ReplicaSim, now: float) -> None:
+        """``call``'s prompt is prefilled on ``replica``: finish it or hand its KV off."""
         self.host.first_token_s[call] = now
         if self.role == "unified" or self.output_tokens[call] <= 1:
             self.host.finish(call, now)
         else:
             self.host.hand_off(call, replica)
-
-    def on_finish(self, call: int, now: float) -> None:
-        self.host.finish(call, now)
 
     # ------------------------------------------------------------------------------ results
     def queued_calls(self) -> list[int]:

@@ -312,7 +312,7 @@ class ReplicaSim:
 
     def _has_room(self) -> bool:
         pool = self.pool
-        if not self.has_batch_room():
+        if self.n_decode + len(self.prefill_fifo) >= pool.max_batch:
             return False
         if self.waiting:
             call = self.waiting[0]
@@ -354,7 +354,7 @@ class ReplicaSim:
                 call = central[0]
             else:
                 return
-            hit = self._cache_lookup(call) if pool.prefills else 0
+            hit = self._cache_lookup(call) if pool.prefills and self.cache_capacity_tokens else 0
             need = self._reserve_bytes(call, hit)
             if need + self._watermark() > self.kv_free_bytes:
                 return
@@ -377,7 +377,8 @@ class ReplicaSim:
                 start = self.prefill_enqueued
                 self.prefill_enqueued += tokens
                 self.prefill_fifo.append((self.prefill_enqueued, call, float(hit) - start))
-                self._cache_insert(call)
+                if self.cache_capacity_tokens:  # without a cache the insert is a no-op
+                    self._cache_insert(call)
             else:
                 self._join_decode(call)
 
@@ -546,11 +547,13 @@ class ReplicaSim:
         """Time of iteration ``index`` (0-based) of the current segment, before jitter."""
         decode, chunk = self.seg_decode, self.seg_chunk
         context = float(self.ctx_base + decode * (self.step + index)) if decode else 0.0
-        attention = 0.0
+        pool = self.pool
         if chunk > 0:
             position = self.seg_position + index * chunk
-            attention = self.pool.prefill_attention_flops(chunk, position)
-        return self.pool.step_time_fn(decode, context, chunk, attention)
+            return pool.step_time_fn(
+                decode, context, chunk, pool.prefill_attention_flops(chunk, position)
+            )
+        return pool.step_time_fn(decode, context, chunk, 0.0)
 
     def _segment_s(self, steps: int) -> float:
         """Exact total time of the current segment's first ``steps`` iterations, jitter included.
@@ -564,11 +567,24 @@ class ReplicaSim:
         equals stepping every iteration with its own factor.
         """
         first = self._iteration_s(0)
+        jitter = self.jitter
         if steps == 1:
-            jitter = self.jitter
             return first * jitter.factor(self.jitter_pos) if jitter is not None else first
         last_index = steps - 1
-        return self._sum_pieces(0, last_index, first, self._iteration_s(last_index))
+        last = self._iteration_s(last_index)
+        if jitter is not None or last_index == 1:
+            return self._sum_pieces(0, last_index, first, last)
+        # The first level of _sum_pieces without jitter, inlined (same arithmetic).
+        middle = last_index // 2
+        at_middle = self._iteration_s(middle)
+        chord = first + (last - first) * middle / last_index
+        if abs(at_middle - chord) <= 1e-12 * abs(at_middle):
+            return steps * (first + last) / 2.0
+        return (
+            self._sum_pieces(0, middle, first, at_middle)
+            + self._sum_pieces(middle, last_index, at_middle, last)
+            - at_middle
+        )
 
     def _piece(self, low: int, high: int, at_low: float, at_high: float) -> float:
         """Jitter-weighted sum of a linear piece, iterations ``low..high`` inclusive."""

@@ -146,3 +146,7 @@ class SimulationResult:
     cells: dict[str, Any] | None = None
     """A region run as independent cells (:mod:`planner.app.cells`): the split and each cell's
     own figures, reported as ``summary.json``'s ``cells``; ``None`` for a run of one fleet."""
+    events: int = 0
+    """SimPy events the run processed (segments, wake-ups, timers, arrivals, failures): the
+    engine's unit of work. Events per call depend on the fleet and its routing (a tree's burst
+    spread over more idle replicas wakes more of them)."""

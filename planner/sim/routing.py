@@ -51,8 +51,13 @@ class RoutedReplica(Protocol):
 class Router(Protocol):
     """A routing strategy (see the module docstring)."""
 
-    def choose(self, call: int) -> RoutedReplica | None: ...
-    def on_change(self, replica: RoutedReplica) -> None: ...
+    def choose(self, call: int) -> RoutedReplica | None:
+        """The replica ``call`` goes to (``None``: every replica is down)."""
+        ...
+
+    def on_change(self, replica: RoutedReplica) -> None:
+        """``replica``'s load or liveness changed."""
+        ...
 
 
 def _mix64(value: int) -> int:
@@ -67,6 +72,7 @@ class _LiveList:
     """The live replicas' indices in ascending order (changes only on failures and repairs)."""
 
     def __init__(self, replicas: Sequence[RoutedReplica]) -> None:
+        """Index ``replicas`` (see the class docstring)."""
         self.replicas = replicas
         self.live: list[int] = [r.index for r in replicas if not r.down]
         self.is_live: list[bool] = [not r.down for r in replicas]
@@ -88,10 +94,12 @@ class RoundRobin:
     """The next live replica in index order."""
 
     def __init__(self, replicas: Sequence[RoutedReplica], **_: object) -> None:
+        """Index ``replicas`` (see the class docstring)."""
         self._live = _LiveList(replicas)
         self._next = 0
 
     def choose(self, call: int) -> RoutedReplica | None:
+        """The replica for ``call`` (see the class docstring); ``None``: all are down."""
         live = self._live.live
         if not live:
             return None
@@ -99,6 +107,7 @@ class RoundRobin:
         return self._live.replicas[live[self._next]]
 
     def on_change(self, replica: RoutedReplica) -> None:
+        """Update the index after ``replica``'s load or liveness changed."""
         self._live.update(replica)
 
 
@@ -107,17 +116,21 @@ class LeastOutstanding:
 
     A heap of ``(load, index)`` entries; a change pushes a fresh entry and stale ones (load no
     longer current, or replica down) are dropped when they reach the top. The heap is rebuilt
-    when stale entries outnumber the replicas, so it stays O(R) and each operation amortized
-    O(log R).
+    when stale entries outnumber the replicas three to one, so it stays O(R) and each
+    operation amortized O(log R).
     """
 
     def __init__(self, replicas: Sequence[RoutedReplica], **_: object) -> None:
+        """Index ``replicas`` (see the class docstring)."""
         self.replicas = replicas
         self._heap: list[tuple[int, int]] = [(r.outstanding, r.index) for r in replicas]
         heapq.heapify(self._heap)
-        self._limit = 2 * len(replicas) + 64
+        # Rebuilding costs O(R) per ~3R changes; the choice (the least (load, index) among the
+        # current entries) does not depend on when the heap is rebuilt.
+        self._limit = 4 * len(replicas) + 64
 
     def choose(self, call: int) -> RoutedReplica | None:
+        """The replica for ``call`` (see the class docstring); ``None``: all are down."""
         heap, replicas = self._heap, self.replicas
         while heap:
             load, index = heap[0]
@@ -128,6 +141,7 @@ class LeastOutstanding:
         return None
 
     def on_change(self, replica: RoutedReplica) -> None:
+        """Update the index after ``replica``'s load or liveness changed."""
         if replica.down:
             return  # its entries go stale; a repair pushes a fresh one
         heapq.heappush(self._heap, (replica.outstanding, replica.index))
@@ -144,6 +158,7 @@ class PowerOfTwo:
     def __init__(
         self, replicas: Sequence[RoutedReplica], *, rng: np.random.Generator, **_: object
     ) -> None:
+        """Index ``replicas`` (see the class docstring)."""
         self._live = _LiveList(replicas)
         self._rng = rng
         self._draws: list[float] = []
@@ -154,6 +169,7 @@ class PowerOfTwo:
         return self._draws.pop()
 
     def choose(self, call: int) -> RoutedReplica | None:
+        """The replica for ``call`` (see the class docstring); ``None``: all are down."""
         live, replicas = self._live.live, self._live.replicas
         n = len(live)
         if n <= 1:
@@ -166,6 +182,7 @@ class PowerOfTwo:
         return b if b.outstanding < a.outstanding else a
 
     def on_change(self, replica: RoutedReplica) -> None:
+        """Update the index after ``replica``'s load or liveness changed."""
         self._live.update(replica)
 
 
@@ -175,6 +192,7 @@ class PrefixAffinity:
     def __init__(
         self, replicas: Sequence[RoutedReplica], *, prefix_group: Sequence[int], **_: object
     ) -> None:
+        """Index ``replicas`` (see the class docstring)."""
         self.replicas = replicas
         self.prefix_group = prefix_group
         points = sorted(
@@ -188,6 +206,7 @@ class PrefixAffinity:
         self._n_live = sum(self._live)
 
     def choose(self, call: int) -> RoutedReplica | None:
+        """The replica for ``call`` (see the class docstring); ``None``: all are down."""
         if self._n_live == 0:
             return None
         # A replica may take the call if its load after it stays within the bound; the ceiling
@@ -203,6 +222,7 @@ class PrefixAffinity:
         raise AssertionError("bounded load: some live replica is always at or below the mean")
 
     def on_change(self, replica: RoutedReplica) -> None:
+        """Update the index after ``replica``'s load or liveness changed."""
         index = replica.index
         alive = not replica.down
         load = replica.outstanding if alive else 0
