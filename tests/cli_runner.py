@@ -71,12 +71,27 @@ def _process_state(
         _clear_hydra()
 
 
+def _reattach_stale_log_streams() -> None:
+    """Point log handlers whose stream was closed (an earlier test's capture) at stderr.
+
+    Libraries create their handlers once per process (optuna on import, Hydra per run) with
+    the ``sys.stderr`` of that moment; in one process that can be an earlier test's captured
+    stream, closed since. A fresh process would log to its own stderr, so this one does too.
+    """
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                handler.setStream(sys.stderr)
+
+
 def _clear_hydra() -> None:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
-    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    HydraConfig.instance().cfg = None
 
 
 def run_cli(
@@ -102,6 +117,7 @@ def run_cli(
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):
+        _reattach_stale_log_streams()
         try:
             _entry_point(name)()
         except SystemExit as exit_:
