@@ -22,8 +22,8 @@ from hydra.core.global_hydra import GlobalHydra
 from scipy import integrate, stats
 
 from planner.cli import common, hydra_repo, simulate
-from planner.report import calls
 from planner.perf.gpu import expected_max_standard_normal
+from planner.report import calls
 from planner.workload.lengths import Z_90
 
 ENTRY_MODULES = (

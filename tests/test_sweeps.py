@@ -27,8 +27,8 @@ from planner.app.sweep import (
     select_columns,
 )
 from planner.cli.callbacks import SweepSummary
-from planner.report.sweep_files import PLOT_FILE, REPORT_FILE, summarize_sweep
 from planner.report.sweep import assess, column_order, plot_sweep, sweep_html
+from planner.report.sweep_files import PLOT_FILE, REPORT_FILE, summarize_sweep
 from planner.specs.errors import ConfigError
 
 BIN = Path(sys.executable).parent

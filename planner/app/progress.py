@@ -65,6 +65,7 @@ class ProgressDisplay:
     """
 
     def __init__(self, enabled: bool, console: Console | None = None) -> None:
+        """Set up the bars (drawn only between :meth:`start` and :meth:`stop`)."""
         self.enabled = enabled
         self._progress: Progress | None = None
         if enabled:

@@ -290,12 +290,21 @@ def find_job_dirs(sweep_dir: Path, output_subdir: str | None = ".hydra") -> list
 
 
 def swept_keys(sweep_keys: Sequence[str], jobs: Sequence[JobResult]) -> list[str]:
-    """The swept keys: the sweep's own (``sweep_keys``, command line order), then any that vary
-    across jobs."""
+    """The swept keys: the sweep's own (``sweep_keys``, command line order), then others.
+
+    A key the jobs' overrides give different values is swept too, whatever the config said.
+    """
     keys = list(sweep_keys)
     overridden = dict.fromkeys(key for job in jobs for key in job.overrides)
     keys += [k for k in overridden if len({job.overrides.get(k) for job in jobs}) > 1]
     return list(dict.fromkeys(keys))
+
+
+def record_job_error(job_dir: Path, error: object) -> str:
+    """Record a sweep job's failure as ``job_error.json`` (one line); return the line."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    atomic_write_json(job_dir / JOB_ERROR_FILE, {"error": message, "type": type(error).__name__})
+    return message
 
 
 def config_key(config: Mapping[str, Any]) -> str:
@@ -358,8 +367,11 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def _typed_column(values: list[Any]) -> pd.Series:
-    """A column with a type Parquet and CSV keep: integers stay integers next to missing
-    values (``Int64``), booleans ``boolean``, and a mix of text and numbers becomes text."""
+    """A column with a type Parquet and CSV keep.
+
+    Integers stay integers next to missing values (``Int64``), booleans are ``boolean``, and a
+    mix of text and numbers becomes text.
+    """
     import pandas as pd
 
     present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]

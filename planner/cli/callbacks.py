@@ -22,9 +22,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from planner.app.files import atomic_write_json
-from planner.app.sweep import CSV_FILE, DEFAULT_METRIC, JOB_ERROR_FILE, find_job_dirs, read_job
-from planner.report.sweep_files import REPORT_FILE, summarize_sweep, write_comparison
+from planner.app.sweep import (
+    CSV_FILE,
+    DEFAULT_METRIC,
+    JOB_ERROR_FILE,
+    record_job_error,
+)
+from planner.report.sweep_files import REPORT_FILE, summarize_sweep
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ class SweepSummary(Callback):
         group_by: Iterable[str] | None = None,
         enabled: bool = True,
     ) -> None:
+        """Keep the options (Hydra instantiates the callback from ``hydra.callbacks``)."""
         self.metric = str(metric)
         self.columns = None if columns is None else [str(c) for c in columns]
         self.x = None if x is None else str(x)
@@ -91,13 +96,8 @@ class SweepSummary(Callback):
         if not self.enabled or job_return.status != JobStatus.FAILED or not multirun:
             return
         out_dir = Path(str(config.hydra.runtime.output_dir))
-        if (out_dir / JOB_ERROR_FILE).exists():
-            return
-        error = getattr(job_return, "_return_value", None)
-        message = " ".join(str(error).split()) or type(error).__name__
-        atomic_write_json(
-            out_dir / JOB_ERROR_FILE, {"error": message, "type": type(error).__name__}
-        )
+        if not (out_dir / JOB_ERROR_FILE).exists():
+            record_job_error(out_dir, getattr(job_return, "_return_value", None))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Aggregate every job directory of the sweep (runs in the launching process)."""
@@ -110,23 +110,20 @@ class SweepSummary(Callback):
         output_subdir = OmegaConf.select(config, "hydra.output_subdir", default=".hydra")
         subdir = None if output_subdir is None else str(output_subdir)
         job_name = OmegaConf.select(config, "hydra.job.name", default=None)
-        sections: list[tuple[str, str, Any]] = []
-        if job_name == "roofline":  # planner-roofline -m hardware=a,b,c: compare the parts
-            jobs = [read_job(d, subdir) for d in find_job_dirs(sweep_dir, subdir)]
-            sections = write_comparison(sweep_dir, jobs)
         node = config.get("objective")
         objective = OmegaConf.to_container(node, resolve=True) if node is not None else None
         table = summarize_sweep(
             sweep_dir,
             sweep_keys=sweep_override_keys(config),
-            objective=objective if isinstance(objective, dict) else None,
+            objective={str(k): v for k, v in objective.items()}
+            if isinstance(objective, dict)
+            else None,
             job_name=None if job_name is None else str(job_name),
             metric=self.metric,
             columns=self.columns,
             x=self.x,
             group_by=self.group_by,
             output_subdir=subdir,
-            sections=sections,
         )
         failed = int((table["status"] != "ok").sum()) if len(table) else 0
         print(

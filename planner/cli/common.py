@@ -1,5 +1,7 @@
-"""What every console script shares: the configs, the guarded start, one-line errors with exit
-code 2, and the conversion of OmegaConf nodes to plain mappings (OmegaConf stays in ``cli/``).
+"""What every console script shares: the guarded start, one-line errors, plain mappings.
+
+Bad input exits 2 with one line; the conversion of OmegaConf nodes to plain mappings keeps
+OmegaConf in ``cli/``.
 """
 
 from __future__ import annotations
@@ -10,40 +12,39 @@ import functools
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from planner import config
+from planner.app import progress
 from planner.app.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from planner.app.sweep import JOB_ERROR_FILE
+from planner.app.progress import ProgressDisplay
+from planner.app.sweep import JOB_ERROR_FILE, record_job_error
 from planner.cli import guard
 from planner.cli.hydra_repo import install_shallow_repository_copy
+from planner.config import scenario
 from planner.config.policy import precheck_group_overrides
+from planner.config.scenario import SCENARIO_DIR
 from planner.perf.efficiency import EfficiencyFactors
-from planner.specs.errors import ConfigError, require_choice
+from planner.specs.errors import ConfigError
 
-__all__ = ["JOB_ERROR_FILE", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "JOB_ERROR_FILE",
+    "SCENARIO_DIR",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+]
 
 CONF_DIR = config.CONF_DIR
 """The config tree (found by :mod:`planner.config.resolve`)."""
-SCENARIO_DIR = Path(str(resources.files("planner.scenarios")))
-"""``scenarios/``, found like :data:`CONF_DIR`."""
-COMMANDS = {
-    "planner": "planner",
-    "size": "planner-size",
-    "roi": "planner-roi",
-    "roofline": "planner-roofline",
-}
-"""The console script of each primary config in ``conf/``."""
-
 EXIT_BAD_INPUT = 2
 EXIT_MACHINE_FAILED = 1
 """Exit code when the input was fine but the machine failed (disk full, I/O error)."""
@@ -70,47 +71,15 @@ def fail_environment(error: OSError) -> NoReturn:
     sys.exit(EXIT_MACHINE_FAILED if error.errno in MACHINE_ERRNOS else EXIT_BAD_INPUT)
 
 
-def scenario_tool(name: str) -> str | None:
-    """The primary config a scenario file extends (the first entry of its ``defaults``)."""
-    data = yaml.safe_load((SCENARIO_DIR / f"{name}.yaml").read_text(encoding="utf-8")) or {}
-    first = next(iter(data.get("defaults") or []), None)
-    return first if isinstance(first, str) and first in COMMANDS else None
-
-
 def scenario_arguments(argv: Sequence[str], config_name: str | None = None) -> list[str]:
-    """Translate ``scenario=NAME`` into Hydra's ``--config-dir scenarios --config-name NAME``.
+    """:func:`planner.config.scenario.scenario_arguments`, with Hydra's parser reading flags."""
 
-    A scenario file is a primary config that extends one of ``conf/``'s (``defaults: [roi,
-    ...]``). Hydra's parser wants its flags before the overrides, so they go first.
-
-    Raises:
-        ConfigError: NAME is not a file in ``scenarios/``, it belongs to another console script
-            than ``config_name``'s, or the command line also names a config by flag (which one
-            would win is not obvious, so neither does).
-    """
-    flags: list[str] = []
-    rest: list[str] = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key != "scenario":
-            rest.append(arg)
-            continue
-        require_choice("scenario", value, sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
-        tool = scenario_tool(value)
-        if config_name is not None and tool is not None and tool != config_name:
-            command = f"{COMMANDS[tool]} scenario={value}"
-            raise ConfigError(
-                "scenario", f"{value} is a {COMMANDS[tool]} scenario: run `{command}`"
-            )
-        flags += ["--config-dir", str(SCENARIO_DIR), "--config-name", value]
-    if flags:
+    def config_flags(rest: list[str]) -> list[str]:
         args = guard.parse_command_line(rest)
-        for flag in ("--config-dir", "--config-name", "--config-path"):
-            if getattr(args, flag[2:].replace("-", "_")) is not None:
-                raise ConfigError("scenario", f"cannot be combined with {flag}")
-        if len(flags) > 4:
-            raise ConfigError("scenario", "given more than once")
-    return flags + rest
+        names = ("--config-dir", "--config-name", "--config-path")
+        return [f for f in names if getattr(args, f[2:].replace("-", "_")) is not None]
+
+    return scenario.scenario_arguments(argv, config_name, config_flags)
 
 
 def precompose(
@@ -180,6 +149,16 @@ def in_multirun() -> bool:
         return False
 
 
+@contextmanager
+def progress_display(
+    enabled: bool | None = None, console: Console | None = None
+) -> Iterator[ProgressDisplay]:
+    """:func:`planner.app.progress.progress_display`; by default on a terminal, not in a sweep."""
+    enabled = progress.on_terminal() and not in_multirun() if enabled is None else enabled
+    with progress.progress_display(enabled, console) as display:
+        yield display
+
+
 def guarded_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Wrap a Hydra task so bad input exits 2 with one line and leaves no run directory.
 
@@ -195,11 +174,7 @@ def guarded_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
             return task(cfg)
         except Exception as error:
             if in_multirun():
-                message = " ".join(str(error).split()) or type(error).__name__
-                out_dir = Path(HydraConfig.get().runtime.output_dir)
-                atomic_write_json(
-                    out_dir / JOB_ERROR_FILE, {"error": message, "type": type(error).__name__}
-                )
+                message = record_job_error(Path(HydraConfig.get().runtime.output_dir), error)
                 print(f"error: {message}", file=sys.stderr)
                 return None
             if isinstance(error, ConfigError):

@@ -38,14 +38,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from planner.config import policy
-from planner.config.policy import CONFIG_SOURCE_MODULES, PRIMARY_EXTRA_KEYS, Interpolation
+from planner.config.policy import PRIMARY_EXTRA_KEYS, Interpolation
 from planner.specs.errors import ConfigError
-
-MAX_SWEEP_COMPOSES = 256
-"""A sweep whose values need a composition each (groups, hydra.*) is checked value by value."""
-
-SHELLS = ("bash", "fish", "zsh")
-"""Shells with a Hydra completion plugin: ``--shell-completion install|uninstall|query=SHELL``."""
 
 
 class _ParseError(Exception):
@@ -72,27 +66,15 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     if args.experimental_rerun is not None:
         raise ConfigError("--experimental-rerun", "not allowed: it loads a pickle (code)")
     if args.shell_completion:
-        forms = {
-            f"{verb}={shell}" for verb in ("install", "uninstall", "query") for shell in SHELLS
-        }
-        if len(args.overrides) != 1 or args.overrides[0] not in forms:
-            raise ConfigError(
-                "--shell-completion", f"takes one of install|uninstall|query={'|'.join(SHELLS)}"
-            )
+        policy.check_shell_completion(args.overrides)
     return args
 
 
 def _guarded_source(base: type[ConfigSource]) -> type[ConfigSource]:
-    """A config source class that refuses module imports outside :data:`CONFIG_SOURCE_MODULES`."""
+    """A config source class that refuses to import modules the policy does not allow."""
 
     def guarded_init(self: Any, provider: str, path: str) -> None:
-        scheme = base.scheme()
-        module = path.removeprefix(f"{scheme}://").replace("/", ".").rstrip(".")
-        if module not in CONFIG_SOURCE_MODULES[scheme]:
-            raise ConfigError(
-                "hydra.searchpath",
-                f"{path} is not allowed (it imports a module); use file:// directories",
-            )
+        policy.check_config_source(base.scheme(), path)
         base.__init__(self, provider, path)
 
     return type(base.__name__, (base,), {"__init__": guarded_init, "_planner_guarded": True})
@@ -114,37 +96,34 @@ def install_source_guard() -> None:
 
 
 def plain(node: Any, depth: int = 0) -> Any:
-    """A composed config as plain mappings and lists; interpolations kept as
-    :class:`~planner.config.policy.Interpolation` (text and resolved value), ``???`` and
-    interpolations that cannot resolve yet as ``UNRESOLVED``."""
+    """A composed config as plain mappings and lists for :mod:`planner.config.policy`.
+
+    An interpolation becomes an :class:`~planner.config.policy.Interpolation` (its text and
+    what it resolves to); ``???`` and what only Hydra's run can resolve become ``UNRESOLVED``.
+    """
     if depth > 64:  # an interpolation that contains itself
         raise ConfigError("config", "nested too deeply (an interpolation refers to itself?)")
-    if not isinstance(node, DictConfig | ListConfig):
-        return node
-    if node._is_none():
-        return None
-    keys: list[Any] = list(node) if isinstance(node, DictConfig) else list(range(len(node)))
-    out: dict[str, Any] | list[Any] = {} if isinstance(node, DictConfig) else []
+    if not isinstance(node, DictConfig | ListConfig) or node._is_none():
+        return None if isinstance(node, DictConfig | ListConfig) else node
+    keys = list(node) if isinstance(node, DictConfig) else list(range(len(node)))
+    values: list[Any] = []
     for key in keys:
         child: Any = node._get_node(key)
         if OmegaConf.is_interpolation(node, key):
             try:
-                value: Any = Interpolation(str(child._value()), plain(node[key], depth + 1))
+                values.append(Interpolation(str(child._value()), plain(node[key], depth + 1)))
             except ConfigError:
                 raise
             except Exception:  # resolvers only Hydra's run has (hydra:runtime...)
-                value = Interpolation(str(child._value()), policy.UNRESOLVED)
+                values.append(Interpolation(str(child._value()), policy.UNRESOLVED))
         elif OmegaConf.is_missing(node, key):
-            value = policy.UNRESOLVED
-        elif isinstance(child, DictConfig | ListConfig):
-            value = plain(child, depth + 1)
+            values.append(policy.UNRESOLVED)
         else:
-            value = child._value()
-        if isinstance(out, dict):
-            out[str(key)] = value
-        else:
-            out.append(value)
-    return out
+            container = isinstance(child, DictConfig | ListConfig)
+            values.append(plain(child, depth + 1) if container else child._value())
+    return (
+        dict(zip(map(str, keys), values, strict=True)) if isinstance(node, DictConfig) else values
+    )
 
 
 def check_config(cfg: DictConfig, primary_keys: Sequence[str] | None = None) -> None:
@@ -271,25 +250,25 @@ def check_command_line(
         assert isinstance(container, dict)
         entries = [f"{k!s}={v!s}" for k, v in container.items()]
         parsed = parsed + composer.parse(entries, field="hydra.sweeper.params")
-    if not any(o.is_sweep_override() for o in parsed) and not multirun:
+    sweeps = [_plain_override(o) for o in parsed]
+    if all(o.values is None for o in sweeps) and not multirun:
         return
-    base = [_first_value(o) for o in parsed]  # "" for an Optuna interval: left out below
-    first_job = composer.compose([o for o in base if o], multirun=False)
-    check_config(first_job, primary_keys)
-    groups = set(OmegaConf.select(first_job, "hydra.runtime.choices") or {})
-    composes = 0
-    for index, override in enumerate(parsed):
-        if not override.is_sweep_override() or not _needs_compose(override, groups):
-            continue
-        for value in _values(override)[1:]:
-            composes += 1
-            if composes > MAX_SWEEP_COMPOSES:
-                raise ConfigError(
-                    override.get_key_element(),
-                    f"sweep too large to check (over {MAX_SWEEP_COMPOSES} group/hydra values)",
-                )
-            job = [*base[:index], f"{override.get_key_element()}={value}", *base[index + 1 :]]
-            check_config(composer.compose([o for o in job if o], multirun=False), primary_keys)
+    first = composer.compose(policy.first_job(sweeps), multirun=False)
+    check_config(first, primary_keys)
+    groups = set(OmegaConf.select(first, "hydra.runtime.choices") or {})
+    for job in policy.sweep_jobs(sweeps, groups):
+        check_config(composer.compose(job, multirun=False), primary_keys)
+
+
+def _plain_override(override: Override) -> policy.SweepOverride:
+    """Hydra's parsed override as the policy's :class:`~planner.config.policy.SweepOverride`."""
+    values: tuple[str, ...] | None = None
+    if override.is_sweep_override():
+        try:
+            values = tuple(override.sweep_string_iterator())
+        except Exception:  # an interval (Optuna) is not iterable: numbers only
+            values = ()
+    return policy.SweepOverride(override.get_key_element(), override.input_line or "", values)
 
 
 def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
@@ -306,39 +285,6 @@ def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
         return error
     siblings = sorted(str(k) for k in parent if str(k) != "hydra")
     return ConfigError(error.field, policy.unknown_key_problem(key, siblings))
-
-
-def _values(override: Override) -> list[str]:
-    """Each value of a sweep override as override text (intervals have none to list)."""
-    try:
-        return list(override.sweep_string_iterator())
-    except Exception:  # an interval (Optuna) is not iterable: numbers only
-        return []
-
-
-def _first_value(override: Override) -> str:
-    if not override.is_sweep_override():
-        return override.input_line or ""
-    values = _values(override)
-    if not values:  # an interval: numbers only, the override itself is left to the sweeper
-        return ""
-    return f"{override.get_key_element()}={values[0]}"
-
-
-def _needs_compose(override: Override, groups: set[str]) -> bool:
-    """Whether another value of this sweep could change what the guard checks.
-
-    A config-group choice (``groups``: those of the first job), anything under ``hydra``, a
-    package override (``@``), an instantiate key, or a value with an interpolation or a
-    container. Plain values of other keys (``seed=range(0,1000)``) cannot name code.
-    """
-    key = override.get_key_element().lstrip("+~")
-    name = key.split("@", 1)[0]
-    if name in groups or "@" in key or "/" in key or key.startswith("hydra"):
-        return True
-    if key.rsplit(".", 1)[-1][:1] == "_":
-        return True
-    return any("${" in v or v[:1] in "[{" for v in _values(override))
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from planner.app.progress import SimulationUpdate
+from planner.app.progress import ProgressDisplay, SimulationUpdate
 from planner.app.simulation import SimulationSpec, run_simulation, simulation_spec
 from planner.app.sweep import objective, score_once
 from planner.cli.common import (
@@ -30,10 +30,10 @@ from planner.cli.common import (
     guarded_task,
     in_multirun,
     make_console,
+    progress_display,
     run_guarded,
     to_mapping,
 )
-from planner.cli.progress import ProgressDisplay, progress_display
 from planner.cli.studies import run_study
 from planner.report.calls import write_calls_table
 from planner.report.console import render_run

@@ -40,6 +40,7 @@ class Unresolved:
     """An interpolation that does not resolve before Hydra's run (or a ``???`` value)."""
 
     def __repr__(self) -> str:
+        """``<unresolved>``, for error messages."""
         return "<unresolved>"
 
 
@@ -149,6 +150,36 @@ PRIMARY_EXTRA_KEYS = {
     "roofline": ("scenario",),
 }
 """Top-level keys an app reads beyond those of its ``conf/<app>.yaml`` (scenario files set them)."""
+
+
+SHELLS: Final = ("bash", "fish", "zsh")
+"""Shells with a Hydra completion plugin: ``--shell-completion install|uninstall|query=SHELL``."""
+
+
+def check_shell_completion(overrides: Sequence[str]) -> None:
+    """Allow ``--shell-completion`` in Hydra's documented forms only (one ``VERB=SHELL``).
+
+    Raises:
+        ConfigError: Anything else follows the flag.
+    """
+    forms = {f"{verb}={shell}" for verb in ("install", "uninstall", "query") for shell in SHELLS}
+    if len(overrides) != 1 or overrides[0] not in forms:
+        choices = f"install|uninstall|query={'|'.join(SHELLS)}"
+        raise ConfigError("--shell-completion", f"takes one of {choices}")
+
+
+def check_config_source(scheme: str, path: str) -> None:
+    """Refuse a ``pkg://``/``structured://`` search-path entry outside Hydra's own defaults.
+
+    Raises:
+        ConfigError: The entry would import a module of the config's choosing.
+    """
+    module = path.removeprefix(f"{scheme}://").replace("/", ".").rstrip(".")
+    if module not in CONFIG_SOURCE_MODULES.get(scheme, ()):
+        raise ConfigError(
+            "hydra.searchpath",
+            f"{path} is not allowed (it imports a module); use file:// directories",
+        )
 
 
 def precheck_group_overrides(
@@ -459,3 +490,74 @@ def _probe_directory(field: str, path: Path) -> None:
         for directory in reversed(created):
             with contextlib.suppress(OSError):
                 directory.rmdir()
+
+
+MAX_SWEEP_COMPOSES: Final = 256
+"""A sweep whose values need a composition each (groups, hydra.*) is checked value by value."""
+
+
+@dataclass(frozen=True)
+class SweepOverride:
+    """One parsed override, as the guard needs it (Hydra's ``Override`` without Hydra).
+
+    Attributes:
+        key: The key element (``+a.b``, ``group@pkg``, ``hydra/launcher``).
+        line: The override as written.
+        values: Each value of a sweep as override text (``()`` for an Optuna interval, which
+            has none to list); ``None`` when the override is no sweep.
+    """
+
+    key: str
+    line: str
+    values: tuple[str, ...] | None
+
+
+def _first_value(override: SweepOverride) -> str:
+    if override.values is None:
+        return override.line
+    return f"{override.key}={override.values[0]}" if override.values else ""
+
+
+def _needs_compose(override: SweepOverride, groups: set[str]) -> bool:
+    """Whether another value of this sweep could change what the guard checks.
+
+    A config-group choice (``groups``: those of the first job), anything under ``hydra``, a
+    package override (``@``), an instantiate key, or a value with an interpolation or a
+    container. Plain values of other keys (``seed=range(0,1000)``) cannot name code.
+    """
+    key = override.key.lstrip("+~")
+    if key.split("@", 1)[0] in groups or "@" in key or "/" in key or key.startswith("hydra"):
+        return True
+    if key.rsplit(".", 1)[-1][:1] == "_":
+        return True
+    return any("${" in v or v[:1] in "[{" for v in override.values or ())
+
+
+def first_job(overrides: Sequence[SweepOverride]) -> list[str]:
+    """The sweep's first job: each override at its first value (intervals left to the sweeper)."""
+    return [line for line in map(_first_value, overrides) if line]
+
+
+def sweep_jobs(overrides: Sequence[SweepOverride], groups: set[str]) -> Iterator[list[str]]:
+    """The jobs whose configs the guard composes besides the first.
+
+    For each sweep override whose values need a composition (see :func:`_needs_compose`), one
+    job per further value, the other overrides at their first.
+
+    Raises:
+        ConfigError: More than :data:`MAX_SWEEP_COMPOSES` such jobs.
+    """
+    base = [_first_value(o) for o in overrides]
+    count = 0
+    for index, override in enumerate(overrides):
+        if override.values is None or not _needs_compose(override, groups):
+            continue
+        for value in override.values[1:]:
+            count += 1
+            if count > MAX_SWEEP_COMPOSES:
+                raise ConfigError(
+                    override.key,
+                    f"sweep too large to check (over {MAX_SWEEP_COMPOSES} group/hydra values)",
+                )
+            job = [*base[:index], f"{override.key}={value}", *base[index + 1 :]]
+            yield [line for line in job if line]

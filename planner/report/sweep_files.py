@@ -65,7 +65,8 @@ def summarize_sweep(
         sweep_dir: The multirun directory.
         sweep_keys: The keys the sweep itself varies (command line order).
         objective: The config's ``objective`` section (plain mapping), if any.
-        job_name: Hydra's job name (``simulate``, ``size``...), for the heading.
+        job_name: Hydra's job name (``simulate``, ``size``...), for the heading; ``roofline``
+            adds the hardware comparison (:func:`write_comparison`).
         metric: Column (or glob) to plot; added to ``columns`` if they do not cover it.
         columns: Flattened summary keys or globs to keep (None: every scalar key).
         x: Swept key on the x axis (default: the first swept key).
@@ -78,6 +79,8 @@ def summarize_sweep(
         The table written.
     """
     jobs = [read_job(d, output_subdir) for d in find_job_dirs(sweep_dir, output_subdir)]
+    if job_name == "roofline":  # planner-roofline -m hardware=a,b,c: compare the parts
+        sections = [*write_comparison(sweep_dir, jobs), *sections]
     keys = swept_keys(sweep_keys, jobs)
     patterns = None if columns is None else [*columns, metric, *VERDICT_COLUMNS]
     objective_cfg = {"objective": objective} if objective is not None else None
