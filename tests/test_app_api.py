@@ -204,3 +204,23 @@ def test_wrong_tool_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "`planner-roi scenario=moe_paradox_roi`"
     ]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_sweep_with_an_objective_runs_a_repeated_configuration_once(tmp_path: Path) -> None:
+    """``seed=0,0,1``: the second job has the first one's configuration; it is not simulated."""
+    out = tmp_path / "sweep"
+    args = ["-m", f"hydra.sweep.dir={out}", "seed=0,0,1", "workload.n_trees=20"]
+    args += ["+objective={metric:cost.usd_per_million_output_tokens}", "output.report=false"]
+    proc = subprocess.run(
+        [str(BIN / "planner"), *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "0" / "summary.json").exists() and (out / "2" / "summary.json").exists()
+    assert not (out / "1" / "summary.json").exists() and not (out / "1" / "calls.parquet").exists()
+    repeat = json.loads((out / "1" / sweep.REPEAT_FILE).read_text())
+    assert repeat["job_dir"] == "../0"
+    table = pd.read_csv(out / sweep.CSV_FILE)
+    assert list(table["status"]) == ["ok", "ok", "ok"]
+    assert table["objective"][0] == table["objective"][1] == repeat["objective"]
+    assert table["objective"][2] != table["objective"][0]  # another seed: simulated
+    assert "not simulated" in proc.stdout

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from planner.app.progress import ProgressDisplay, SimulationUpdate
 from planner.app.simulation import SimulationSpec, run_simulation, simulation_spec
-from planner.app.sweep import objective, score_once
+from planner.app.sweep import REPEAT_FILE, objective, score_once
 from planner.cli.common import (
     CONF_DIR,
     atomic_write_bytes,
@@ -92,7 +92,10 @@ def _app(cfg: DictConfig) -> float | None:
         return _simulate(cfg, out_dir)
     # An Optuna trial: a configuration an earlier trial scored is not simulated again.
     sweep_dir = Path(HydraConfig.get().sweep.dir)
-    return score_once(sweep_dir, out_dir, to_mapping(cfg, ""), lambda: _simulate(cfg, out_dir))
+    value = score_once(sweep_dir, out_dir, to_mapping(cfg, ""), lambda: _simulate(cfg, out_dir))
+    if (out_dir / REPEAT_FILE).exists():
+        make_console().print(f"already scored in this sweep: objective {value}, not simulated")
+    return value
 
 
 def _study(cfg: DictConfig) -> None:
