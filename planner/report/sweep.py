@@ -274,7 +274,7 @@ def _as_numbers(values: pd.Series) -> np.ndarray | None:
     numbers = pd.to_numeric(values, errors="coerce")
     if bool((numbers.isna() & values.notna()).any()):
         return None
-    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def _label(keys: Sequence[str], values: Sequence[Any]) -> str:
