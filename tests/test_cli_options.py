@@ -22,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from planner.app import roofline as app_roofline
+from planner.app import simulation as app_simulation
 from planner.cli import roi, roofline, simulate, size
 from planner.config import CONF_DIR
 from planner.specs.errors import ConfigError
@@ -40,7 +41,7 @@ def _reached(*_args: Any, **_kwargs: Any) -> Any:
 
 # script -> (config name, groups (not the script's own options), in-process entry, heavy step)
 SCRIPTS: dict[str, tuple[str, tuple[str, ...], Callable[[DictConfig], Any], tuple[Any, str]]] = {
-    "planner": ("planner", simulate.GROUPS, simulate.run, (simulate, "simulate")),
+    "planner": ("planner", simulate.GROUPS, simulate.run, (app_simulation, "simulate")),
     "planner-size": ("size", size.GROUPS, size.run, (size, "run_sizing")),
     "planner-roi": ("roi", roi.GROUPS, roi.run, (roi, "run_roi_study")),
     "planner-roofline": ("roofline", roofline.GROUPS, roofline.compute,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from planner.cli.common import load_resolved_efficiency as cli_resolved_efficiency
+from planner.config import resolved_efficiency as cli_resolved_efficiency
 from planner.perf.borrowed import parse_borrowing, resolve_efficiency
 from planner.specs.errors import ConfigError
 from tests.cli_runner import run_cli

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from planner.cli.progress import (
+from planner.app.progress import (
     ProgressDisplay,
     accepts_keyword,
     on_terminal,

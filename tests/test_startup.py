@@ -23,6 +23,7 @@ from scipy import integrate, stats
 
 from planner.cli import common, hydra_repo, simulate
 from planner.perf.gpu import expected_max_standard_normal
+from planner.report import calls
 from planner.workload.lengths import Z_90
 
 ENTRY_MODULES = (
@@ -78,9 +79,9 @@ def partial_result() -> simulate.SimulationResult:
 def test_arrow_calls_table_is_the_file_pandas_writes(
     partial_result: simulate.SimulationResult, tmp_path: Path
 ) -> None:
-    path = simulate.write_calls_table(partial_result, tmp_path, "parquet")
+    path = calls.write_calls_table(partial_result, tmp_path, "parquet")
     reference = tmp_path / "pandas.parquet"
-    simulate.calls_table(partial_result).rename_axis("call").to_parquet(reference)
+    calls.calls_table(partial_result).rename_axis("call").to_parquet(reference)
     ours, theirs = pq.read_table(path), pq.read_table(reference)
     assert ours.schema.equals(theirs.schema, check_metadata=True)
     assert ours.equals(theirs)  # NaN times stored as nulls, as pandas stores them
@@ -91,7 +92,7 @@ def test_arrow_calls_table_is_the_file_pandas_writes(
 def test_csv_calls_table_still_has_the_call_index(
     partial_result: simulate.SimulationResult, tmp_path: Path
 ) -> None:
-    path = simulate.write_calls_table(partial_result, tmp_path, "csv")
+    path = calls.write_calls_table(partial_result, tmp_path, "csv")
     table = pd.read_csv(path)
     assert table.columns[0] == "call" and len(table) == len(partial_result.call_tree)
 

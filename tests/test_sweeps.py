@@ -17,20 +17,18 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from planner.cli.callbacks import (
+from planner.app.sweep import (
     CSV_FILE,
+    JOB_ERROR_FILE,
     NO_RESULT,
     PARQUET_FILE,
-    PLOT_FILE,
-    REPORT_FILE,
-    SweepSummary,
     flatten,
     objective,
     select_columns,
-    summarize_sweep,
 )
-from planner.cli.common import JOB_ERROR_FILE
+from planner.cli.callbacks import SweepSummary
 from planner.report.sweep import assess, column_order, plot_sweep, sweep_html
+from planner.report.sweep_files import PLOT_FILE, REPORT_FILE, summarize_sweep
 from planner.specs.errors import ConfigError
 from tests.cli_runner import run_cli
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from planner.cli.builders import build_fleet, build_workload
 from planner.cli.common import CONF_DIR
-from planner.cli.simulate import render
+from planner.report.console import render_run as render
 from planner.report.verdict import headline_cost, verdict, verdict_lines
 from planner.sim.budget import PARTS, critical_path_parts
 from planner.sim.config import SloSpec

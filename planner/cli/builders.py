@@ -1,8 +1,7 @@
 """Hydra config nodes -> specs, through :mod:`planner.config` (the one converter).
 
-What is left here is CLI glue only: OmegaConf nodes become plain mappings (:func:`to_mapping`), and
-a trace path is resolved against the directory the user started the command in (Hydra may change
-the working directory).
+CLI glue only: OmegaConf nodes become plain mappings, and a trace path is resolved against the
+directory the user started the command in (Hydra may change the working directory).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""What every console script shares: where the configs live, turning config into typed specs,
-one-line errors with exit code 2, and atomic output files.
+"""What every console script shares: the guarded start, one-line errors, plain mappings.
 
-This is the only layer that imports Hydra/OmegaConf or touches the file system.
+Bad input exits 2 with one line; the conversion of OmegaConf nodes to plain mappings keeps
+OmegaConf in ``cli/``.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import json
 import os
-import re
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,21 +23,31 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from planner import config
+from planner.app import progress
+from planner.app.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from planner.app.progress import ProgressDisplay
+from planner.app.sweep import JOB_ERROR_FILE, record_job_error
 from planner.cli import guard
 from planner.cli.hydra_repo import install_shallow_repository_copy
-from planner.perf.borrowed import ResolvedEfficiency
+from planner.config import scenario
+from planner.config.policy import precheck_group_overrides
+from planner.config.scenario import SCENARIO_DIR
 from planner.perf.efficiency import EfficiencyFactors
-from planner.specs.errors import ConfigError, require_choice
-from planner.specs.hardware import System
-from planner.specs.model import Model
+from planner.specs.errors import ConfigError
+
+__all__ = [
+    "JOB_ERROR_FILE",
+    "SCENARIO_DIR",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+]
 
 CONF_DIR = config.CONF_DIR
 """The config tree (found by :mod:`planner.config.resolve`)."""
-
 EXIT_BAD_INPUT = 2
 EXIT_MACHINE_FAILED = 1
 """Exit code when the input was fine but the machine failed (disk full, I/O error)."""
-
 MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EFBIG})
 """``OSError`` numbers that blame the machine, not the path the user gave (exit code 1)."""
 
@@ -50,72 +57,29 @@ def make_console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def group_options(group: str) -> list[str]:
-    """The option names of a config group (the YAML file stems in ``conf/<group>/``)."""
-    return config.group_options(group)
-
-
-def precheck_group_overrides(argv: Sequence[str], groups: Sequence[str]) -> None:
-    """Refuse unknown config-group choices before Hydra composes anything.
-
-    Hydra's own message for an unknown option spans several lines; this names the field and the
-    allowed values on one line. Comma-separated sweep values are checked one by one.
-
-    Raises:
-        ConfigError: An override ``group=value`` names no file in ``conf/group``.
-    """
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if not sep or key not in groups or re.fullmatch(r"\w+\(.*\)", value.strip()):
-            continue  # glob(*), choice(...): Hydra expands them, the guard composes each
-        for choice in value.split(","):
-            require_choice(key, choice.strip(), group_options(key))
-
-
 def fail(error: ConfigError) -> NoReturn:
     """Print ``error`` as one line on stderr and exit with code 2."""
-    message = " ".join(str(error).split())
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
 
 
-SCENARIO_DIR = Path(str(resources.files("planner.scenarios")))
-"""``scenarios/``, found like :data:`CONF_DIR`."""
+def fail_environment(error: OSError) -> NoReturn:
+    """Print a file-system error as one line naming the path; exit 1 (machine) or 2 (path)."""
+    where = f"{error.filename}: " if error.filename else ""
+    cause = error.strerror or str(error) or os.strerror(error.errno or 0)
+    print(" ".join(f"error: {where}{cause}".split()), file=sys.stderr)
+    sys.exit(EXIT_MACHINE_FAILED if error.errno in MACHINE_ERRNOS else EXIT_BAD_INPUT)
 
 
-def scenario_arguments(argv: Sequence[str]) -> list[str]:
-    """Translate ``scenario=NAME`` into Hydra's ``--config-dir scenarios --config-name NAME``.
+def scenario_arguments(argv: Sequence[str], config_name: str | None = None) -> list[str]:
+    """:func:`planner.config.scenario.scenario_arguments`, with Hydra's parser reading flags."""
 
-    A scenario file is a primary config that extends one of ``conf/``'s (``defaults: [roi,
-    ...]``). Hydra's parser wants its flags before the overrides, so they go first.
-
-    Raises:
-        ConfigError: NAME is not a file in ``scenarios/``, or the command line also names a
-            config by flag (which one would win is not obvious, so neither does).
-    """
-    flags: list[str] = []
-    rest: list[str] = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key == "scenario":
-            options = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
-            require_choice("scenario", value, options)
-            flags += ["--config-dir", str(SCENARIO_DIR), "--config-name", value]
-        else:
-            rest.append(arg)
-    if flags:
+    def config_flags(rest: list[str]) -> list[str]:
         args = guard.parse_command_line(rest)
-        for flag, given in (
-            ("--config-dir", args.config_dir),
-            ("--config-name", args.config_name),
-            ("--config-path", args.config_path),
-        ):
-            if given is not None:
-                raise ConfigError("scenario", f"cannot be combined with {flag}")
-        if len(flags) > 4:
-            raise ConfigError("scenario", "given more than once")
-    return flags + rest
+        names = ("--config-dir", "--config-name", "--config-path")
+        return [f for f in names if getattr(args, f[2:].replace("-", "_")) is not None]
+
+    return scenario.scenario_arguments(argv, config_name, config_flags)
 
 
 def precompose(
@@ -130,13 +94,8 @@ def precompose(
     Raises:
         ConfigError: The overrides do not compose, or a config names code or an unknown key.
     """
-    guard.check_command_line(
-        arguments,
-        task_function,
-        str(CONF_DIR),
-        config_name,
-        guard.app_keys(CONF_DIR, config_name),
-    )
+    keys = guard.app_keys(CONF_DIR, config_name)
+    guard.check_command_line(arguments, task_function, str(CONF_DIR), config_name, keys)
 
 
 def run_guarded(
@@ -150,22 +109,16 @@ def run_guarded(
     guard.install_source_guard()
     install_shallow_repository_copy()  # ~0.9 s off `--help` (see planner.cli.hydra_repo)
     try:
-        arguments = scenario_arguments(argv)
+        arguments = scenario_arguments(argv, config_name)
         args = guard.parse_command_line(arguments)
-        precheck_group_overrides([str(o) for o in args.overrides], groups)
+        if not args.shell_completion:
+            overrides = [str(o) for o in args.overrides]
+            precheck_group_overrides(overrides, groups, config.group_options)
         precompose(arguments, config_name, main)
     except ConfigError as error:
         fail(error)
     sys.argv = [sys.argv[0], *arguments]
     main()
-
-
-def fail_environment(error: OSError) -> NoReturn:
-    """Print a file-system error as one line naming the path; exit 1 (machine) or 2 (path)."""
-    where = f"{error.filename}: " if error.filename else ""
-    cause = error.strerror or str(error) or type(error).__name__
-    print(" ".join(f"error: {where}{cause}".split()), file=sys.stderr)
-    sys.exit(EXIT_MACHINE_FAILED if error.errno in MACHINE_ERRNOS else EXIT_BAD_INPUT)
 
 
 def discard_run_dir() -> None:
@@ -188,15 +141,22 @@ def discard_run_dir() -> None:
         out_dir.rmdir()
 
 
-JOB_ERROR_FILE = "job_error.json"
-"""Where a failed job of a sweep records its error (read by the sweep callback)."""
-
-
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun."""
     try:
         return HydraConfig.get().mode == RunMode.MULTIRUN
     except ValueError:  # not running under Hydra
         return False
+
+
+@contextmanager
+def progress_display(
+    enabled: bool | None = None, console: Console | None = None
+) -> Iterator[ProgressDisplay]:
+    """:func:`planner.app.progress.progress_display`; by default on a terminal, not in a sweep."""
+    enabled = progress.on_terminal() and not in_multirun() if enabled is None else enabled
+    with progress.progress_display(enabled, console) as display:
+        yield display
 
 
 def guarded_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -213,12 +173,8 @@ def guarded_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
         try:
             return task(cfg)
         except Exception as error:
-            if _in_multirun():
-                message = " ".join(str(error).split()) or type(error).__name__
-                out_dir = Path(HydraConfig.get().runtime.output_dir)
-                atomic_write_json(
-                    out_dir / JOB_ERROR_FILE, {"error": message, "type": type(error).__name__}
-                )
+            if in_multirun():
+                message = record_job_error(Path(HydraConfig.get().runtime.output_dir), error)
                 print(f"error: {message}", file=sys.stderr)
                 return None
             if isinstance(error, ConfigError):
@@ -243,72 +199,6 @@ def to_mapping(node: Any, field: str) -> dict[str, Any]:
     raise ConfigError(field, f"must be a mapping, got {type(node).__name__}")
 
 
-def load_model(cfg: DictConfig) -> Model:
-    """The ``model`` group as a validated :class:`Model`."""
-    return config.model(to_mapping(cfg.get("model"), "model"))
-
-
-def load_system(cfg: DictConfig) -> System:
-    """The ``hardware`` group as a validated :class:`System`."""
-    return config.system(to_mapping(cfg.get("hardware"), "hardware"))
-
-
-def load_resolved_efficiency(family: str, stack: str | None = None) -> ResolvedEfficiency:
-    """A family's factors, fitted or borrowed, with ``calibrated`` and ``borrowed_from``."""
-    return config.resolved_efficiency(family, stack)
-
-
 def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
-    """The factors of an accelerator family and serving stack, fitted or borrowed
-    (:func:`planner.config.resolved_efficiency`)."""
+    """The factors of an accelerator family and serving stack, fitted or borrowed."""
     return config.efficiency(family, stack)
-
-
-def _output_mode() -> int:
-    """rw-r--r-- less the process umask: what an ordinary open() would have created."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-OUTPUT_MODE = _output_mode()
-"""Permissions of output files (mkstemp's temporary files are 0600 until renamed)."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename.
-
-    A reader never sees a half-written file; an interrupted or failed write leaves no file at
-    ``path`` and no temporary file.
-
-    Raises:
-        OSError: The write failed; ``filename`` is ``path``, ``errno`` the cause (e.g. ENOSPC).
-    """
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
-
-    Raises:
-        OSError: The write failed; ``filename`` is ``path``, ``errno`` the cause (e.g. ENOSPC).
-    """
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp_name, OUTPUT_MODE)
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-        raise
-
-
-def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented, key-sorted JSON, atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")

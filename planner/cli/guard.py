@@ -1,33 +1,17 @@
-"""Configs are data: the check every console script runs on its command line before Hydra starts.
+"""Configs are data: Hydra's side of the check every console script runs before Hydra starts.
 
-Threat model: a config (a YAML file given with ``--config-dir``/``scenario=``, or an override on a
-command line copied from someone else) may choose values, config-group options, the documented
-launchers and sweepers, and where outputs go; it may not make the planner import or call code of
-its choosing, write files under names of its choosing, or set up a shell or environment.
-
-Hydra turns config into code in a handful of places: ``_target_`` nodes (``hydra.callbacks``,
-``hydra.launcher``, ``hydra.sweeper`` and the Optuna sampler, instantiated recursively), the
-logging configs (``logging.config.dictConfig`` resolves ``class``, ``()`` and ``ext://``), config
-sources (``pkg://`` and ``structured://`` import a module), the Optuna sweeper's
-``custom_search_space`` (a dotted function name) and ``storage`` (a database file), job
-environment variables, the SLURM ``setup`` lines and Ray's ``init``/``remote`` options. Each is
-checked here on the config Hydra itself composes (its own argument parser, search path and
-composition), for the master config and every value of every sweep, so the form of the command
-line does not matter. Every refusal is a :class:`ConfigError` naming the dotted field.
+The policy (what a config may name: allowlisted targets, logging, environment, file names,
+plugin options) is :mod:`planner.config.policy`, on plain mappings. This module does what needs
+Hydra: read the command line with Hydra's own parser, compose the master config and one config
+per value of every sweep as ``hydra.main`` would, turn each into a plain tree and hand it to the
+policy, and keep ``pkg://``/``structured://`` config sources from importing modules.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import difflib
-import errno
 import functools
-import inspect
-import os
-import re
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,102 +37,9 @@ from hydra.plugins.config_source import ConfigSource
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from planner.config import policy
+from planner.config.policy import PRIMARY_EXTRA_KEYS, Interpolation
 from planner.specs.errors import ConfigError
-
-LAUNCHERS = {
-    "hydra._internal.core_plugins.basic_launcher.BasicLauncher": (
-        "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-    ),
-    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": (
-        "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
-    ),
-    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher": (
-        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
-    ),
-    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher": (
-        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-    ),
-    "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher": (
-        "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
-    ),
-}
-"""Launchers docs/sweeps.md documents (basic, joblib, submitit_local/slurm, ray; not ray_aws):
-the name a config may give -> where the class is defined (``__module__.__qualname__``)."""
-
-SWEEPERS = {
-    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper": (
-        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-    ),
-    "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper": (
-        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    ),
-}
-"""Hydra's grid sweeper and the Optuna sweeper (``hydra/sweeper=basic|optuna``)."""
-
-SAMPLERS = {
-    "optuna.samplers.TPESampler": "optuna.samplers._tpe.sampler.TPESampler",
-    "optuna.samplers.RandomSampler": "optuna.samplers._random.RandomSampler",
-    "optuna.samplers.CmaEsSampler": "optuna.samplers._cmaes.CmaEsSampler",
-    "optuna.samplers.GridSampler": "optuna.samplers._grid.GridSampler",
-    "optuna.samplers.NSGAIISampler": "optuna.samplers._nsga2.NSGAIISampler",
-    "optuna.samplers.MOTPESampler": "optuna.samplers._tpe.multi_objective_sampler.MOTPESampler",
-}
-"""The samplers of the Optuna sweeper's ``hydra/sweeper/sampler`` group (optuna 2.10)."""
-
-CALLBACKS = {"planner.cli.callbacks.SweepSummary": "planner.cli.callbacks.SweepSummary"}
-"""The planner's sweep callback (docs/sweeps.md); Hydra adds no callback of its own."""
-
-ALLOWED_TARGETS: dict[str, dict[str, str]] = {
-    "hydra.launcher": LAUNCHERS,
-    "hydra.sweeper": SWEEPERS,
-    "hydra.sweeper.sampler": SAMPLERS,
-    "hydra.callbacks.*": CALLBACKS,
-}
-"""Where a ``_target_`` may stand (``*``: any one key) -> the names allowed there. Nowhere else."""
-
-INSTANTIATE_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
-"""Keys Hydra's ``instantiate`` reads; only ``_target_``, and only where allowed, may appear."""
-
-CONFIG_SOURCE_MODULES = {"pkg": ("hydra.conf",), "structured": ("",)}
-"""Config sources that import a module: only Hydra's own default search-path entries."""
-
-LOG_CLASSES = ("logging.StreamHandler", "logging.FileHandler")
-LOG_STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
-LOG_FILENAMES = ("${hydra.runtime.output_dir}/${hydra.job.name}.log", "hydra-${hydra.job.name}.log")
-"""What Hydra's own logging configs use: a log file may only have Hydra's fixed names."""
-
-ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-"""``hydra.job.env_set`` may only set thread counts (PYTHONPATH, LD_PRELOAD... would run code)."""
-
-RAY_INIT_KEYS = (
-    "address",
-    "num_cpus",
-    "num_gpus",
-    "include_dashboard",
-    "namespace",
-    "ignore_reinit_error",
-    "logging_level",
-    "object_store_memory",
-)
-RAY_REMOTE_KEYS = ("num_cpus", "num_gpus", "memory", "max_calls", "max_retries")
-"""Ray options that size resources; ``runtime_env`` and the like (setup hooks, pip) run code."""
-
-SETUP_LINE = re.compile(r"(source|\.) [\w./~-]+/bin/activate|module load [\w./-]+")
-"""A SLURM ``setup`` line may activate a virtualenv or load a module (docs/sweeps.md), no more."""
-
-SAFE_NAME = re.compile(r"[\w.-]{1,128}")
-SQLITE_STORAGE = re.compile(r"sqlite:///[\w./~-]+\.db")
-
-PRIMARY_EXTRA_KEYS = {
-    "planner": ("study", "objective"),
-    "size": ("scenario", "sizing", "workload", "failures", "economics"),
-    "roi": ("scenario",),
-    "roofline": ("scenario",),
-}
-"""Top-level keys an app reads beyond those of its ``conf/<app>.yaml`` (scenario files set them)."""
-
-MAX_SWEEP_COMPOSES = 256
-"""A sweep whose values need a composition each (groups, hydra.*) is checked value by value."""
 
 
 class _ParseError(Exception):
@@ -163,8 +54,8 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     """``argv`` read by Hydra's own parser (so ``--config-dir=X``, ``-cd X``, abbreviations...).
 
     Raises:
-        ConfigError: Hydra's parser refuses ``argv``, or it asks for something the guard cannot
-            check (``--experimental-rerun`` loads a pickle, ``--shell-completion``).
+        ConfigError: Hydra's parser refuses ``argv``, ``--experimental-rerun`` (it loads a pickle)
+            or ``--shell-completion`` in any form but Hydra's documented ones.
     """
     parser = get_args_parser()
     parser.error = _raise_parse_error  # type: ignore[method-assign]
@@ -175,21 +66,15 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     if args.experimental_rerun is not None:
         raise ConfigError("--experimental-rerun", "not allowed: it loads a pickle (code)")
     if args.shell_completion:
-        raise ConfigError("--shell-completion", "not supported by the planner's guard")
+        policy.check_shell_completion(args.overrides)
     return args
 
 
 def _guarded_source(base: type[ConfigSource]) -> type[ConfigSource]:
-    """A config source class that refuses module imports outside :data:`CONFIG_SOURCE_MODULES`."""
+    """A config source class that refuses to import modules the policy does not allow."""
 
     def guarded_init(self: Any, provider: str, path: str) -> None:
-        scheme = base.scheme()
-        module = path.removeprefix(f"{scheme}://").replace("/", ".").rstrip(".")
-        if module not in CONFIG_SOURCE_MODULES[scheme]:
-            raise ConfigError(
-                "hydra.searchpath",
-                f"{path} is not allowed (it imports a module); use file:// directories",
-            )
+        policy.check_config_source(base.scheme(), path)
         base.__init__(self, provider, path)
 
     return type(base.__name__, (base,), {"__init__": guarded_init, "_planner_guarded": True})
@@ -208,6 +93,46 @@ def install_source_guard() -> None:
         current = registry.types.get(scheme, base)
         if not getattr(current, "_planner_guarded", False):
             registry.types[scheme] = _guarded_source(current)
+
+
+def plain(node: Any, depth: int = 0) -> Any:
+    """A composed config as plain mappings and lists for :mod:`planner.config.policy`.
+
+    An interpolation becomes an :class:`~planner.config.policy.Interpolation` (its text and
+    what it resolves to); ``???`` and what only Hydra's run can resolve become ``UNRESOLVED``.
+    """
+    if depth > 64:  # an interpolation that contains itself
+        raise ConfigError("config", "nested too deeply (an interpolation refers to itself?)")
+    if not isinstance(node, DictConfig | ListConfig) or node._is_none():
+        return None if isinstance(node, DictConfig | ListConfig) else node
+    keys = list(node) if isinstance(node, DictConfig) else list(range(len(node)))
+    values: list[Any] = []
+    for key in keys:
+        child: Any = node._get_node(key)
+        if OmegaConf.is_interpolation(node, key):
+            try:
+                values.append(Interpolation(str(child._value()), plain(node[key], depth + 1)))
+            except ConfigError:
+                raise
+            except Exception:  # resolvers only Hydra's run has (hydra:runtime...)
+                values.append(Interpolation(str(child._value()), policy.UNRESOLVED))
+        elif OmegaConf.is_missing(node, key):
+            values.append(policy.UNRESOLVED)
+        else:
+            container = isinstance(child, DictConfig | ListConfig)
+            values.append(plain(child, depth + 1) if container else child._value())
+    return (
+        dict(zip(map(str, keys), values, strict=True)) if isinstance(node, DictConfig) else values
+    )
+
+
+def check_config(cfg: DictConfig, primary_keys: Sequence[str] | None = None) -> None:
+    """:func:`planner.config.policy.check_config` on a composed config.
+
+    Raises:
+        ConfigError: Naming the dotted field and what is allowed there.
+    """
+    policy.check_config(plain(cfg), _locate, primary_keys)
 
 
 @dataclass(frozen=True)
@@ -260,7 +185,7 @@ class Composer:
         except ConfigError:
             raise
         except Exception as error:  # a YAML or plugin error too: one line, never a traceback
-            raise composition_error(error) from None
+            raise policy.composition_error(error) from None
         finally:
             GlobalHydra.instance().clear()
 
@@ -277,35 +202,11 @@ class Composer:
         except ConfigError:
             raise
         except Exception as error:
-            parsed_error = composition_error(error)
+            parsed_error = policy.composition_error(error)
             name = parsed_error.field if field == "overrides" else field
             raise ConfigError(name, parsed_error.problem) from None
         finally:
             GlobalHydra.instance().clear()
-
-
-def composition_error(error: BaseException) -> ConfigError:
-    """One-line ConfigError for a Hydra composition or override-parsing error."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ConfigError):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-    text = str(error).strip()
-    first = text.splitlines()[0] if text else type(error).__name__
-    cause_text = str(error.__cause__ or "")
-    full_key = re.search(r"full_key: (\S+)", cause_text)
-    quoted = re.search(r"override '([^']+)'", first) or re.search(r": '([^']+)'", first)
-    field = (
-        full_key.group(1)
-        if full_key
-        else quoted.group(1).partition("=")[0].lstrip("+~")
-        if quoted
-        else "overrides"
-    )
-    if "not in struct" in cause_text:
-        return ConfigError(field, "unknown key (to replace a whole mapping: ~KEY, then +KEY=...)")
-    return ConfigError(field, first)
 
 
 def check_command_line(
@@ -332,42 +233,42 @@ def check_command_line(
         ConfigError: The first refusal, naming the dotted field.
     """
     args = parse_command_line(argv)
+    if args.shell_completion:
+        return  # no config to compose: Hydra prints a shell script or completes a word
     composer = Composer(args, task_function, config_path, config_name)
-    overrides = [str(o) for o in args.overrides]
-    parsed = composer.parse(overrides)
+    parsed = composer.parse([str(o) for o in args.overrides])
     try:
-        master = composer.compose(overrides, multirun=None)
+        master = composer.compose([str(o) for o in args.overrides], multirun=None)
     except ConfigError as error:
         raise _with_suggestion(error, composer) from None
     multirun = bool(args.multirun) or OmegaConf.select(master, "hydra.mode") == RunMode.MULTIRUN
     check_config(master, primary_keys)
-    probe_output_dirs(master, multirun)
+    policy.probe_output_dirs(plain(master), multirun)
     params = OmegaConf.select(master, "hydra.sweeper.params")
     if params is not None:
         container = OmegaConf.to_container(params)
         assert isinstance(container, dict)
         entries = [f"{k!s}={v!s}" for k, v in container.items()]
         parsed = parsed + composer.parse(entries, field="hydra.sweeper.params")
-    sweeps = [o for o in parsed if o.is_sweep_override()]
-    if not sweeps and not multirun:
+    sweeps = [_plain_override(o) for o in parsed]
+    if all(o.values is None for o in sweeps) and not multirun:
         return
-    base = [_first_value(o) for o in parsed]  # "" for an Optuna interval: left out below
-    first_job = composer.compose([o for o in base if o], multirun=False)
-    check_config(first_job, primary_keys)
-    groups = set(OmegaConf.select(first_job, "hydra.runtime.choices") or {})
-    composes = 0
-    for index, override in enumerate(parsed):
-        if not override.is_sweep_override() or not _needs_compose(override, groups):
-            continue
-        for value in _values(override)[1:]:
-            composes += 1
-            if composes > MAX_SWEEP_COMPOSES:
-                raise ConfigError(
-                    override.get_key_element(),
-                    f"sweep too large to check (over {MAX_SWEEP_COMPOSES} group/hydra values)",
-                )
-            job = [*base[:index], f"{override.get_key_element()}={value}", *base[index + 1 :]]
-            check_config(composer.compose([o for o in job if o], multirun=False), primary_keys)
+    first = composer.compose(policy.first_job(sweeps), multirun=False)
+    check_config(first, primary_keys)
+    groups = set(OmegaConf.select(first, "hydra.runtime.choices") or {})
+    for job in policy.sweep_jobs(sweeps, groups):
+        check_config(composer.compose(job, multirun=False), primary_keys)
+
+
+def _plain_override(override: Override) -> policy.SweepOverride:
+    """Hydra's parsed override as the policy's :class:`~planner.config.policy.SweepOverride`."""
+    values: tuple[str, ...] | None = None
+    if override.is_sweep_override():
+        try:
+            values = tuple(override.sweep_string_iterator())
+        except Exception:  # an interval (Optuna) is not iterable: numbers only
+            values = ()
+    return policy.SweepOverride(override.get_key_element(), override.input_line or "", values)
 
 
 def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
@@ -383,239 +284,7 @@ def _with_suggestion(error: ConfigError, composer: Composer) -> ConfigError:
     if not isinstance(parent, DictConfig):
         return error
     siblings = sorted(str(k) for k in parent if str(k) != "hydra")
-    return ConfigError(error.field, unknown_key_problem(key, siblings))
-
-
-def _values(override: Override) -> list[str]:
-    """Each value of a sweep override as override text (intervals have none to list)."""
-    try:
-        return list(override.sweep_string_iterator())
-    except Exception:  # an interval (Optuna) is not iterable: numbers only
-        return []
-
-
-def _first_value(override: Override) -> str:
-    if not override.is_sweep_override():
-        return override.input_line or ""
-    values = _values(override)
-    if not values:  # an interval: numbers only, the override itself is left to the sweeper
-        return ""
-    return f"{override.get_key_element()}={values[0]}"
-
-
-def _needs_compose(override: Override, groups: set[str]) -> bool:
-    """Whether another value of this sweep could change what the guard checks.
-
-    A config-group choice (``groups``: those of the first job), anything under ``hydra``, a
-    package override (``@``), an instantiate key, or a value with an interpolation or a
-    container. Plain values of other keys (``seed=range(0,1000)``) cannot name code.
-    """
-    key = override.get_key_element().lstrip("+~")
-    name = key.split("@", 1)[0]
-    if name in groups or "@" in key or "/" in key or key.startswith("hydra"):
-        return True
-    if key.rsplit(".", 1)[-1][:1] == "_":
-        return True
-    return any("${" in v or v[:1] in "[{" for v in _values(override))
-
-
-def check_config(cfg: DictConfig, primary_keys: Sequence[str] | None = None) -> None:
-    """Refuse a composed config (``hydra`` node included) that could run code.
-
-    Raises:
-        ConfigError: Naming the dotted field and what is allowed there.
-    """
-    for path, node in _walk(cfg, ""):
-        key = path.rsplit(".", 1)[-1]
-        if key in INSTANTIATE_KEYS:
-            _check_instantiate_key(path, node)
-    for location, allowed in ALLOWED_TARGETS.items():
-        for path, node in _select(cfg, location):
-            if not isinstance(node, DictConfig) or "_target_" not in node:
-                raise ConfigError(f"{path}._target_", _allowed_text(allowed))
-            _check_target(f"{path}._target_", node, allowed)
-    _check_hydra_node(cfg)
-    if primary_keys is not None:
-        check_top_level_keys(cfg, primary_keys)
-
-
-def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """(dotted path, value) for every entry, interpolations resolved where they can be."""
-    if isinstance(node, DictConfig):
-        items: list[tuple[str, Any]] = [(str(k), k) for k in node]
-    elif isinstance(node, ListConfig):
-        items = [(f"[{i}]", i) for i in range(len(node))]
-    else:
-        return
-    for name, key in items:
-        where = (f"{path}{name}" if name.startswith("[") else f"{path}.{name}") if path else name
-        value = node._get_node(key)
-        yield where, value
-        if OmegaConf.is_interpolation(node, key):
-            try:
-                resolved = node[key]
-            except Exception:
-                continue
-            yield from _walk(resolved, where)
-        else:
-            yield from _walk(value, where)
-
-
-def _check_instantiate_key(path: str, node: Any) -> None:
-    parent, _, key = path.rpartition(".")
-    if key == "_target_" and any(_matches(parent, location) for location in ALLOWED_TARGETS):
-        return
-    if key == "_partial_" and parent == "hydra.sweeper.sampler":
-        return  # Hydra's GridSampler config: the sweeper supplies the search space
-    raise ConfigError(
-        path,
-        "not allowed: configs are data; instantiation is limited to hydra.launcher, "
-        "hydra.sweeper(.sampler) and hydra.callbacks.* with allowlisted targets",
-    )
-
-
-def _matches(path: str, location: str) -> bool:
-    parts, pattern = path.split("."), location.split(".")
-    return len(parts) == len(pattern) and all(
-        p == q or q == "*" for p, q in zip(parts, pattern, strict=False)
-    )
-
-
-def _select(cfg: DictConfig, location: str) -> Iterator[tuple[str, Any]]:
-    if location.endswith(".*"):
-        parent = OmegaConf.select(cfg, location[:-2])
-        if isinstance(parent, DictConfig):
-            for key in parent:
-                yield f"{location[:-2]}.{key!s}", parent[key]
-        elif parent is not None:
-            raise ConfigError(location[:-2], "must be a mapping of callbacks")
-        return
-    node = OmegaConf.select(cfg, location)
-    if node is not None:
-        yield location, node
-
-
-def _allowed_text(allowed: dict[str, str]) -> str:
-    return "must be one of " + ", ".join(sorted(allowed))
-
-
-def _check_target(path: str, node: DictConfig, allowed: dict[str, str]) -> None:
-    """The ``_target_`` must be a literal allowlisted name resolving to the allowlisted object."""
-    if OmegaConf.is_interpolation(node, "_target_"):
-        raise ConfigError(
-            path, f"must be a literal name, not an interpolation; {_allowed_text(allowed)}"
-        )
-    value = node._get_node("_target_")._value()  # type: ignore[union-attr]
-    if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(
-            path, f"{value!r} is not allowed (configs are data); {_allowed_text(allowed)}"
-        )
-    try:
-        target = _locate(value)  # the same import Hydra is about to do for this name
-    except (ImportError, ValueError) as error:
-        raise ConfigError(path, f"{value!r} is not installed ({type(error).__name__})") from None
-    defined_at = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
-    if defined_at != allowed[value]:
-        raise ConfigError(path, f"{value!r} resolves to {defined_at}, not {allowed[value]}")
-    parameters = inspect.signature(target).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        where = path.removesuffix("._target_")
-        known = [name for name in parameters if name != "self"]
-        for key in node:
-            if str(key) not in INSTANTIATE_KEYS and str(key) not in known:
-                raise ConfigError(f"{where}.{key!s}", unknown_key_problem(str(key), known))
-
-
-def _check_hydra_node(cfg: DictConfig) -> None:
-    """Logging, environment, file names and plugin options that would run or write code."""
-    for section in ("hydra.job_logging", "hydra.hydra_logging"):
-        node = OmegaConf.select(cfg, section)
-        if isinstance(node, DictConfig):
-            _check_logging(section, node)
-    env_set = OmegaConf.select(cfg, "hydra.job.env_set") or {}
-    for name in env_set:
-        if str(name) not in ENV_VARS:
-            raise ConfigError(
-                f"hydra.job.env_set.{name}", f"not allowed; only {', '.join(ENV_VARS)}"
-            )
-    job_name = OmegaConf.select(cfg, "hydra.job.name", throw_on_missing=False)
-    if job_name is not None and (not SAFE_NAME.fullmatch(str(job_name)) or ".." in str(job_name)):
-        raise ConfigError(
-            "hydra.job.name", f"must be a plain name ([A-Za-z0-9_.-]), got {job_name!r}"
-        )
-    subdir = OmegaConf.select(cfg, "hydra.output_subdir")
-    if subdir is not None and (Path(str(subdir)).is_absolute() or ".." in Path(str(subdir)).parts):
-        raise ConfigError(
-            "hydra.output_subdir", f"must be a relative name inside the run dir, got {subdir!r}"
-        )
-    sweeper = OmegaConf.select(cfg, "hydra.sweeper")
-    if isinstance(sweeper, DictConfig):
-        if sweeper.get("custom_search_space") is not None:
-            raise ConfigError(
-                "hydra.sweeper.custom_search_space", "not allowed (it names code); use params"
-            )
-        storage = sweeper.get("storage")
-        if storage is not None and not SQLITE_STORAGE.fullmatch(str(storage)):
-            raise ConfigError(
-                "hydra.sweeper.storage", f"must be null or sqlite:///PATH.db, got {storage!r}"
-            )
-        study_name = sweeper.get("study_name")
-        if study_name is not None and not SAFE_NAME.fullmatch(str(study_name)):
-            raise ConfigError(
-                "hydra.sweeper.study_name",
-                f"must be a plain name ([A-Za-z0-9_.-]), got {study_name!r}",
-            )
-    launcher = OmegaConf.select(cfg, "hydra.launcher")
-    if isinstance(launcher, DictConfig):
-        for line in launcher.get("setup") or []:
-            if not SETUP_LINE.fullmatch(str(line)):
-                raise ConfigError(
-                    "hydra.launcher.setup",
-                    f"{line!r} is not allowed; only source PATH/bin/activate or module load NAME",
-                )
-        for part, keys in (("init", RAY_INIT_KEYS), ("remote", RAY_REMOTE_KEYS)):
-            options = OmegaConf.select(launcher, f"ray.{part}") or {}
-            for key in options:
-                if str(key) not in keys:
-                    raise ConfigError(
-                        f"hydra.launcher.ray.{part}.{key}", f"not allowed; only {', '.join(keys)}"
-                    )
-
-
-def _check_logging(section: str, node: DictConfig) -> None:
-    """``logging.config.dictConfig`` imports ``class``/``()``/``ext://`` names and opens files."""
-    for path, value in _walk(node, section):
-        key = path.rsplit(".", 1)[-1]
-        raw = value._value() if hasattr(value, "_value") else value
-        if key == "()":
-            raise ConfigError(path, "not allowed: logging factories are code")
-        if key == "class" and raw not in LOG_CLASSES:
-            raise ConfigError(path, f"{raw!r} is not allowed; only {', '.join(LOG_CLASSES)}")
-        if key == "filename" and raw not in LOG_FILENAMES:
-            raise ConfigError(path, f"{raw!r} is not allowed; log files keep Hydra's names")
-        if key == "filters" or path.startswith(f"{section}.filters"):
-            raise ConfigError(path, "not allowed: logging filters are code")
-        if isinstance(raw, str) and raw.startswith(("ext://", "cfg://")) and raw not in LOG_STREAMS:
-            raise ConfigError(path, f"{raw!r} is not allowed; only {', '.join(LOG_STREAMS)}")
-
-
-def check_top_level_keys(cfg: DictConfig, allowed: Sequence[str]) -> None:
-    """Refuse a top-level key the app does not read, with a near-miss suggestion.
-
-    Raises:
-        ConfigError: Naming the key, e.g. ``sead: unknown key; did you mean seed?``.
-    """
-    known = set(allowed) | {"hydra"}
-    for key in cfg:
-        if str(key) not in known:
-            raise ConfigError(str(key), unknown_key_problem(str(key), sorted(known - {"hydra"})))
-
-
-def unknown_key_problem(key: str, allowed: Sequence[str]) -> str:
-    """``unknown key; did you mean seed?`` (difflib) or the list of known keys."""
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(allowed)}"
-    return f"unknown key; {hint}"
+    return ConfigError(error.field, policy.unknown_key_problem(key, siblings))
 
 
 @functools.cache
@@ -624,49 +293,3 @@ def app_keys(conf_dir: Path, config_name: str) -> tuple[str, ...]:
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose(config_name)
     return tuple(sorted({str(k) for k in cfg} | set(PRIMARY_EXTRA_KEYS.get(config_name, ()))))
-
-
-def probe_output_dirs(cfg: DictConfig, multirun: bool) -> None:
-    """Refuse a run, sweep or cache directory that cannot be created and written.
-
-    Creates the missing part of each path and an unnamed temporary file in it, then removes
-    what it created, so a bad path (``hydra.run.dir=/proc/x``, a file in the way, a read-only
-    mount) is one line with exit code 2 before anything runs, and nothing is left behind.
-
-    Raises:
-        ConfigError: Naming the field, the path and the operating system's reason.
-    """
-    fields = ["hydra.sweep.dir" if multirun else "hydra.run.dir"]
-    if "cache_dir" in cfg:
-        fields.append("cache_dir")
-    for field in fields:
-        try:
-            value = OmegaConf.select(cfg, field, throw_on_missing=True)
-        except Exception:  # an interpolation only Hydra's runtime can resolve: Hydra's to report
-            continue
-        if value is not None:
-            _probe_directory(field, Path(str(value)))
-
-
-def _probe_directory(field: str, path: Path) -> None:
-    missing: list[Path] = []
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
-        missing.append(existing)
-        existing = existing.parent
-    created: list[Path] = []
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
-        for directory in reversed(missing):
-            directory.mkdir()
-            created.append(directory)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        where = "" if error.filename in (None, str(path.absolute())) else f" ({error.filename})"
-        raise ConfigError(field, f"cannot write {str(path)!r}{where}: {error.strerror}") from None
-    finally:
-        for directory in reversed(created):
-            with contextlib.suppress(OSError):
-                directory.rmdir()

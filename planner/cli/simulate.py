@@ -1,7 +1,8 @@
 """``planner``: simulate a fleet serving an agent workload; ``planner scenario=NAME`` runs a study.
 
 Writes into the Hydra run directory: ``summary.json`` (keys documented in the README), the
-per-call table (``calls.parquet`` or ``calls.csv``) and prints a summary table.
+per-call table (``calls.parquet`` or ``calls.csv``), ``report.html``, and prints a summary.
+The run itself is :func:`planner.app.simulation.run_simulation`.
 
 ``scenario=NAME`` selects ``scenarios/NAME.yaml`` as the primary config (it extends
 ``conf/planner.yaml`` and overrides groups); the other overrides apply on top of it.
@@ -11,223 +12,73 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
-from rich.console import Console
-from rich.table import Table
 
-from planner import config
-from planner.app.cells import cells_simulator
-from planner.cli.builders import build_economics, build_fleet, build_workload
-from planner.cli.callbacks import objective
-from planner.cli.calls_parquet import write_calls_parquet
+from planner.app.progress import ProgressDisplay, SimulationUpdate
+from planner.app.simulation import SimulationSpec, run_simulation, simulation_spec
+from planner.app.sweep import REPEAT_FILE, objective, score_once
 from planner.cli.common import (
     CONF_DIR,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     guarded_task,
+    in_multirun,
     make_console,
+    progress_display,
     run_guarded,
     to_mapping,
 )
-from planner.cli.progress import ProgressDisplay, progress_display, simulation_progress
 from planner.cli.studies import run_study
-from planner.econ.tco import cost_summary, pool_cost
+from planner.report.calls import write_calls_table
+from planner.report.console import render_run
 from planner.report.html import simulation_report
 from planner.report.html_study import study_report
-from planner.report.notes import calibration_notes
-from planner.sim.engine import SimulationResult, simulate
-from planner.sim.metrics import summarize
-from planner.specs.errors import require_choice
-from planner.workload.trees import CALL_KINDS
-
-if TYPE_CHECKING:
-    # pandas (and pyarrow behind it) is imported where the per-call table is built: ~0.5 s that
-    # `planner --help` and the other CLIs should not pay.
-    import pandas as pd
+from planner.sim.engine import SimulationResult
 
 GROUPS = ("fleet", "workload", "economics", "failures")
-
-
-def calls_table(result: SimulationResult) -> pd.DataFrame:
-    """One row per call: tree, pools and replicas, token counts and timestamps (s)."""
-    import pandas as pd  # lazily, see the module's imports
-
-    trees = result.trees
-    return pd.DataFrame(
-        {
-            "tree": result.call_tree,
-            "kind": pd.Categorical.from_codes(trees.kind, CALL_KINDS),
-            "prefill_pool": result.prefill_pool,
-            "prefill_replica": result.prefill_replica,
-            "decode_pool": result.decode_pool,
-            "decode_replica": result.decode_replica,
-            "input_tokens": trees.input_tokens,
-            "output_tokens": trees.output_tokens,
-            "cached_tokens": result.cached_tokens,
-            "ready_s": result.ready_s,
-            "admit_s": result.admit_s,
-            "first_token_s": result.first_token_s,
-            "finish_s": result.finish_s,
-        }
-    )
-
-
-def write_calls_table(result: SimulationResult, out_dir: Path, fmt: str) -> Path:
-    """Write the per-call table (:func:`calls_table`) atomically as parquet or csv.
-
-    Parquet is written from the arrays by pyarrow alone (:mod:`planner.cli.calls_parquet`,
-    the same file as ``calls_table(result).to_parquet``): pandas is imported only for csv.
-    """
-    require_choice("output.calls_table", fmt, ("parquet", "csv"))
-    path = out_dir / f"calls.{fmt}"
-    tmp = out_dir / f".calls.{fmt}.tmp"
-    if fmt == "parquet":
-        write_calls_parquet(result, tmp)
-    else:
-        atomic_write_text(path, calls_table(result).rename_axis("call").to_csv())
-        return path
-    tmp.replace(path)
-    return path
 
 
 def run(
     cfg: DictConfig, display: ProgressDisplay | None = None
 ) -> tuple[dict[str, Any], SimulationResult]:
     """Validate the config, simulate, summarize (no output files); ``display`` shows progress."""
-    fleet = build_fleet(cfg.get("fleet"))
-    workload = build_workload(cfg.get("workload"))
-    slo = config.slo(to_mapping(cfg.get("slo") or {}, "slo"))
-    seed = config.seed(cfg.get("seed"))
-    run_options = config.run_options(to_mapping(cfg.get("run") or {}, "run"))
-    config.output_options(to_mapping(cfg.get("output") or {}, "output"))
-    failures = config.failures(to_mapping(cfg.get("failures") or {}, "failures"))
-    economics = build_economics(cfg.get("economics"))
-    simulator = simulate if run_options.cells == 1 else cells_simulator(run_options)
-    result = simulator(
-        fleet,
-        workload,
-        seed=seed,
-        stepwise=run_options.stepwise,
-        max_sim_time_s=run_options.max_sim_time_s,
-        failures=failures,
-        max_wall_s=run_options.max_wall_s,
-        **simulation_progress(simulator, display),
-    )
-    summary = summarize(result, slo, fleet)
-    pools = summary["pools"]
-    summary["cost"] = cost_summary(
-        [
-            pool_cost(p.name, p.system, p.racks, pools[p.name]["power_kw_mean"], economics)
-            for p in fleet.pools
-        ],
-        output_tokens_per_s=summary["throughput"]["output_tokens_per_s"],
-        trees_per_s=summary["throughput"]["trees_per_s"],
-        economics=economics,
-    )
-    summary["scenario"] = str(cfg.get("scenario", "default"))
-    summary["fleet"] = {
-        p.name: {
-            "role": p.role, "hardware": p.system.name, "model": p.model.name, "racks": p.racks,
-            "precision": p.precision, "tp": p.tp, "ep": p.ep, "stack": p.stack,
-        }
-        for p in fleet.pools
-    }  # fmt: skip
-    from planner.report.verdict import headline_cost, verdict  # here: the import block is shared
-
-    headline = headline_cost(summary)
-    summary["cost"]["usd_per_million_tokens_processed"] = (
-        headline["usd"] if headline["metric"] == "usd_per_million_tokens_processed" else None
-    )
-    summary["cost"]["headline"] = headline
-    summary["verdict"] = verdict(summary)
-    return summary, result
+    outcome = run_simulation(_spec(cfg), progress=_hook(display))
+    return outcome.summary.to_json(), outcome.result
 
 
-def _percent(value: float | None) -> str:
-    """A fraction as a percentage; ``n/a`` when the run gave nothing to measure it on."""
-    return "n/a" if value is None else f"{value:.1%}"
+def _hook(display: ProgressDisplay | None) -> SimulationUpdate | None:
+    """The engine's progress hook drawing on ``display`` (None when nothing is drawn)."""
+    return display.simulation() if display is not None and display.enabled else None
 
 
-def render(summary: dict[str, Any], console: Console) -> None:
-    """Print the verdict first (pass/fail, overload, partial run, failures, model and fleet),
-    then the latency table, the call accounting, each pool's headroom and the cost."""
-    from planner.report.verdict import headline_cost, verdict_lines  # the import block is shared
+def _spec(cfg: DictConfig) -> SimulationSpec:
+    """The run's spec; a relative trace path is read from the directory the user started in."""
+    return simulation_spec(to_mapping(cfg, ""), base_dir=Path(to_absolute_path(".")))
 
-    for line in verdict_lines(summary):
-        bad = line.split(":", 1)[0] in ("FAIL", "OVERLOADED", "PARTIAL RUN") or "GAVE UP" in line
-        bad = bad or line.startswith("No fleet")
-        good = line.startswith("PASS")
-        style = "bold red" if bad else "bold green" if good else None
-        console.print(line, style=style, markup=False, highlight=False)
-    # A pool on borrowed efficiency factors or press-only figures says so (issue 13).
-    for note in calibration_notes(summary.get("pools")):
-        console.print(note, style="yellow", markup=False, highlight=False)
-    table = Table(title=f"planner: {summary['scenario']} (seed {summary['seed']})")
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    table.add_column("p50", justify="right")
-    table.add_column("p90", justify="right")
-    table.add_column("p99", justify="right")
 
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.3f}"
-
-    for label, dist in (
-        ("call queue (s)", summary["calls"]["queue_s"]),
-        ("call TTFT (s)", summary["calls"]["ttft_s"]),
-        ("call TPOT (s)", summary["calls"]["tpot_s"]),
-        ("call end-to-end (s)", summary["calls"]["e2e_s"]),
-        ("tree end-to-end (s)", summary["trees"]["e2e_s"]),
-    ):
-        table.add_row(label, *(fmt(dist[k]) for k in ("mean", "p50", "p90", "p99")))
-    console.print(table)
-    calls = summary["calls"]
-    console.print(
-        f"calls: {calls['arrived']:,} arrived = {calls['completed']:,} completed + "
-        f"{calls['in_flight']:,} in flight + {calls['failed']:,} failed; "
-        f"trees completed {summary['trees']['completed']:,}; "
-        f"SLO attainment {_percent(summary['slo']['attainment'])}"
-    )
-    for name, pool in summary["pools"].items():
-        console.print(
-            f"pool {name} ({pool['role']}, {pool['racks']} racks, {pool['replicas']} replicas): "
-            + (
-                f"load {_percent(pool['headroom']['load_fraction'])} of its knee, "
-                if pool.get("headroom")
-                else ""
-            )
-            + (
-                f"MBU {_percent(pool['mbu'])}, MFU {_percent(pool['mfu'])}, "
-                if pool.get("mbu") is not None
-                else ""
-            )
-            + f"busy {_percent(pool['busy_fraction'])}, "
-            f"mean batch {pool['mean_decode_batch']:.1f}, "
-            f"{pool['output_tokens_per_s']:,.0f} output tok/s, "
-            f"{pool['power_kw_mean']:,.1f} kW mean"
-        )
-    cost = summary["cost"]
-    headline = cost.get("headline") or headline_cost(summary)
-    per_million = cost["usd_per_million_output_tokens"]
-    console.print(
-        f"cost: capex ${cost['capex_usd'] / 1e6:,.2f} M, "
-        f"opex ${cost['opex_usd_per_year'] / 1e6:,.2f} M/year, "
-        + (f"${headline['usd']:,.4g} {headline['unit']}" if headline["usd"] else "no output")
-        + (
-            f" (${per_million:,.2f} per million output tokens)"
-            if per_million and headline["metric"] != "usd_per_million_output_tokens"
-            else ""
-        )
-    )
-    console.print(
-        f"throughput {summary['throughput']['output_tokens_per_s']:,.0f} output tok/s; "
-        f"simulated {summary['sim_time_s']:,.0f} s in {summary['wall_time_s']:.1f} s wall"
-    )
+def _simulate(cfg: DictConfig, out_dir: Path) -> float | None:
+    """One run: simulate, write its files, print; returns the sweeper's objective (or None)."""
+    spec = _spec(cfg)  # validates every option before simulating
+    with progress_display() as display:
+        outcome = run_simulation(spec, progress=_hook(display))
+    summary = outcome.summary.to_json()
+    write_calls_table(outcome.result, out_dir, spec.output.calls_table)
+    atomic_write_json(out_dir / "summary.json", summary)
+    choices = HydraConfig.get().runtime.choices
+    run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
+    if spec.output.report:  # output.report=false skips the page (and its plotting time)
+        report = simulation_report(summary, outcome.result, run_info=run_info)
+        atomic_write_text(out_dir / "report.html", report)
+    console = make_console()
+    render_run(summary, console)
+    console.print(f"results written to {out_dir}")
+    return objective(summary, to_mapping(cfg, ""))  # Optuna's objective; None without one
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="planner")
@@ -236,21 +87,15 @@ def _app(cfg: DictConfig) -> float | None:
     if cfg.get("study") is not None:
         _study(cfg)
         return None
-    with progress_display() as display:
-        summary, result = run(cfg, display)  # validates every option before simulating
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    output = config.output_options(to_mapping(cfg.get("output") or {}, "output"))
-    write_calls_table(result, out_dir, output.calls_table)
-    atomic_write_json(out_dir / "summary.json", summary)
-    choices = HydraConfig.get().runtime.choices
-    run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
-    if output.report:  # output.report=false skips the page (and its plotting time)
-        report = simulation_report(summary, result, run_info=run_info)
-        atomic_write_text(out_dir / "report.html", report)
-    console = make_console()
-    render(summary, console)
-    console.print(f"results written to {out_dir}")
-    return objective(summary, cfg)  # a sweeper's objective (Optuna); None without one
+    if cfg.get("objective") is None or not in_multirun():
+        return _simulate(cfg, out_dir)
+    # An Optuna trial: a configuration an earlier trial scored is not simulated again.
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    value = score_once(sweep_dir, out_dir, to_mapping(cfg, ""), lambda: _simulate(cfg, out_dir))
+    if (out_dir / REPEAT_FILE).exists():
+        make_console().print(f"already scored in this sweep: objective {value}, not simulated")
+    return value
 
 
 def _study(cfg: DictConfig) -> None:

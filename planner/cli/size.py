@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from planner import config
+from planner.app.progress import on_terminal
 from planner.app.sizing import CandidateProgress, Progress, SizingSpec, run_sizing
 from planner.cli.builders import build_economics, build_workload
 from planner.cli.common import (
@@ -30,7 +31,6 @@ from planner.cli.common import (
     run_guarded,
     to_mapping,
 )
-from planner.cli.progress import on_terminal
 from planner.econ.sizing import SizingSlo
 from planner.report.sizing import p99_chart_png, size_report, terminal_table
 

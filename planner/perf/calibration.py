@@ -32,7 +32,7 @@ from scipy import optimize
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.replica import Replica, at_concurrency, build_replica, serving_point
-from planner.specs.errors import ConfigError, require_choice, require_positive
+from planner.specs.errors import ConfigError
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
@@ -73,40 +73,10 @@ class CalibrationRow:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CalibrationRow:
-        """Validate one row mapping."""
-        row_id = str(data.get("id", "?"))
-        prefix = f"calibration[{row_id}]"
-        mapping_raw = data.get("mapping")
-        mapping: Mapping3 | None
-        if mapping_raw == "best":
-            mapping = None
-        elif isinstance(mapping_raw, list) and len(mapping_raw) == 3:
-            mapping = (int(mapping_raw[0]), int(mapping_raw[1]), bool(mapping_raw[2]))
-        else:
-            raise ConfigError(
-                f"{prefix}.mapping", f"must be [tp, ep, dp_attention] or best, got {mapping_raw!r}"
-            )
-        isl_raw = data["isl"]
-        isl = tuple(int(v) for v in isl_raw) if isinstance(isl_raw, list) else (int(isl_raw),)
-        tpot = data.get("tpot_limit_s")
-        return cls(
-            id=row_id,
-            family=str(data["family"]),
-            stack=str(data.get("stack", "")),
-            use=require_choice(f"{prefix}.use", str(data["use"]), ("fit", "held_out")),
-            metric=require_choice(f"{prefix}.metric", str(data["metric"]), METRICS),
-            model=str(data["model"]),
-            hardware=str(data["hardware"]),
-            precision=str(data["precision"]),
-            kv_precision=str(data["kv_precision"]),
-            mapping=mapping,
-            isl=isl,
-            osl=int(data["osl"]),
-            measured=float(require_positive(f"{prefix}.measured", data["measured"])),
-            source=str(data["source"]),
-            tpot_limit_s=None if tpot is None else float(tpot),
-            batch=int(data.get("batch", 1)),
-        )
+        """Validate one row mapping (:mod:`planner.config.perf_rows`)."""
+        from planner.config.perf_rows import calibration_row_fields  # lazily: config imports perf
+
+        return cls(**calibration_row_fields(data, METRICS))
 
 
 @dataclass(frozen=True)

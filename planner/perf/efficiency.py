@@ -19,11 +19,7 @@ from typing import Any
 
 from planner.specs.errors import (
     ConfigError,
-    reject_unknown_keys,
     require_choice,
-    require_fraction,
-    require_non_negative,
-    require_positive,
 )
 
 STACKS = ("trtllm", "sglang", "vllm")
@@ -147,67 +143,10 @@ class EfficiencyFactors:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "efficiency") -> EfficiencyFactors:
-        """Build and validate from a plain mapping; unknown keys are errors."""
-        allowed = {f.name for f in fields(cls)}
-        reject_unknown_keys(prefix, data, allowed)
-        required = (
-            "family", "compute_efficiency", "memory_efficiency", "comm_efficiency",
-            "step_overhead_s", "kv_memory_fraction",
-        )  # fmt: skip
-        missing = [k for k in required if k not in data]
-        if missing:
-            raise ConfigError(f"{prefix}.{missing[0]}", "is required")
-        fractions = (
-            "compute_efficiency", "memory_efficiency", "comm_efficiency",
-            "kv_memory_fraction", "sram_usable_fraction", "expert_memory_efficiency",
-        )  # fmt: skip
-        for key in fractions:
-            if key in data:
-                require_fraction(f"{prefix}.{key}", data[key], allow_zero=False)
-        if "attention_compute_efficiency" in data:
-            require_fraction(
-                f"{prefix}.attention_compute_efficiency", data["attention_compute_efficiency"]
-            )
-        non_negative = (
-            "step_overhead_s", "layer_overhead_s", "expert_gemm_half_tokens",
-            "request_overhead_s", "moe_layer_overhead_s", "eager_layer_launch_s",
-        )  # fmt: skip
-        for key in non_negative:
-            if key in data:
-                require_non_negative(f"{prefix}.{key}", data[key])
-        stack = str(data.get("stack", ""))
-        if stack:
-            require_choice(f"{prefix}.stack", stack, STACKS)
-        for key in ("layer_floor_s", "hop_latency_s"):
-            if key in data:
-                require_non_negative(f"{prefix}.{key}", data[key])
-        if "sram_reserve_fraction" in data:
-            require_fraction(f"{prefix}.sram_reserve_fraction", data["sram_reserve_fraction"])
-        if "kv_sizing_context_tokens" in data:
-            require_positive(f"{prefix}.kv_sizing_context_tokens", data["kv_sizing_context_tokens"])
-        return cls(
-            family=str(data["family"]),
-            compute_efficiency=float(data["compute_efficiency"]),
-            memory_efficiency=float(data["memory_efficiency"]),
-            comm_efficiency=float(data["comm_efficiency"]),
-            step_overhead_s=float(data["step_overhead_s"]),
-            kv_memory_fraction=float(data["kv_memory_fraction"]),
-            expert_memory_efficiency=float(data.get("expert_memory_efficiency", 1.0)),
-            sram_usable_fraction=float(data.get("sram_usable_fraction", 1.0)),
-            stack=stack,
-            layer_overhead_s=float(data.get("layer_overhead_s", 0.0)),
-            attention_compute_efficiency=float(data.get("attention_compute_efficiency", 0.0)),
-            expert_gemm_half_tokens=float(data.get("expert_gemm_half_tokens", 0.0)),
-            request_overhead_s=float(data.get("request_overhead_s", 0.0)),
-            moe_layer_overhead_s=float(data.get("moe_layer_overhead_s", 0.0)),
-            calibrated=bool(data.get("calibrated", True)),
-            borrowed_from=str(data.get("borrowed_from", "")),
-            layer_floor_s=float(data.get("layer_floor_s", 0.0)),
-            hop_latency_s=float(data.get("hop_latency_s", 0.0)),
-            sram_reserve_fraction=float(data.get("sram_reserve_fraction", 0.0)),
-            kv_sizing_context_tokens=float(data.get("kv_sizing_context_tokens", 4096.0)),
-            eager_layer_launch_s=float(data.get("eager_layer_launch_s", 0.0)),
-        )
+        """Build and validate from a plain mapping (:mod:`planner.config.perf_rows`)."""
+        from planner.config.perf_rows import efficiency_fields  # lazily: config imports perf
+
+        return cls(**efficiency_fields(data, prefix, [f.name for f in fields(cls)], STACKS))
 
     def replace(self, **changes: Any) -> EfficiencyFactors:
         """A copy with some factors changed (used by the calibration fit)."""

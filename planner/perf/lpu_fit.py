@@ -33,7 +33,7 @@ from scipy import optimize
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.lpu import LpuReplica
-from planner.specs.errors import ConfigError, require_positive
+from planner.specs.errors import ConfigError
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
@@ -75,28 +75,10 @@ class LpuRow:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], metric: str) -> LpuRow:
-        """Validate one row mapping of ``conf/calibration/groq_lpu.yaml``."""
-        row_id = str(data.get("id", "?"))
-        prefix = f"groq_lpu[{row_id}]"
-        required = ("model", "hardware", "precision", "kv_precision", "context_tokens", "measured")
-        for key in (*required, "source"):
-            if key not in data:
-                raise ConfigError(f"{prefix}.{key}", "is required")
-        chips = data.get("chips")
-        return cls(
-            id=row_id,
-            metric=metric,
-            model=str(data["model"]),
-            hardware=str(data["hardware"]),
-            precision=str(data["precision"]),
-            kv_precision=str(data["kv_precision"]),
-            context_tokens=float(
-                require_positive(f"{prefix}.context_tokens", data["context_tokens"])
-            ),
-            measured=float(require_positive(f"{prefix}.measured", data["measured"])),
-            chips=None if chips is None else int(require_positive(f"{prefix}.chips", chips)),
-            source=str(data["source"]),
-        )
+        """Validate one row of ``groq_lpu.yaml`` (:mod:`planner.config.perf_rows`)."""
+        from planner.config.perf_rows import lpu_row_fields  # lazily: config imports perf
+
+        return cls(**lpu_row_fields(data, metric))
 
 
 def load_lpu_rows(data: Mapping[str, Any]) -> tuple[list[LpuRow], list[LpuRow]]:

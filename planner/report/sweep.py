@@ -274,11 +274,48 @@ def _as_numbers(values: pd.Series) -> np.ndarray | None:
     numbers = pd.to_numeric(values, errors="coerce")
     if bool((numbers.isna() & values.notna()).any()):
         return None
-    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def _label(keys: Sequence[str], values: Sequence[Any]) -> str:
     return ", ".join(f"{k}={'-' if pd.isna(v) else v}" for k, v in zip(keys, values, strict=True))
+
+
+def _mean_line(
+    grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, mask: Sequence[bool]
+) -> np.ndarray | None:
+    """Mean of the finite ``ys`` of the points in ``mask`` at each ``grid`` value (NaN: none).
+
+    Returns:
+        The line, or None when no point in ``mask`` has a finite value.
+    """
+    position = {value: i for i, value in enumerate(grid)}
+    sums = np.zeros(grid.size)
+    counts = np.zeros(grid.size)
+    for i in range(xs.size):
+        if mask[i] and math.isfinite(ys[i]):
+            sums[position[xs[i]]] += ys[i]
+            counts[position[xs[i]]] += 1
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan) if counts.any() else None
+
+
+Marks = tuple[tuple[str, list[float], list[float]] | None, tuple[str, float, float] | None]
+
+
+def _marks(
+    ok: pd.DataFrame, columns: list[str], xs: np.ndarray, assessment: Assessment | None
+) -> Marks:
+    """The crosses (points missing the SLOs) and the circled best point, with one metric."""
+    if assessment is None or len(columns) != 1:
+        return None, None
+    ys_all = _as_numbers(ok[columns[0]])
+    if ys_all is None:
+        return None, None
+    at = dict(zip(ok.index, zip(xs.tolist(), ys_all.tolist(), strict=True), strict=True))
+    bad = [at[i] for i in ok.index if assessment.feasible.get(i) is False]
+    flagged = ("misses the SLOs", [p[0] for p in bad], [p[1] for p in bad]) if bad else None
+    best = ("best point", *at[assessment.best]) if assessment.best in at else None
+    return flagged, best
 
 
 def plot_sweep(
@@ -292,10 +329,11 @@ def plot_sweep(
 ) -> SweepPlot:
     """Plot ``metric`` against swept key ``x``, one line per value of the ``group_by`` keys.
 
-    Failed jobs are left out. Numeric ``x`` values are plotted as numbers; otherwise each
-    distinct value gets a position 0, 1, ... in order of first appearance, spelled out in the
-    axis label. Jobs sharing the same ``x`` and line are averaged. A line with no job at some
-    ``x`` shows a gap there.
+    Failed jobs are left out, and so are points the assessment finds infeasible (they are
+    drawn as crosses, never as part of a line). Numeric ``x`` values are plotted as numbers;
+    otherwise each distinct value gets a position 0, 1, ... in order of first appearance,
+    spelled out in the axis label. Jobs sharing the same ``x`` and line are averaged. A line
+    with no job at some ``x`` shows a gap there.
 
     Args:
         table: The sweep table (``status`` column and the named columns).
@@ -326,8 +364,10 @@ def plot_sweep(
         xs = np.array([categories.index(str(v)) for v in ok[x]], dtype=np.float64)
         xlabel = f"{x} (" + ", ".join(f"{i}: {c}" for i, c in enumerate(categories)) + ")"
     grid = np.unique(xs)
-    position = {value: i for i, value in enumerate(grid)}
     groups = [tuple(row) for row in ok[group_by].itertuples(index=False)] if group_by else None
+    # A point that misses the SLOs is drawn as a cross only: on a line it would pull the curve
+    # (and the eye) to a cost no feasible fleet reaches.
+    infeasible = [assessment is not None and assessment.feasible.get(i) is False for i in ok.index]
     series: dict[str, np.ndarray] = {}
     for column in columns:
         ys = _as_numbers(ok[column])
@@ -335,38 +375,29 @@ def plot_sweep(
             continue  # text metric: nothing to draw
         keys = list(dict.fromkeys(groups)) if groups is not None else [()]
         for key in keys:
-            sums = np.zeros(grid.size)
-            counts = np.zeros(grid.size)
-            for i in range(xs.size):
-                if (groups is None or groups[i] == key) and math.isfinite(ys[i]):
-                    sums[position[xs[i]]] += ys[i]
-                    counts[position[xs[i]]] += 1
-            if not counts.any():
+            mask = [
+                (groups is None or groups[i] == key) and not infeasible[i] for i in range(xs.size)
+            ]
+            line = _mean_line(grid, xs, ys, mask)
+            if line is None:
                 continue
             parts = [column] if len(columns) > 1 or not key else []
             if key:
                 parts.append(_label(group_by, key))
-            series[" | ".join(parts)] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    if not series:
+            series[" | ".join(parts)] = line
+    if not series and not (any(infeasible) and len(columns) == 1):  # crosses alone still tell
         return SweepPlot(None, f"no plot: {metric!r} has no numeric value in a successful job")
     title = f"{metric} vs {x}"
     limit = slo_limit(table, metric)
     hlines = {f"SLO = {fmt_plain(limit)} s": limit} if limit is not None else None
-    flagged = best = None
-    if assessment is not None and len(columns) == 1:
-        ys_all = _as_numbers(ok[columns[0]])
-        if ys_all is not None:
-            at = dict(zip(ok.index, zip(xs.tolist(), ys_all.tolist(), strict=True), strict=True))
-            bad = [at[i] for i in ok.index if assessment.feasible.get(i) is False]
-            if bad:
-                flagged = ("misses the SLOs", [p[0] for p in bad], [p[1] for p in bad])
-            if assessment.best in at:
-                best = ("best point", *at[assessment.best])
+    flagged, best = _marks(ok, columns, xs, assessment)
     png = line_png(grid, series, title=title, xlabel=xlabel, ylabel=metric + _unit(metric),
                    hlines=hlines, flagged=flagged, best=best,
                    xticks=grid if grid.size <= MAX_TICKS else None)  # fmt: skip
     failed = len(table) - len(ok)
     caption = f"{title} over {len(ok)} successful job(s)"
+    if any(infeasible):
+        caption += f"; {sum(infeasible)} missing the SLOs drawn as crosses, off the lines"
     if failed:
         caption += f"; {failed} job(s) without a value left out"
     return SweepPlot(png, caption)
@@ -412,9 +443,12 @@ def _cell(column: str, value: Any) -> str:
 
 
 def column_order(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """Columns of the page's table: swept keys, status, the decision columns (feasible, SLO
-    attainment, objective, cost, p99s), then the rest; SLO limits (constant, stated in the
-    answer box) and ``job`` / ``error`` / ``job_dir`` last."""
+    """Columns of the page's table, in reading order.
+
+    Swept keys, status, the decision columns (feasible, SLO attainment, objective, cost, p99s),
+    then the rest; SLO limits (constant, stated in the answer box) and ``job`` / ``error`` /
+    ``job_dir`` last.
+    """
     first = [k for k in keys if k in table.columns] + ["status"]
     decision = [ATTAINMENT, "objective", *COST_COLUMNS, *(c for c, _, _ in SLO_CHECKS)]
     first += [c for c in decision if c in table.columns]

@@ -1,9 +1,11 @@
-"""The per-call table written as parquet straight from the result arrays, without pandas.
+"""The per-call table (``calls.parquet`` or ``calls.csv``): one row per call of a run.
+
+Parquet is written straight from the result arrays, without pandas.
 
 ``planner`` writes ``calls.parquet`` on every run. Going through a pandas DataFrame costs the
 pandas import (~0.4 s on a 2-core machine, a fifth of a small run's wall time); pyarrow alone
 takes ~0.1 s. The file is the one ``DataFrame.to_parquet`` wrote for
-:func:`planner.cli.simulate.calls_table`: same Arrow schema (``kind`` a dictionary column,
+:func:`calls_table`: same Arrow schema (``kind`` a dictionary column,
 the pool names large strings) and the same pandas metadata (a ``RangeIndex`` named ``call``,
 ``kind`` categorical), so ``pandas.read_parquet`` gives back an equal frame
 (tests/test_startup.py checks it with ``assert_frame_equal``).
@@ -15,22 +17,34 @@ import json
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from planner.app.files import atomic_write_text
 from planner.sim.engine import SimulationResult
+from planner.specs.errors import require_choice
 from planner.workload.trees import CALL_KINDS
+
+if TYPE_CHECKING:
+    # pandas (and pyarrow behind it) is imported where the csv table is built: ~0.5 s that
+    # `planner --help` and a parquet run should not pay.
+    import pandas as pd
 
 _TIME_COLUMNS = ("ready_s", "admit_s", "first_token_s", "finish_s")
 
 
-def _column_metadata(name: str, pandas_type: str, numpy_type: str, extra: Any = None) -> dict:
+def _column_metadata(
+    name: str, pandas_type: str, numpy_type: str, extra: Any = None
+) -> dict[str, Any]:
     return {
-        "name": name, "field_name": name, "pandas_type": pandas_type,
-        "numpy_type": numpy_type, "metadata": extra,
-    }  # fmt: skip
+        "name": name,
+        "field_name": name,
+        "pandas_type": pandas_type,
+        "numpy_type": numpy_type,
+        "metadata": extra,
+    }
 
 
 def _numbers(pa: Any, values: NDArray[Any], dtype: type[np.generic], arrow_type: Any) -> Any:
@@ -126,3 +140,50 @@ def write_calls_parquet(result: SimulationResult, path: Path) -> None:
         list(columns.values()), names=list(columns)
     ).replace_schema_metadata({"pandas": json.dumps(pandas_metadata).encode()})
     pq.write_table(table, path)
+
+
+def calls_table(result: SimulationResult) -> pd.DataFrame:
+    """One row per call: tree, pools and replicas, token counts and timestamps (s)."""
+    import pandas as pd  # lazily, see the module's imports
+
+    trees = result.trees
+    return pd.DataFrame(
+        {
+            "tree": result.call_tree,
+            "kind": pd.Categorical.from_codes(trees.kind, CALL_KINDS),
+            "prefill_pool": result.prefill_pool,
+            "prefill_replica": result.prefill_replica,
+            "decode_pool": result.decode_pool,
+            "decode_replica": result.decode_replica,
+            "input_tokens": trees.input_tokens,
+            "output_tokens": trees.output_tokens,
+            "cached_tokens": result.cached_tokens,
+            "ready_s": result.ready_s,
+            "admit_s": result.admit_s,
+            "first_token_s": result.first_token_s,
+            "finish_s": result.finish_s,
+        }
+    )
+
+
+def write_calls_table(result: SimulationResult, out_dir: Path, fmt: str) -> Path:
+    """Write the per-call table (:func:`calls_table`) atomically as parquet or csv.
+
+    Parquet is written from the arrays by pyarrow alone (:func:`write_calls_parquet`, the same
+    file as ``calls_table(result).to_parquet``): pandas is imported only for csv.
+
+    Raises:
+        ConfigError: ``fmt`` is neither ``parquet`` nor ``csv``.
+    """
+    require_choice("output.calls_table", fmt, ("parquet", "csv"))
+    path = out_dir / f"calls.{fmt}"
+    if fmt == "csv":
+        atomic_write_text(path, calls_table(result).rename_axis("call").to_csv())
+        return path
+    tmp = out_dir / f".calls.{fmt}.tmp"
+    try:
+        write_calls_parquet(result, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

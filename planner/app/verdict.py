@@ -1,0 +1,147 @@
+"""The verdict of a ``planner`` run: what a capacity review acts on, in plain sentences.
+
+:func:`verdict_lines` reads a run's summary (the ``summary.json`` layout) and states, in this
+order: pass or fail against the SLOs with the model and fleet named; overload (``stability``);
+a partial run (``stop_reason``); failures injected (counts) and pools that gave up; an SLO no
+fleet can meet (``slo.feasible``); the headroom of each pool; the headline cost.
+:func:`verdict` joins the lines into the one sentence kept as ``summary.json``'s ``verdict``.
+
+:func:`headline_cost` picks the cost a workload should be judged by: per tree for agent trees
+(several calls per query), per million tokens processed when prompt tokens dominate, else per
+million output tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ATTAINMENT_TO_PASS = 0.99
+"""[A] Share of trees that must meet every SLO for a pass: the tree SLO is a p99 target."""
+
+
+def _get(data: Mapping[str, Any] | None, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def headline_cost(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``{metric, usd, unit, why}``: the cost figure the workload's spending follows.
+
+    ``usd_per_million_tokens_processed`` = yearly cost / (prompt tokens prefilled + output
+    tokens) a year, derived from ``usd_per_million_output_tokens`` scaled by output tokens /
+    tokens processed (both per second of the run).
+    """
+    cost = summary.get("cost") or {}
+    calls_per_tree = _get(summary, "trees", "calls_per_tree_mean") or 0.0
+    pools = summary.get("pools") or {}
+    prefill_tps = sum(float(p.get("prefill_tokens_per_s") or 0.0) for p in pools.values())
+    output_tps = sum(float(p.get("output_tokens_per_s") or 0.0) for p in pools.values())
+    per_output = cost.get("usd_per_million_output_tokens")
+    if calls_per_tree > 1.0 and cost.get("usd_per_tree"):
+        return {
+            "metric": "usd_per_tree",
+            "usd": cost["usd_per_tree"],
+            "unit": "per agent tree",
+            "why": f"a query is a tree of {calls_per_tree:.1f} calls on average",
+        }
+    if per_output and prefill_tps > output_tps > 0:
+        return {
+            "metric": "usd_per_million_tokens_processed",
+            "usd": per_output * output_tps / (prefill_tps + output_tps),
+            "unit": "per million tokens processed",
+            "why": f"prompt tokens are {prefill_tps / (prefill_tps + output_tps):.0%} of the work",
+        }
+    return {
+        "metric": "usd_per_million_output_tokens",
+        "usd": per_output,
+        "unit": "per million output tokens",
+        "why": "output tokens dominate",
+    }
+
+
+def fleet_name(summary: Mapping[str, Any]) -> str:
+    """``llama2_70b on 1 rack of h100 (gpu: 4 replicas, TP4, bf16, vllm)`` and the like."""
+    fleet = summary.get("fleet") or {}
+    pools = summary.get("pools") or {}
+    models = sorted({str(p.get("model")) for p in fleet.values()})
+    parts = []
+    for name, p in fleet.items():
+        racks = p.get("racks")
+        mapping = [f"{_get(pools, name, 'replicas')} replicas", f"TP{p.get('tp')}"]
+        if (p.get("ep") or 1) > 1:
+            mapping.append(f"EP{p.get('ep')}")
+        mapping += [str(p.get("precision"))] + ([str(p["stack"])] if p.get("stack") else [])
+        parts.append(
+            f"{name}: {racks} rack{'s' if racks != 1 else ''} of {p.get('hardware')}, "
+            f"{p.get('role')}, {', '.join(mapping)}"
+        )
+    return f"{' + '.join(models) or 'a model'} on {'; '.join(parts) or 'the fleet'}"
+
+
+def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The verdict as short sentences, the pass/fail one first (see the module docstring)."""
+    slo = summary.get("slo") or {}
+    attainment = slo.get("attainment")
+    stable = _get(summary, "stability", "stable") is not False
+    partial = bool(summary.get("partial"))
+    passed = attainment is not None and attainment >= ATTAINMENT_TO_PASS and stable and not partial
+    p99 = _get(summary, "trees", "e2e_s", "p99")
+    limit = slo.get("tree_e2e_s", "n/a")
+    p99_text = (
+        f"no tree finished, tree SLO {limit} s"
+        if p99 is None
+        else f"tree p99 {p99:,.1f} s against {limit} s"
+    )
+    attain_text = "n/a" if attainment is None else f"{attainment:.1%}"
+    lines = [
+        f"{'PASS' if passed else 'FAIL'}: {fleet_name(summary)} met every SLO for "
+        f"{attain_text} of trees (needs {ATTAINMENT_TO_PASS:.0%}; {p99_text}, "
+        f"TTFT <= {slo.get('ttft_s', 'n/a')} s, TPOT <= {slo.get('tpot_s', 'n/a')} s)"
+    ]
+    if not stable:
+        lines.append(
+            f"OVERLOADED: {_get(summary, 'stability', 'reason')}; latencies would keep growing "
+            "with a longer run"
+        )
+    if partial:
+        lines.append(
+            f"PARTIAL RUN: the clock stopped ({summary.get('stop_reason')}) at "
+            f"{float(summary.get('sim_time_s') or 0.0):,.0f} s simulated; figures cover what "
+            "finished"
+        )
+    pools = summary.get("pools") or {}
+    failures = sum(int(p.get("failures") or 0) for p in pools.values())
+    calls = summary.get("calls") or {}
+    if failures or calls.get("failed") or calls.get("retries"):
+        lines.append(
+            f"failures injected: {failures:,} accelerator failures, {calls.get('retries', 0):,} "
+            f"call restarts, {calls.get('failed', 0):,} calls given up"
+        )
+    for name, pool in pools.items():
+        if pool.get("gave_up_s") is not None:
+            lines.append(
+                f"pool {name} GAVE UP at {pool['gave_up_s']:,.0f} s: {pool.get('give_up_reason')}"
+            )
+    if slo.get("feasible") is False and slo.get("infeasible_reason"):
+        lines.append(str(slo["infeasible_reason"]).rstrip("."))
+    for name, pool in pools.items():
+        head = pool.get("headroom") or {}
+        if head.get("load_fraction") is not None:
+            lines.append(
+                f"pool {name} runs at {head['load_fraction']:.0%} of its knee "
+                f"({head['knee_rate_per_s']:,.1f} calls/s at the SLOs, static model; offered "
+                f"{head['offered_rate_per_s']:,.1f} calls/s)"
+            )
+    cost = headline_cost(summary)
+    if cost["usd"]:
+        lines.append(f"cost ${cost['usd']:,.4g} {cost['unit']} ({cost['why']})")
+    return lines
+
+
+def verdict(summary: Mapping[str, Any]) -> str:
+    """The verdict as one sentence (``summary.json``'s ``verdict``)."""
+    return "; ".join(verdict_lines(summary)) + "."

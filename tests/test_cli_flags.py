@@ -1,0 +1,72 @@
+"""Hydra's own flags work as Hydra documents them, for all four console scripts (issue 9 item 4):
+``--cfg job``, ``-c job``, ``--info``, ``--shell-completion install=bash``, ``--help`` and
+``--hydra-help``; nothing runs and no run directory is created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+BIN = Path(sys.executable).parent
+SCRIPTS = ("planner", "planner-size", "planner-roi", "planner-roofline")
+
+
+def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / script), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_hydra_flags(script: str, tmp_path: Path) -> None:
+    for flag in ("--cfg", "-c"):
+        shown = _run(script, [flag, "job"], tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        job = yaml.safe_load(shown.stdout)  # the job's config, without Hydra's own node
+        assert isinstance(job, dict) and job and "hydra" not in job
+    info = _run(script, ["--info"], tmp_path)
+    assert info.returncode == 0 and "Installed Hydra Plugins" in info.stdout, info.stderr
+    install = _run(script, ["--shell-completion", "install=bash"], tmp_path)
+    assert install.returncode == 0, install.stderr
+    assert "complete -o nospace -o default -F hydra_bash_completion " + script in install.stdout
+    helped = _run(script, ["--help"], tmp_path)
+    assert helped.returncode == 0 and "== Configuration groups ==" in helped.stdout, helped.stderr
+    hydra_help = _run(script, ["--hydra-help"], tmp_path)
+    assert hydra_help.returncode == 0 and "--shell-completion" in hydra_help.stdout
+    assert list(tmp_path.iterdir()) == []  # no run directory, no outputs
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--shell-completion", "install=tcsh"],
+        ["--shell-completion", "install=bash", "seed=1"],
+        ["--shell-completion"],
+    ],
+)
+def test_shell_completion_outside_hydras_forms_is_one_line_exit_2(
+    args: list[str], tmp_path: Path
+) -> None:
+    proc = _run("planner", args, tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --shell-completion: takes one of")
+
+
+def test_completion_query_completes_a_group(tmp_path: Path) -> None:
+    """The installed bash function calls ``-sc query=bash`` with COMP_LINE: it must answer."""
+    proc = subprocess.run(
+        [str(BIN / "planner"), "--shell-completion", "query=bash"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "COMP_LINE": "planner fleet="},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "fleet=gb200_llama70b" in proc.stdout.split()
