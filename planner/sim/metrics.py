@@ -44,6 +44,7 @@ from planner.sim.headroom import (
     interval_timeline,
     knee_rate_per_s,
     kv_per_token,
+    stability,
 )
 from planner.sim.pool import FAIL_POOL_DOWN, FAIL_RETRIES, pool_replica
 from planner.sim.results import PoolStats, SimulationResult
@@ -91,49 +92,6 @@ def slo_met_per_tree(result: SimulationResult, slo: SloSpec) -> NDArray[np.bool_
     )
     tree_e2e = result.tree_finish_s - result.tree_arrival_s
     return calls_ok_per_tree & (tree_e2e <= slo.tree_e2e_s)
-
-
-def stability(result: SimulationResult) -> dict[str, Any]:
-    """Whether the offered load looked sustainable: did the backlog keep growing?
-
-    The backlog (calls ready but neither finished nor failed) is read at the middle and at the
-    end of the window actually simulated under arrivals: from the first arrival to the last one,
-    or to the stop of the clock if that came first (a run stopped by a limit is judged on what
-    it simulated, never on times after the stop). A stable fleet's backlog fluctuates around a
-    level; an overloaded one's grows with every arrival it cannot serve. If the backlog grew by
-    more than 10% of the calls that arrived over the second half (and by more than 10 calls),
-    arrivals outran capacity: with more arrivals the queues would grow without bound.
-    """
-    ready = np.sort(result.ready_s[np.isfinite(result.ready_s)])
-    done = result.finish_s
-    if result.fail_s is not None:
-        done = np.where(np.isfinite(result.fail_s), result.fail_s, done)
-    finished = np.sort(done[np.isfinite(done)])
-    arrivals = result.tree_arrival_s
-    if ready.size == 0 or arrivals.size < 2:
-        return {
-            "stable": True, "backlog_mid": 0, "backlog_end": 0, "window_end_s": None,
-            "reason": "too few calls",
-        }  # fmt: skip
-
-    def backlog(t: float) -> int:
-        return int(np.searchsorted(ready, t, "right") - np.searchsorted(finished, t, "right"))
-
-    end_t = min(float(arrivals[-1]), result.sim_time_s)
-    mid_t = float(arrivals[0] + (end_t - arrivals[0]) / 2.0)
-    mid, end = backlog(mid_t), backlog(end_t)
-    arrived = int(np.searchsorted(ready, end_t, "right") - np.searchsorted(ready, mid_t, "right"))
-    growing = end - mid > max(10, 0.1 * arrived)
-    reason = (
-        f"backlog grew from {mid:,} to {end:,} calls while {arrived:,} arrived in the second "
-        "half of the arrivals: arrivals exceed capacity"
-        if growing
-        else "backlog did not keep growing"
-    )
-    return {
-        "stable": not growing, "backlog_mid": mid, "backlog_end": end, "window_end_s": end_t,
-        "reason": reason,
-    }  # fmt: skip
 
 
 def offered_call_rate_per_s(result: SimulationResult) -> float | None:
