@@ -57,3 +57,19 @@ def test_a_real_overload_is_still_called_overloaded() -> None:
     assert not stab["stable"], stab
     assert stab["queue_end"] > stab["queue_mid"] + 100
     assert any(x.startswith("OVERLOADED") for x in verdict_lines(summary))
+
+
+def test_a_decode_pools_kv_occupancy_counts_what_its_replicas_hold() -> None:
+    """GB200 prefill + LPU decode, 40 mixed-agent trees: the review saw a maximum of 1.26.
+
+    A decode replica reserves a call's KV when it admits the call, not when its transfer lands
+    (calls then wait in the decode queue holding nothing there), so occupancy stays <= 1.
+    """
+    fleet = build_fleet(OmegaConf.load(CONF_DIR / "fleet" / "gb200_prefill_lpu_decode.yaml"))
+    workload = build_workload(OmegaConf.load(CONF_DIR / "workload" / "mixed_agents.yaml"))
+    workload = replace(workload, n_trees=40)
+    summary = summarize(simulate(fleet, workload, seed=0), PEER_SLO, fleet)
+    decode = summary["pools"]["decode"]
+    assert decode["role"] == "decode"
+    assert max(decode["queue_depth"]) > 1.0  # calls did wait with their KV landed
+    assert 0.5 < max(decode["kv_occupancy"]) <= 1.0

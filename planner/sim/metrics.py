@@ -160,14 +160,17 @@ def pool_load(
         short = outputs <= 1
         end = _done_or_failed(result, np.where(short, result.first_token_s, held_until))
         start, tokens = result.admit_s, inputs - cached
-    else:
-        start = landed if landed is not None else result.first_token_s
+    else:  # a decode replica reserves a call's KV on admission, not when its transfer lands
+        admitted = result.decode_admit_s
+        start = admitted if admitted is not None else result.first_token_s
         end, tokens = finish, inputs + outputs
     bins = max(
         1, min(stats.busy_timeline_s.size, int(np.ceil(result.sim_time_s / stats.timeline_bin_s)))
     )
     capacity = perf.kv_budget_bytes * stats.replicas
     kv = interval_timeline(start, end, per_token * tokens + fixed, stats.timeline_bin_s, bins)
+    # Admission never reserves past the KV budget, so a time average of what is held cannot.
+    assert not (kv > capacity * (1.0 + 1e-9)).any(), (spec.name, float(kv.max() / capacity))
     # Calls waiting for admission: from ready (a decode pool: from the KV landing) to admission.
     wait_start: NDArray[np.float64] | None = result.ready_s
     wait_end: NDArray[np.float64] | None = result.admit_s
