@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
 from omegaconf import OmegaConf
 
 from planner.cli.builders import build_fleet, build_workload
 from planner.cli.common import CONF_DIR
+from planner.report.sweep import assess
 from planner.report.verdict import verdict_lines
 from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
@@ -73,3 +75,47 @@ def test_a_decode_pools_kv_occupancy_counts_what_its_replicas_hold() -> None:
     assert decode["role"] == "decode"
     assert max(decode["queue_depth"]) > 1.0  # calls did wait with their KV landed
     assert 0.5 < max(decode["kv_occupancy"]) <= 1.0
+
+
+def _sweep_rows() -> pd.DataFrame:
+    """The review's sweep (racks=1,2; 15 trees; tree SLO 113 s) and two passing points.
+
+    racks=2's p99s are all within the SLOs but only 93.3% of its trees met them: its own run
+    says FAIL. racks=4 and 8 pass; per tree, racks=4 is cheaper, per million output tokens 8.
+    """
+    return pd.DataFrame(
+        {
+            "job": [0, 1, 2, 3],
+            "fleet.pools.gpu.racks": ["1", "2", "4", "8"],
+            "status": ["ok"] * 4,
+            "error": [""] * 4,
+            "trees.e2e_s.p99": [180.0, 112.7, 60.0, 50.0],
+            "slo.tree_e2e_s": [113.0] * 4,
+            "slo.attainment": [0.6, 0.933, 1.0, 1.0],
+            "stability.stable": [True, True, True, True],
+            "partial": [False] * 4,
+            "cost.usd_per_million_output_tokens": [3.0, 1.0, 2.5, 2.0],
+            "cost.headline.usd": [0.30, 0.20, 0.40, 0.45],
+            "cost.headline.metric": ["usd_per_tree"] * 4,
+            "cost.headline.unit": ["per agent tree"] * 4,
+        }
+    )
+
+
+def test_the_sweeps_best_point_passes_its_own_verdict_and_is_ranked_by_the_headline() -> None:
+    rows = _sweep_rows()
+    two = assess(rows.iloc[:2], ["fleet.pools.gpu.racks"])
+    assert two.feasible == {0: False, 1: False} and two.best is None  # racks=2 said "best" before
+    assert two.answer.startswith("No point meets the SLOs") and "93.3% (needs 99%)" in two.answer
+    four = assess(rows, ["fleet.pools.gpu.racks"])
+    assert four.best == 2 and four.ranked_by == "cost.headline.usd"  # not $/M output (racks=8)
+    assert "$0.40 per agent tree" in four.answer
+    # An overloaded or partial run fails as its verdict does, whatever its attainment.
+    shaky = rows.assign(**{"stability.stable": [True, True, False, True]})
+    assert assess(shaky, ["fleet.pools.gpu.racks"]).best == 3
+    cut = rows.assign(partial=[False, False, True, True])
+    assert assess(cut, ["fleet.pools.gpu.racks"]).best is None
+    # A sweep mixing headline units (per tree vs per token) falls back to a common column.
+    mixed = rows.assign(**{"cost.headline.metric": ["usd_per_tree"] * 3 + ["x"]})
+    ranked_by = assess(mixed, ["fleet.pools.gpu.racks"]).ranked_by
+    assert ranked_by == "cost.usd_per_million_output_tokens"

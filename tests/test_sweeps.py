@@ -364,7 +364,8 @@ def test_assess_picks_the_cheapest_point_that_meets_the_slos() -> None:
     assert verdict.answer.startswith("Best: racks=2, the cheapest of the 2 of 4 points meeting")
     assert "$2.00 per million output tokens" in verdict.answer
     assert "tree p99 95 s ≤ 100 s" in verdict.answer and "99.5%" in verdict.answer
-    none_ok = assess(rows.assign(**{"slo.tree_e2e_s": 50.0}), ["racks"])
+    missed = {"slo.tree_e2e_s": 50.0, "slo.attainment": [0.2, 0.3, 0.4, math.nan]}
+    none_ok = assess(rows.assign(**missed), ["racks"])
     assert none_ok.best is None and none_ok.answer.startswith("No point meets the SLOs")
     assert "closest is racks=4: tree p99 80 s > 50 s" in none_ok.answer
     # An objective (Optuna) ranks instead of cost, and its constraints can veto a point.

@@ -78,13 +78,43 @@ def fleet_name(summary: Mapping[str, Any]) -> str:
     return f"{' + '.join(models) or 'a model'} on {'; '.join(parts) or 'the fleet'}"
 
 
+def passes(attainment: float | None, stable: bool | None, partial: bool | None) -> bool:
+    """The pass/fail rule of a run, the one every page judges by (run verdict, sweep "best").
+
+    Args:
+        attainment: ``slo.attainment``, the share of arrived trees that met every SLO (None: no
+            tree arrived).
+        stable: ``stability.stable`` (None: not judged, taken as stable).
+        partial: ``partial``, whether a limit stopped the clock (None: taken as complete).
+
+    Returns:
+        True when at least :data:`ATTAINMENT_TO_PASS` of the trees met every SLO, the admission
+        queue did not keep growing and the run was not cut short.
+    """
+    return (
+        attainment is not None
+        and attainment >= ATTAINMENT_TO_PASS
+        and stable is not False
+        and not partial
+    )
+
+
+def passed(summary: Mapping[str, Any]) -> bool:
+    """:func:`passes` applied to a run's summary (the ``summary.json`` layout)."""
+    return passes(
+        _get(summary, "slo", "attainment"),
+        _get(summary, "stability", "stable"),
+        bool(summary.get("partial")),
+    )
+
+
 def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
     """The verdict as short sentences, the pass/fail one first (see the module docstring)."""
     slo = summary.get("slo") or {}
     attainment = slo.get("attainment")
     stable = _get(summary, "stability", "stable") is not False
     partial = bool(summary.get("partial"))
-    passed = attainment is not None and attainment >= ATTAINMENT_TO_PASS and stable and not partial
+    ok = passed(summary)
     p99 = _get(summary, "trees", "e2e_s", "p99")
     limit = slo.get("tree_e2e_s", "n/a")
     p99_text = (
@@ -94,7 +124,7 @@ def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
     )
     attain_text = "n/a" if attainment is None else f"{attainment:.1%}"
     lines = [
-        f"{'PASS' if passed else 'FAIL'}: {fleet_name(summary)} met every SLO for "
+        f"{'PASS' if ok else 'FAIL'}: {fleet_name(summary)} met every SLO for "
         f"{attain_text} of trees (needs {ATTAINMENT_TO_PASS:.0%}; {p99_text}, "
         f"TTFT <= {slo.get('ttft_s', 'n/a')} s, TPOT <= {slo.get('tpot_s', 'n/a')} s)"
     ]
