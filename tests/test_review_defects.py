@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
@@ -22,6 +24,7 @@ from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
 from planner.sim.metrics import summarize
 from planner.workload import PoissonArrivals
+from tests.cli_runner import run_cli
 
 PEER_SLO = SloSpec(tree_e2e_s=120.0, ttft_s=10.0, tpot_s=0.08)
 
@@ -119,3 +122,24 @@ def test_the_sweeps_best_point_passes_its_own_verdict_and_is_ranked_by_the_headl
     mixed = rows.assign(**{"cost.headline.metric": ["usd_per_tree"] * 3 + ["x"]})
     ranked_by = assess(mixed, ["fleet.pools.gpu.racks"]).ranked_by
     assert ranked_by == "cost.usd_per_million_output_tokens"
+
+
+def test_the_default_scenarios_slos_are_decided_by_hardware(tmp_path: Path) -> None:
+    """``planner`` on its defaults: every shape's zero-load floor is below the tree SLO, so the
+    verdict is a PASS/FAIL the fleet decides (the old 120 s sat below the chain floor): the
+    default two racks pass; one rack at 4 trees/s (13x the default load) fails, still feasible."""
+    run_dir = tmp_path / "default"
+    result = run_cli("planner", [f"hydra.run.dir={run_dir}", "output.report=false"])
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    slo, floors = summary["slo"], summary["trees"]["floor_s"]
+    assert slo["feasible"] is True and slo["infeasible_reason"] is None
+    assert max(floors.values()) < slo["tree_e2e_s"], floors
+    assert summary["verdict"].startswith("PASS"), summary["verdict"]
+    assert 0.0 < summary["pools"]["gpu"]["headroom"]["load_fraction"] < 1.0
+    small = tmp_path / "small"
+    overrides = ["fleet.pools.gpu.racks=1", "workload.arrivals.rate_per_s=4", "output.report=false"]
+    result = run_cli("planner", [f"hydra.run.dir={small}", *overrides])
+    assert result.returncode == 0, result.stderr
+    tight = json.loads((small / "summary.json").read_text())
+    assert tight["slo"]["feasible"] is True and tight["verdict"].startswith("FAIL")

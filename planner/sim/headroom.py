@@ -34,11 +34,15 @@ def knee_rate_per_s(
     osl: float,
     slo: SloSpec,
     request_overhead_s: float = 0.0,
+    cached_tokens: float = 0.0,
 ) -> float:
     """Highest call arrival rate (calls/s) at which a pool still meets the TPOT and TTFT SLOs.
 
     From the static model at the workload's mean input / output lengths ``isl`` / ``osl``
-    (tokens per call), for ``replicas`` identical replicas (the knee scales linearly):
+    (tokens per call) with ``cached_tokens`` of each prompt served from the prefix cache as the
+    run measured (not prefilled again: agent calls reuse ~86% of their prompt, so ignoring the
+    hits put the knee of the default fleet ~10x too low), for ``replicas`` identical replicas
+    (the knee scales linearly):
 
     * ``unified``: :func:`~planner.perf.replica.at_concurrency` (closed-loop steady state with
       interleaved prefill: ``TPOT = step(B) + (B / osl) * prefill(isl)``) at the largest
@@ -57,7 +61,7 @@ def knee_rate_per_s(
     if cap < 1:
         return 0.0
     if role == "prefill":
-        prefill_s = perf.prefill_time_s(isl)
+        prefill_s = perf.prefill_time_s(isl, cached_tokens)
         return replicas / prefill_s if prefill_s <= slo.ttft_s else 0.0
     if role == "decode":
 
@@ -68,7 +72,7 @@ def knee_rate_per_s(
         return replicas * batch / step(batch) / max(osl, 1.0) if batch else 0.0
 
     def meets(concurrency: int) -> bool:
-        point = at_concurrency(perf, concurrency, isl, osl, request_overhead_s)
+        point = at_concurrency(perf, concurrency, isl, osl, request_overhead_s, cached_tokens)
         return point.tpot_s <= slo.tpot_s and point.ttft_s <= slo.ttft_s
 
     if not meets(1):
@@ -80,7 +84,7 @@ def knee_rate_per_s(
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (mid, high) if meets(mid) else (low, mid)
-    point = at_concurrency(perf, low, isl, osl, request_overhead_s)
+    point = at_concurrency(perf, low, isl, osl, request_overhead_s, cached_tokens)
     return replicas * point.output_tokens_per_s_per_accelerator * perf.accelerators / osl
 
 

@@ -128,7 +128,9 @@ def pool_load(
     isl = float(inputs.mean()) if inputs.size else 0.0
     osl = float(outputs.mean()) if outputs.size else 0.0
     knee = (
-        knee_rate_per_s(perf, spec.role, stats.replicas, isl, osl, slo, overhead_s)
+        knee_rate_per_s(
+            perf, spec.role, stats.replicas, isl, osl, slo, overhead_s, float(cached.mean())
+        )
         if inputs.size
         else 0.0
     )
