@@ -106,6 +106,7 @@ def _sweep_rows() -> pd.DataFrame:
 
 
 def test_the_sweeps_best_point_passes_its_own_verdict_and_is_ranked_by_the_headline() -> None:
+    """A FAIL run is never "best"; passing points rank by the headline cost (per tree)."""
     rows = _sweep_rows()
     two = assess(rows.iloc[:2], ["fleet.pools.gpu.racks"])
     assert two.feasible == {0: False, 1: False} and two.best is None  # racks=2 said "best" before
@@ -125,9 +126,12 @@ def test_the_sweeps_best_point_passes_its_own_verdict_and_is_ranked_by_the_headl
 
 
 def test_the_default_scenarios_slos_are_decided_by_hardware(tmp_path: Path) -> None:
-    """``planner`` on its defaults: every shape's zero-load floor is below the tree SLO, so the
-    verdict is a PASS/FAIL the fleet decides (the old 120 s sat below the chain floor): the
-    default two racks pass; one rack at 4 trees/s (13x the default load) fails, still feasible."""
+    """``planner`` on its defaults: the tree SLO is above every shape's zero-load floor.
+
+    So the verdict is a PASS/FAIL the fleet decides (the old 120 s sat below the chain floor):
+    the default two racks pass; one rack at 4 trees/s (13x the default load) fails, still
+    feasible.
+    """
     run_dir = tmp_path / "default"
     result = run_cli("planner", [f"hydra.run.dir={run_dir}", "output.report=false"])
     assert result.returncode == 0, result.stderr

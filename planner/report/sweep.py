@@ -267,8 +267,11 @@ def assess(table: pd.DataFrame, keys: Sequence[str], *, direction: str = "minimi
 
 
 def _ranks(table: pd.DataFrame, column: str, candidates: Sequence[Any]) -> bool:
-    """Whether ``column`` can rank ``candidates``: some have a value, and for the headline cost,
-    all of them state it in one unit (a sweep over workloads may mix per-tree and per-token)."""
+    """Whether ``column`` can rank ``candidates``.
+
+    Some candidates must have a value; for the headline cost, all of them must state it in one
+    unit (a sweep over workloads may mix per-tree and per-token costs).
+    """
     if column not in table.columns:
         return False
     if not any(_value(table.loc[i], column) is not None for i in candidates):
@@ -459,9 +462,12 @@ def _cell(column: str, value: Any) -> str:
 
 
 def column_order(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """Columns of the page's table: swept keys, status, the decision columns (feasible, SLO
-    attainment, objective, cost, p99s), then the rest; SLO limits (constant, stated in the
-    answer box) and ``job`` / ``error`` / ``job_dir`` last."""
+    """Columns of the page's table, the decision columns first.
+
+    Swept keys, status, the decision columns (feasible, SLO attainment, objective, cost, p99s),
+    then the rest; SLO limits (constant, stated in the answer box) and ``job`` / ``error`` /
+    ``job_dir`` last.
+    """
     first = [k for k in keys if k in table.columns] + ["status"]
     decision = [ATTAINMENT, "objective", *COST_COLUMNS, *(c for c, _, _ in SLO_CHECKS)]
     first += [c for c in decision if c in table.columns]
