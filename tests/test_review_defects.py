@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from omegaconf import OmegaConf
 
 from planner.cli.builders import build_fleet, build_workload
 from planner.cli.common import CONF_DIR
+from planner.report.html_parts import fmt_usd
 from planner.report.sweep import assess
 from planner.report.verdict import verdict_lines
 from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
+from planner.sim.faults import expected_wait_text
 from planner.sim.metrics import summarize
 from planner.workload import PoissonArrivals
 from tests.cli_runner import run_cli
@@ -147,3 +150,54 @@ def test_the_default_scenarios_slos_are_decided_by_hardware(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     tight = json.loads((small / "summary.json").read_text())
     assert tight["slo"]["feasible"] is True and tight["verdict"].startswith("FAIL")
+
+
+def test_terminal_and_verdict_speak_plainly(tmp_path: Path) -> None:
+    """Item 7: "1 rack"/"1 replica"; the table names the model and fleet; money one way."""
+    run_dir = tmp_path / "one"
+    overrides = [
+        "fleet=h100_llama2_70b_tp4",
+        "workload=peer_poisson",
+        "workload.n_trees=200",
+        "fleet.pools.gpu.replicas=1",
+        "output.report=false",
+    ]
+    result = run_cli("planner", [f"hydra.run.dir={run_dir}", *overrides])
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (
+        summary["pools"]["gpu"]["replicas"] == 1 and summary["fleet_name"] == "h100_llama2_70b_tp4"
+    )
+    assert "1 rack of h100" in summary["verdict"] and "1 replica," in summary["verdict"]
+    assert "1 racks" not in out and "1 replicas" not in out
+    assert "(unified, 1 rack, 1 replica)" in out
+    assert "llama2_70b on h100_llama2_70b_tp4" in out  # the table's title
+    headline = fmt_usd(summary["cost"]["headline"]["usd"])
+    assert f"cost {headline} per million tokens processed" in summary["verdict"]
+    assert f"{headline} per million tokens processed" in out
+
+
+def test_a_pool_that_never_comes_back_says_never() -> None:
+    assert expected_wait_text(1.89e275) == "never (over 10^10 years)"
+    assert expected_wait_text(math.inf).startswith("never")
+    assert expected_wait_text(3.21) == "3.21 years"
+
+
+def test_the_roofline_refusal_suggests_only_what_can_work() -> None:
+    """Llama-3.1-405B in BF16 on 8 H100s: tp is at the NVLink maximum, dp_attention is off."""
+    args = [
+        "model=llama31_405b",
+        "hardware=h100",
+        "precision=bf16",
+        "tp=8",
+        "ep=1",
+        "dp_attention=false",
+    ]
+    result = run_cli("planner-roofline", args)
+    assert result.returncode == 2
+    error = result.stderr.strip()
+    assert error.count("\n") == 0 and "Traceback" not in error
+    assert "a larger tp" not in error and "dp_attention=false or" not in error
+    assert "precision=fp8 (51 GB of weights per GPU at tp=8: fits)" in error
+    assert "a part with more than 101 GB per GPU" in error and "not modelled" in error

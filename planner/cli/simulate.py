@@ -155,7 +155,8 @@ def _percent(value: float | None) -> str:
 def render(summary: dict[str, Any], console: Console) -> None:
     """Print the verdict first (pass/fail, overload, partial run, failures, model and fleet),
     then the latency table, the call accounting, each pool's headroom and the cost."""
-    from planner.report.verdict import headline_cost, verdict_lines  # the import block is shared
+    from planner.report.html_parts import fmt_usd  # the import block is shared
+    from planner.report.verdict import headline_cost, model_and_fleet, plural, verdict_lines
 
     for line in verdict_lines(summary):
         bad = line.split(":", 1)[0] in ("FAIL", "OVERLOADED", "PARTIAL RUN") or "GAVE UP" in line
@@ -163,7 +164,9 @@ def render(summary: dict[str, Any], console: Console) -> None:
         good = line.startswith("PASS")
         style = "bold red" if bad else "bold green" if good else None
         console.print(line, style=style, markup=False, highlight=False)
-    table = Table(title=f"planner: {summary['scenario']} (seed {summary['seed']})")
+    table = Table(
+        title=f"planner: {summary['scenario']}, {model_and_fleet(summary)} (seed {summary['seed']})"
+    )
     table.add_column("metric")
     table.add_column("mean", justify="right")
     table.add_column("p50", justify="right")
@@ -191,7 +194,8 @@ def render(summary: dict[str, Any], console: Console) -> None:
     )
     for name, pool in summary["pools"].items():
         console.print(
-            f"pool {name} ({pool['role']}, {pool['racks']} racks, {pool['replicas']} replicas): "
+            f"pool {name} ({pool['role']}, {plural(pool['racks'], 'rack')}, "
+            f"{plural(pool['replicas'], 'replica')}): "
             + (
                 f"load {_percent(pool['headroom']['load_fraction'])} of its knee, "
                 if pool.get("headroom")
@@ -211,11 +215,11 @@ def render(summary: dict[str, Any], console: Console) -> None:
     headline = cost.get("headline") or headline_cost(summary)
     per_million = cost["usd_per_million_output_tokens"]
     console.print(
-        f"cost: capex ${cost['capex_usd'] / 1e6:,.2f} M, "
-        f"opex ${cost['opex_usd_per_year'] / 1e6:,.2f} M/year, "
-        + (f"${headline['usd']:,.4g} {headline['unit']}" if headline["usd"] else "no output")
+        f"cost: capex {fmt_usd(cost['capex_usd'])}, "
+        f"opex {fmt_usd(cost['opex_usd_per_year'])}/year, "
+        + (f"{fmt_usd(headline['usd'])} {headline['unit']}" if headline["usd"] else "no output")
         + (
-            f" (${per_million:,.2f} per million output tokens)"
+            f" ({fmt_usd(per_million)} per million output tokens)"
             if per_million and headline["metric"] != "usd_per_million_output_tokens"
             else ""
         )
@@ -237,8 +241,9 @@ def _app(cfg: DictConfig) -> float | None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     output = config.output_options(to_mapping(cfg.get("output") or {}, "output"))
     write_calls_table(result, out_dir, output.calls_table)
-    atomic_write_json(out_dir / "summary.json", summary)
     choices = HydraConfig.get().runtime.choices
+    summary["fleet_name"] = str(choices.get("fleet") or "") or None  # the fleet=<name> chosen
+    atomic_write_json(out_dir / "summary.json", summary)
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
     if output.report:  # output.report=false skips the page (and its plotting time)
         report = simulation_report(summary, result, run_info=run_info)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from planner.report.html_parts import fmt_usd
+
 ATTAINMENT_TO_PASS = 0.99
 """[A] Share of trees that must meet every SLO for a pass: the tree SLO is a p99 target."""
 
@@ -26,6 +28,23 @@ def _get(data: Mapping[str, Any] | None, *keys: str) -> Any:
             return None
         data = data.get(key)
     return data
+
+
+def plural(count: Any, noun: str) -> str:
+    """``1 rack``, ``2 racks``, ``None racks``: a count with its noun in the right number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def model_and_fleet(summary: Mapping[str, Any]) -> str:
+    """``qwen35_397b_a17b on gb200_unified`` and the like: the model(s) and the fleet's name.
+
+    The fleet's name is ``summary["fleet_name"]`` when the run recorded it, else the hardware
+    of its pools (``gb200_nvl72 + groq_lpu_v1``).
+    """
+    fleet = summary.get("fleet") or {}
+    models = sorted({str(p.get("model")) for p in fleet.values()}) or ["a model"]
+    hardware = " + ".join(dict.fromkeys(str(p.get("hardware")) for p in fleet.values()))
+    return f"{' + '.join(models)} on {summary.get('fleet_name') or hardware or 'the fleet'}"
 
 
 def headline_cost(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,12 +86,12 @@ def fleet_name(summary: Mapping[str, Any]) -> str:
     parts = []
     for name, p in fleet.items():
         racks = p.get("racks")
-        mapping = [f"{_get(pools, name, 'replicas')} replicas", f"TP{p.get('tp')}"]
+        mapping = [plural(_get(pools, name, "replicas"), "replica"), f"TP{p.get('tp')}"]
         if (p.get("ep") or 1) > 1:
             mapping.append(f"EP{p.get('ep')}")
         mapping += [str(p.get("precision"))] + ([str(p["stack"])] if p.get("stack") else [])
         parts.append(
-            f"{name}: {racks} rack{'s' if racks != 1 else ''} of {p.get('hardware')}, "
+            f"{name}: {plural(racks, 'rack')} of {p.get('hardware')}, "
             f"{p.get('role')}, {', '.join(mapping)}"
         )
     return f"{' + '.join(models) or 'a model'} on {'; '.join(parts) or 'the fleet'}"
@@ -164,7 +183,7 @@ def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
             )
     cost = headline_cost(summary)
     if cost["usd"]:
-        lines.append(f"cost ${cost['usd']:,.4g} {cost['unit']} ({cost['why']})")
+        lines.append(f"cost {fmt_usd(cost['usd'])} {cost['unit']} ({cost['why']})")
     return lines
 
 
