@@ -179,6 +179,7 @@ def test_terminal_and_verdict_speak_plainly(tmp_path: Path) -> None:
 
 
 def test_a_pool_that_never_comes_back_says_never() -> None:
+    """The GAVE UP line said "1.89e+275 years"; beyond 10^10 years it says never."""
     assert expected_wait_text(1.89e275) == "never (over 10^10 years)"
     assert expected_wait_text(math.inf).startswith("never")
     assert expected_wait_text(3.21) == "3.21 years"

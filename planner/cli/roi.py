@@ -66,6 +66,7 @@ from planner.econ.roi import (
 )
 from planner.econ.sizing import SizingOption, SizingSlo
 from planner.report.html import roi_report
+from planner.report.html_parts import fmt_usd
 from planner.report.plots import histogram_png, tornado_png
 from planner.sim.engine import WorkloadSpec
 from planner.specs.errors import (
@@ -244,8 +245,8 @@ def run(
     prob = npv_stats["prob_positive"]
     answer = (
         f"{candidate} against {baseline} over {horizon} years: median NPV "
-        f"${npv_stats['p50'] / 1e6:,.1f} M (p5 ${npv_stats['p5'] / 1e6:,.1f} M, p95 "
-        f"${npv_stats['p95'] / 1e6:,.1f} M); it pays back in {prob:.0%} of {samples:,} "
+        f"{fmt_usd(npv_stats['p50'])} (p5 {fmt_usd(npv_stats['p5'])}, p95 "
+        f"{fmt_usd(npv_stats['p95'])}); it pays back in {prob:.0%} of {samples:,} "
         "sampled futures."
     )
     summary = {
