@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from planner.cli.builders import build_fleet, build_workload
 from planner.cli.common import CONF_DIR
-from planner.report.html_parts import fmt_usd
+from planner.report.html_parts import fmt_num, fmt_usd
 from planner.report.sweep import assess
 from planner.report.verdict import verdict_lines
 from planner.sim.config import SloSpec
@@ -202,3 +202,31 @@ def test_the_roofline_refusal_suggests_only_what_can_work() -> None:
     assert "a larger tp" not in error and "dp_attention=false or" not in error
     assert "precision=fp8 (51 GB of weights per GPU at tp=8: fits)" in error
     assert "a part with more than 101 GB per GPU" in error and "not modelled" in error
+
+
+def test_run_report_and_terminal_show_budgets_floors_and_kv(tmp_path: Path) -> None:
+    """Item 5: latency budgets, floors and KV occupancy reach the page and the terminal.
+
+    The page has the p50/p99 split per shape with its floor and a KV occupancy timeline; the
+    terminal the worst shape's p99 budget; sweeps default to headroom columns.
+    """
+    run_dir = tmp_path / "agents"
+    args = [f"hydra.run.dir={run_dir}", "fleet=gb200_prefill_lpu_decode", "workload.n_trees=40"]
+    result = run_cli("planner", args)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    page = (run_dir / "report.html").read_text()
+    assert "Latency budget per tree shape" in page and "zero-load floor, p99 (s)" in page
+    for shape, floor in summary["trees"]["floor_s"].items():
+        assert f"<td>{shape}</td>" in page and fmt_num(floor) in page
+    assert "KV cache occupancy over time" in page and "decode, % of KV budget" in page
+    out = " ".join(result.stdout.split())
+    worst = max(
+        summary["trees"]["latency_budget"].items(),
+        key=lambda item: sum(item[1]["p99"].values()),
+    )
+    assert f"latency budget: {worst[0]} trees at p99 (" in out
+    assert f"zero-load floor {summary['trees']['floor_s'][worst[0]]:,.1f} s" in out
+    columns = OmegaConf.load(CONF_DIR / "planner.yaml").hydra.callbacks.sweep_summary.columns
+    assert "pools.*.utilization" not in columns
+    assert {"pools.*.busy_fraction", "pools.*.headroom.load_fraction"} <= set(columns)

@@ -86,9 +86,10 @@ def test_joblib_sweep_of_four_points_writes_table_plot_and_report(tmp_path: Path
         (r, router) for r in (1, 2) for router in ("round_robin", "least_outstanding")
     }
     metrics = ["calls.completed", "trees.completed", "calls.e2e_s.p50", "trees.e2e_s.p99",
-               "calls.ttft_s.p99", "calls.tpot_s.p99", "pools.gpu.utilization",
-               "throughput.output_tokens_per_s", "slo.attainment",
-               "cost.usd_per_million_output_tokens", "cost.capex_usd"]  # fmt: skip
+               "calls.ttft_s.p99", "calls.tpot_s.p99", "pools.gpu.busy_fraction",
+               "pools.gpu.headroom.load_fraction", "throughput.output_tokens_per_s",
+               "slo.attainment", "cost.headline.usd", "cost.usd_per_million_output_tokens",
+               "cost.capex_usd"]  # fmt: skip
     assert set(metrics) <= set(table.columns)
     assert (table["trees.completed"] == 20).all()
     assert (table["cost.capex_usd"][table["fleet.pools.gpu.racks"] == 2] > 0).all()

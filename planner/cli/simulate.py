@@ -156,7 +156,13 @@ def render(summary: dict[str, Any], console: Console) -> None:
     """Print the verdict first (pass/fail, overload, partial run, failures, model and fleet),
     then the latency table, the call accounting, each pool's headroom and the cost."""
     from planner.report.html_parts import fmt_usd  # the import block is shared
-    from planner.report.verdict import headline_cost, model_and_fleet, plural, verdict_lines
+    from planner.report.verdict import (
+        budget_line,
+        headline_cost,
+        model_and_fleet,
+        plural,
+        verdict_lines,
+    )
 
     for line in verdict_lines(summary):
         bad = line.split(":", 1)[0] in ("FAIL", "OVERLOADED", "PARTIAL RUN") or "GAVE UP" in line
@@ -192,6 +198,9 @@ def render(summary: dict[str, Any], console: Console) -> None:
         f"trees completed {summary['trees']['completed']:,}; "
         f"SLO attainment {_percent(summary['slo']['attainment'])}"
     )
+    budget = budget_line(summary)
+    if budget:  # where the slowest shape's p99 goes, against its zero-load floor
+        console.print(f"latency budget: {budget}", markup=False, highlight=False)
     for name, pool in summary["pools"].items():
         console.print(
             f"pool {name} ({pool['role']}, {plural(pool['racks'], 'rack')}, "

@@ -187,6 +187,46 @@ def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+BUDGET_PARTS = ("queue_s", "prefill_s", "decode_s", "transfer_s", "tool_s")
+"""The parts of a tree's critical path (``trees.latency_budget.<shape>.<pct>``), in order."""
+
+
+def worst_shape(summary: Mapping[str, Any]) -> str | None:
+    """The tree shape whose critical path at p99 is longest (None without a latency budget)."""
+    budget = _get(summary, "trees", "latency_budget") or {}
+    totals = {
+        shape: sum(float((b.get("p99") or {}).get(k) or 0.0) for k in BUDGET_PARTS)
+        for shape, b in budget.items()
+        if isinstance(b, Mapping)
+    }
+    return max(totals, key=lambda shape: totals[shape]) if totals else None
+
+
+def budget_line(summary: Mapping[str, Any]) -> str | None:
+    """One line: the worst shape's latency budget at p99, its zero-load floor and the tree SLO.
+
+    ``chain trees at p99 (566.8 s, the slowest shape) = queue 0.2 s + prefill 20.0 s + decode
+    432.6 s + transfer 0.0 s + tool 113.9 s; zero-load floor 538.0 s; tree SLO 600 s``: the
+    split of the p99 tree of that shape (its parts add up to the p99). None when the summary has
+    no latency budget.
+    """
+    shape = worst_shape(summary)
+    if shape is None:
+        return None
+    p99 = _get(summary, "trees", "latency_budget", shape, "p99") or {}
+    total = sum(float(p99.get(key) or 0.0) for key in BUDGET_PARTS)
+    parts = " + ".join(
+        f"{key.removesuffix('_s')} {float(p99.get(key) or 0.0):,.1f} s" for key in BUDGET_PARTS
+    )
+    floor = _get(summary, "trees", "floor_s", shape)
+    floor_text = f"; zero-load floor {floor:,.1f} s" if floor is not None else ""
+    limit = _get(summary, "slo", "tree_e2e_s")
+    slo_text = f"; tree SLO {limit:g} s" if limit is not None else ""
+    return (
+        f"{shape} trees at p99 ({total:,.1f} s, the slowest shape) = {parts}{floor_text}{slo_text}"
+    )
+
+
 def verdict(summary: Mapping[str, Any]) -> str:
     """The verdict as one sentence (``summary.json``'s ``verdict``)."""
     return "; ".join(verdict_lines(summary)) + "."
