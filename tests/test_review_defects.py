@@ -9,17 +9,21 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 from planner.cli.builders import build_fleet, build_workload
-from planner.cli.common import CONF_DIR
+from planner.cli.common import CONF_DIR, SCENARIO_DIR
+from planner.cli.studies import STUDIES
 from planner.report.html_parts import fmt_num, fmt_usd
+from planner.report.html_study import QUESTIONS, header_question, study_question
 from planner.report.sweep import assess
 from planner.report.verdict import verdict_lines
 from planner.sim.config import SloSpec
@@ -230,3 +234,31 @@ def test_run_report_and_terminal_show_budgets_floors_and_kv(tmp_path: Path) -> N
     columns = OmegaConf.load(CONF_DIR / "planner.yaml").hydra.callbacks.sweep_summary.columns
     assert "pools.*.utilization" not in columns
     assert {"pools.*.busy_fraction", "pools.*.headroom.load_fraction"} <= set(columns)
+
+
+@pytest.mark.parametrize("scenario", ["small_moe_vs_asic", "long_document_analysis"])
+def test_study_pages_state_their_question(tmp_path: Path, scenario: str) -> None:
+    """Item 4: the summary carries ``question`` and the page opens with it, before the answer."""
+    run_dir = tmp_path / scenario
+    result = run_cli("planner", [f"scenario={scenario}", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    header = (SCENARIO_DIR / f"{scenario}.yaml").read_text()
+    assert summary["question"] == header_question(header)
+    assert summary["question"].endswith("?") and len(summary["question"]) > 40
+    page = (run_dir / "report.html").read_text()
+    start = page.index("Question")
+    assert start < page.index("Answer", start)
+    assert html.escape(summary["question"][:40], quote=False) in page[start:]
+
+
+def test_every_study_kind_has_a_question_and_the_config_wins() -> None:
+    """``silicon_cases`` had none; a ``study.question`` beats the header, the header the kind."""
+    assert set(STUDIES) <= set(QUESTIONS)
+    header = "# Question (issue 13; a source): does X beat Y\n# at Z? More.\ndefaults: []\n"
+    assert header_question(header) == "Does X beat Y at Z?"
+    assert study_question("silicon_cases", None, header) == "Does X beat Y at Z?"
+    assert study_question("silicon_cases", "Why?", header) == "Why?"
+    assert (
+        study_question("silicon_cases", None, "# no question here\n") == QUESTIONS["silicon_cases"]
+    )

@@ -347,5 +347,16 @@ def run_study(cfg: DictConfig) -> StudyResult:
     kind = require_choice("study.kind", str(study.get("kind")), STUDIES)
     summary, images = STUDIES[kind](cfg)
     summary = {"scenario": str(cfg.get("scenario", kind)), "study": kind, **summary}
+    summary["question"] = _question(kind, study.get("question"), summary["scenario"])
     summary["seed"] = cfg.get("seed", 0)
     return summary, images
+
+
+def _question(kind: str, configured: Any, scenario: str) -> str | None:
+    """The study's question: ``study.question``, the scenario header's, or the kind's."""
+    from planner.cli.common import SCENARIO_DIR  # here: the import block is shared
+    from planner.report.html_study import study_question
+
+    path = SCENARIO_DIR / f"{scenario}.yaml"
+    header = path.read_text(encoding="utf-8") if path.is_file() else None
+    return study_question(kind, None if configured is None else str(configured), header)
