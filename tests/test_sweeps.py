@@ -84,9 +84,10 @@ def test_joblib_sweep_of_four_points_writes_table_plot_and_report(tmp_path: Path
         (r, router) for r in (1, 2) for router in ("round_robin", "least_outstanding")
     }
     metrics = ["calls.completed", "trees.completed", "calls.e2e_s.p50", "trees.e2e_s.p99",
-               "calls.ttft_s.p99", "calls.tpot_s.p99", "pools.gpu.utilization",
-               "throughput.output_tokens_per_s", "slo.attainment",
-               "cost.usd_per_million_output_tokens", "cost.capex_usd"]  # fmt: skip
+               "calls.ttft_s.p99", "calls.tpot_s.p99", "pools.gpu.busy_fraction",
+               "pools.gpu.headroom.load_fraction", "throughput.output_tokens_per_s",
+               "slo.attainment", "cost.headline.usd", "cost.usd_per_million_output_tokens",
+               "cost.capex_usd"]  # fmt: skip
     assert set(metrics) <= set(table.columns)
     assert (table["trees.completed"] == 20).all()
     assert (table["cost.capex_usd"][table["fleet.pools.gpu.racks"] == 2] > 0).all()
@@ -362,7 +363,8 @@ def test_assess_picks_the_cheapest_point_that_meets_the_slos() -> None:
     assert verdict.answer.startswith("Best: racks=2, the cheapest of the 2 of 4 points meeting")
     assert "$2.00 per million output tokens" in verdict.answer
     assert "tree p99 95 s ≤ 100 s" in verdict.answer and "99.5%" in verdict.answer
-    none_ok = assess(rows.assign(**{"slo.tree_e2e_s": 50.0}), ["racks"])
+    missed = {"slo.tree_e2e_s": 50.0, "slo.attainment": [0.2, 0.3, 0.4, math.nan]}
+    none_ok = assess(rows.assign(**missed), ["racks"])
     assert none_ok.best is None and none_ok.answer.startswith("No point meets the SLOs")
     assert "closest is racks=4: tree p99 80 s > 50 s" in none_ok.answer
     # An objective (Optuna) ranks instead of cost, and its constraints can veto a point.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from planner.app.formatting import fmt_usd
 from planner.app.provenance import fleet_provenance
 from planner.econ.capacity import StaticCapacity
 from planner.econ.montecarlo import SobolIndices, TornadoBar
@@ -177,8 +178,8 @@ class RoiResult:
             f"{spec.candidate} against {spec.baseline} over {spec.horizon_years} years "
             f"(baseline {year_one:,.0f} accelerators in year one, median future): NPV > 0 in "
             f"{self.prob_positive:.1%} of {spec.samples:,} sampled futures (95% CI "
-            f"{low:.1%}-{high:.1%}); median NPV ${stats['p50'] / 1e6:,.0f} M (p5 "
-            f"${stats['p5'] / 1e6:,.0f} M, p95 ${stats['p95'] / 1e6:,.0f} M)."
+            f"{low:.1%}-{high:.1%}); median NPV {fmt_usd(stats['p50'])} (p5 "
+            f"{fmt_usd(stats['p5'])}, p95 {fmt_usd(stats['p95'])})."
         )
 
     def _sensitivity(self) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class SimulationSpec:
         economics: Prices and depreciation for the cost section.
         output: What the CLI writes (calls table format, HTML report); unused by the run.
         scenario: The name recorded in the summary.
+        fleet_name: The fleet's config name (``fleet=<name>``), named by the verdict and the
+            terminal; ``None`` when the fleet was built inline.
     """
 
     fleet: FleetSpec
@@ -55,6 +57,7 @@ class SimulationSpec:
     economics: EconomicsSpec = field(default_factory=EconomicsSpec)
     output: OutputOptions = field(default_factory=OutputOptions)
     scenario: str = "default"
+    fleet_name: str | None = None
 
 
 def simulation_spec(data: Mapping[str, Any], base_dir: Path | None = None) -> SimulationSpec:
@@ -81,6 +84,7 @@ def simulation_spec(data: Mapping[str, Any], base_dir: Path | None = None) -> Si
         failures=config.failures(data.get("failures") or {}),
         economics=config.economics(data.get("economics") or {}),
         scenario=str(data.get("scenario", "default")),
+        fleet_name=None if data.get("fleet_name") is None else str(data["fleet_name"]),
     )
 
 
@@ -97,6 +101,7 @@ def summary_mapping(spec: SimulationSpec, result: SimulationResult) -> dict[str,
     summary = summarize(result, spec.slo, spec.fleet)
     summary["cost"] = summary_cost(spec.fleet, summary, spec.economics)
     summary["scenario"] = spec.scenario
+    summary["fleet_name"] = spec.fleet_name
     summary["fleet"] = {
         p.name: {
             "role": p.role,

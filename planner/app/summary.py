@@ -197,6 +197,8 @@ class Stability(Section):
     stable: bool
     backlog_mid: int
     backlog_end: int
+    queue_mid: int
+    queue_end: int
     window_end_s: float | None
     reason: str
 
@@ -284,6 +286,7 @@ class RunSummary(Section):
     fleet: Mapping[str, FleetPool]
     verdict: Verdict
     scenario: str
+    fleet_name: str | None
     seed: int
     complete: bool
     partial: bool

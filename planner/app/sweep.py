@@ -44,8 +44,18 @@ SCORED_DIR: Final = ".scored"
 CSV_FILE: Final = "sweep_summary.csv"
 PARQUET_FILE: Final = "sweep_summary.parquet"
 DEFAULT_METRIC: Final = "trees.e2e_s.p99"
-VERDICT_COLUMNS: Final = ("slo.tree_e2e_s", "slo.ttft_s", "slo.tpot_s", "slo.feasible")
-"""Summary keys always kept (when present): the SLO limits that judge each point, the verdict."""
+VERDICT_COLUMNS: Final = (
+    "slo.tree_e2e_s",
+    "slo.ttft_s",
+    "slo.tpot_s",
+    "slo.feasible",
+    "slo.attainment",
+    "stability.stable",
+    "partial",
+    "cost.headline.*",
+)
+"""Summary keys always kept (when present): the SLO limits and what the run's verdict judges by
+(attainment, stability, partial: :func:`planner.app.verdict.passes`), the headline cost."""
 NO_RESULT: Final = "no result: the job left neither summary.json nor job_error.json"
 OPTUNA_RESULTS_FILE: Final = "optimization_results.yaml"
 

@@ -59,7 +59,12 @@ def _hook(display: ProgressDisplay | None) -> SimulationUpdate | None:
 
 def _spec(cfg: DictConfig) -> SimulationSpec:
     """The run's spec; a relative trace path is read from the directory the user started in."""
-    return simulation_spec(to_mapping(cfg, ""), base_dir=Path(to_absolute_path(".")))
+    data = to_mapping(cfg, "")
+    try:  # the fleet=<name> chosen, named by the verdict (none when not run under Hydra)
+        data["fleet_name"] = HydraConfig.get().runtime.choices.get("fleet")
+    except ValueError:
+        data["fleet_name"] = None
+    return simulation_spec(data, base_dir=Path(to_absolute_path(".")))
 
 
 def _simulate(cfg: DictConfig, out_dir: Path) -> float | None:

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from planner.app.studies import STUDIES
 from planner.app.studies import run_study as run_app_study
+from planner.config.scenario import SCENARIO_DIR
+from planner.report.html_study import study_question
 from planner.report.plots import line_png
 from planner.specs.errors import ConfigError
 
@@ -34,5 +36,11 @@ def run_study(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, bytes]]:
     assert isinstance(plain, dict)
     summary, charts = run_app_study(
         {str(k): v for k, v in plain.items()}, base_dir=Path(to_absolute_path("."))
+    )
+    configured = (plain.get("study") or {}).get("question")
+    scenario_file = SCENARIO_DIR / f"{summary['scenario']}.yaml"
+    header = scenario_file.read_text(encoding="utf-8") if scenario_file.is_file() else None
+    summary["question"] = study_question(
+        str(summary["study"]), None if configured is None else str(configured), header
     )
     return summary, {name: line_png(**spec) for name, spec in charts.items()}

@@ -465,6 +465,38 @@ def gpu_step_time_s(
     return dense + expert + attention + activations + comm + overhead
 
 
+def _fit_hints(
+    model: Model, system: System, precision: str, parallelism: Parallelism, weights_b: float
+) -> str:
+    """What can actually make weights of ``weights_b`` bytes per GPU fit, for the refusal.
+
+    Only the options that exist are offered: a larger ``tp`` while below the scale-up domain,
+    ``dp_attention=false`` while it is on, a smaller precision the GPU supports (with its weights
+    per GPU at the largest ``tp``, and whether they fit), and a part with more memory. Pipeline
+    parallelism across nodes, the usual remedy beyond one domain, is not modelled.
+    """
+    accel, domain = system.accelerator, system.scale_up_domain_size
+    hints = []
+    if parallelism.tp < domain:
+        hints.append(f"a larger tp (up to {domain})")
+    if parallelism.dp_attention:
+        hints.append("dp_attention=false")
+    per_weight = PRECISION_BYTES_PER_WEIGHT[precision]
+    for smaller, size in PRECISION_BYTES_PER_WEIGHT.items():
+        if size < per_weight and accel.supports(smaller):
+            at_max_tp = model.total_params * size / domain
+            fits = "fits" if at_max_tp < accel.memory_bytes else "still too large"
+            hints.append(
+                f"precision={smaller} ({at_max_tp / 1e9:.0f} GB of weights per GPU at "
+                f"tp={domain}: {fits})"
+            )
+    hints.append(
+        f"a part with more than {weights_b / 1e9:.0f} GB per GPU (pipeline parallelism across "
+        "nodes is not modelled)"
+    )
+    return ", or ".join(hints)
+
+
 class GpuReplica:
     """Step-time and memory model of one model replica on ``tp`` GPUs.
 
@@ -587,8 +619,10 @@ class GpuReplica:
                 f"{model.name} at {precision} needs "
                 f"{self.weight_bytes_per_accelerator / 1e9:.1f} GB "
                 f"of weights per GPU on {parallelism.describe()}, more than the "
-                f"{accel.memory_bytes / 1e9:.0f} GB of {accel.name}; allowed: a larger tp, "
-                f"dp_attention=false or a smaller precision",
+                f"{accel.memory_bytes / 1e9:.0f} GB of {accel.name}; allowed: "
+                + _fit_hints(
+                    model, system, precision, parallelism, self.weight_bytes_per_accelerator
+                ),
             )
 
         self._hidden = model.hidden_size

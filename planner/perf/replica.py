@@ -181,7 +181,12 @@ class ConcurrencyPoint:
 
 
 def at_concurrency(
-    replica: Replica, concurrency: int, isl: float, osl: float, request_overhead_s: float = 0.0
+    replica: Replica,
+    concurrency: int,
+    isl: float,
+    osl: float,
+    request_overhead_s: float = 0.0,
+    cached_prefix_tokens: float = 0.0,
 ) -> ConcurrencyPoint:
     """Static steady state of ``concurrency`` closed-loop users on one replica.
 
@@ -200,13 +205,14 @@ def at_concurrency(
       KV cache at mean occupancy ``isl + osl / 2`` tokens per sequence.
 
     Solved by fixed-point iteration (the map is a contraction: ``B`` grows with ``TPOT`` only
-    through the decoding share, which stays below ``C``).
+    through the decoding share, which stays below ``C``). ``cached_prefix_tokens`` of each
+    prompt (a prefix-cache hit) are not prefilled again; the KV still holds all ``isl``.
     """
     require_positive("concurrency", concurrency)
     cap = replica.max_batch(isl + osl / 2.0)
     if cap < 1:
         replica.require_fit(isl + osl / 2.0)
-    prefill_s = replica.prefill_time_s(isl)
+    prefill_s = replica.prefill_time_s(isl, cached_prefix_tokens)
     batch = float(min(concurrency, cap))
     tpot_s = ttft_s = cycle_s = 0.0
     for _ in range(60):

@@ -13,7 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from planner.app.verdict import headline_cost, verdict_lines
+from planner.app.formatting import fmt_usd
+from planner.app.verdict import (
+    budget_line,
+    headline_cost,
+    model_and_fleet,
+    plural,
+    verdict_lines,
+)
 from planner.report.notes import calibration_notes
 
 
@@ -37,7 +44,9 @@ def render_run(summary: Mapping[str, Any], console: Console) -> None:
     # A pool on borrowed efficiency factors or press-only figures says so (issue 13).
     for note in calibration_notes(summary.get("pools")):
         console.print(note, style="yellow", markup=False, highlight=False)
-    table = Table(title=f"planner: {summary['scenario']} (seed {summary['seed']})")
+    table = Table(
+        title=f"planner: {summary['scenario']}, {model_and_fleet(summary)} (seed {summary['seed']})"
+    )
     table.add_column("metric")
     table.add_column("mean", justify="right")
     table.add_column("p50", justify="right")
@@ -63,9 +72,13 @@ def render_run(summary: Mapping[str, Any], console: Console) -> None:
         f"trees completed {summary['trees']['completed']:,}; "
         f"SLO attainment {_percent(summary['slo']['attainment'])}"
     )
+    budget = budget_line(summary)
+    if budget:  # where the slowest shape's p99 goes, against its zero-load floor
+        console.print(f"latency budget: {budget}", markup=False, highlight=False)
     for name, pool in summary["pools"].items():
         console.print(
-            f"pool {name} ({pool['role']}, {pool['racks']} racks, {pool['replicas']} replicas): "
+            f"pool {name} ({pool['role']}, {plural(pool['racks'], 'rack')}, "
+            f"{plural(pool['replicas'], 'replica')}): "
             + (
                 f"load {_percent(pool['headroom']['load_fraction'])} of its knee, "
                 if pool.get("headroom")
@@ -85,11 +98,11 @@ def render_run(summary: Mapping[str, Any], console: Console) -> None:
     headline = cost.get("headline") or headline_cost(summary)
     per_million = cost["usd_per_million_output_tokens"]
     console.print(
-        f"cost: capex ${cost['capex_usd'] / 1e6:,.2f} M, "
-        f"opex ${cost['opex_usd_per_year'] / 1e6:,.2f} M/year, "
-        + (f"${headline['usd']:,.4g} {headline['unit']}" if headline["usd"] else "no output")
+        f"cost: capex {fmt_usd(cost['capex_usd'])}, "
+        f"opex {fmt_usd(cost['opex_usd_per_year'])}/year, "
+        + (f"{fmt_usd(headline['usd'])} {headline['unit']}" if headline["usd"] else "no output")
         + (
-            f" (${per_million:,.2f} per million output tokens)"
+            f" ({fmt_usd(per_million)} per million output tokens)"
             if per_million and headline["metric"] != "usd_per_million_output_tokens"
             else ""
         )

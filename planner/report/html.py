@@ -272,9 +272,60 @@ def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Ht
             "(calls) or last finish minus arrival (trees).",
             cls="note",
         )
+        + _budget_table(summary)
         + figures(plots)
         + subheading("Tails")
         + figures(tails)
+    )
+
+
+BUDGET_HEADERS = [
+    "shape",
+    "tree",
+    "total (s)",
+    "queue",
+    "prefill",
+    "decode",
+    "KV transfer",
+    "tool",
+    "zero-load floor, p99 (s)",
+]
+"""Columns of the latency-budget table (one row per shape and percentile)."""
+
+
+def _budget_table(summary: Mapping[str, Any]) -> Html:
+    """Per tree shape, the p50 and p99 trees' critical path split, with the zero-load floor.
+
+    From ``trees.latency_budget`` (the split of the tree at that percentile: its parts add up
+    to it) and ``trees.floor_s`` (the p99 zero-load critical path); empty without a budget.
+    """
+    from planner.report.verdict import BUDGET_PARTS  # here: the import block is shared
+
+    budget = get(summary, "trees", "latency_budget") or {}
+    if not budget:
+        return Html("")
+    floors = get(summary, "trees", "floor_s") or {}
+    limit = _limit(get(summary, "slo", "tree_e2e_s"))
+    rows = []
+    for shape, split in budget.items():
+        for pct in ("p50", "p99"):
+            parts = (split or {}).get(pct) or {}
+            total = sum(float(parts.get(k) or 0.0) for k in BUDGET_PARTS)
+            floor = floors.get(shape) if pct == "p99" else None
+            cells = [fmt_num(parts.get(k)) for k in BUDGET_PARTS]
+            floor_text = fmt_num(floor) if floor is not None else ""
+            rows.append([shape, pct, fmt_num(total), *cells, floor_text])
+    slo_text = f" The tree SLO is {fmt_plain(limit)} s." if limit is not None else ""
+    return (
+        subheading("Latency budget per tree shape")
+        + table(BUDGET_HEADERS, rows, numeric_from=2)
+        + para(
+            "The critical path of the p50 and p99 tree of each shape, split into time queued, "
+            "prefilling, decoding, moving KV between pools and waiting on tools (s; the parts "
+            "add up to the total). The floor is the p99 over the shape's trees of the same path "
+            "on an idle fleet: no number of racks brings a shape below it." + slo_text,
+            cls="note",
+        )
     )
 
 
@@ -315,8 +366,51 @@ def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -
             ylabel="replica-time busy (%)", markers=_last_arrival(result), ylim=(0.0, 1.0),
             y_percent=True,
         )  # fmt: skip
-        body += figures([figure(svg, "Utilization per pool, per timeline bin")])
+        charts = [figure(svg, "Utilization per pool, per timeline bin")]
+        kv = _kv_chart(summary, result)
+        if kv is not None:
+            charts.append(
+                figure(kv, "KV memory held per pool over its KV budget, per timeline bin")
+            )
+        body += figures(charts)
     return body
+
+
+def _kv_chart(summary: Mapping[str, Any], result: SimulationResult) -> Html | None:
+    """KV occupancy over time per pool (``pools.<name>.kv_occupancy``), None without any.
+
+    Pools with different timeline bins are drawn on the finest pool's time axis: a pool's value
+    at a time is that of its bin holding it.
+    """
+    pools = get(summary, "pools") or {}
+    tracks = {
+        name: (np.asarray(p["kv_occupancy"], dtype=np.float64), float(p["timeline_bin_s"]))
+        for name, p in pools.items()
+        if p.get("kv_occupancy") and p.get("timeline_bin_s")
+    }
+    if not tracks:
+        return None
+    bin_s = min(width for _, width in tracks.values())
+    n_bins = max(math.ceil(v.size * width / bin_s) for v, width in tracks.values())
+    times = (np.arange(n_bins) + 0.5) * bin_s
+    series = {}
+    for name, (values, width) in tracks.items():
+        index = np.minimum((times / width).astype(int), values.size - 1)
+        role = get(pools, name, "role")
+        label = name if name == role or role is None else f"{name} ({role})"
+        series[f"{label}, % of KV budget"] = np.where(
+            times < values.size * width, values[index], np.nan
+        )
+    return timeline_chart(
+        times,
+        series,
+        title="KV cache occupancy over time",
+        xlabel="simulated time (s)",
+        ylabel="KV held / KV budget (%)",
+        markers=_last_arrival(result),
+        ylim=(0.0, 1.0),
+        y_percent=True,
+    )
 
 
 def _last_arrival(result: SimulationResult) -> dict[str, float] | None:
@@ -444,8 +538,11 @@ def _cost_section(summary: Mapping[str, Any]) -> Html:
 
 
 def _verdict_paragraphs(summary: Mapping[str, Any]) -> list[Html]:
-    """The verdict lines (pass/fail, overload, partial run, failures, floors, headroom, cost),
-    each a paragraph; the bad news carries a red badge, a pass a green one."""
+    """The verdict lines, each a paragraph.
+
+    Pass/fail, overload, partial run, failures, floors, headroom and cost; the bad news carries
+    a red badge, a pass a green one.
+    """
     from planner.report.verdict import verdict_lines  # here: the import block is shared
 
     out = []

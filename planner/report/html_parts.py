@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from planner.app.formatting import fmt_usd as fmt_usd  # re-exported: one money format
+
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 MISSING: Final = "–"
 """Shown where a figure is absent or undefined (``None``, NaN)."""
@@ -79,24 +81,6 @@ def fmt_pct(value: Any, decimals: int = 1) -> str:
     """A fraction as a percentage (``0.339`` -> ``33.9%``); ``–`` when undefined."""
     number = _finite(value)
     return MISSING if number is None else f"{number * 100:.{decimals}f}%"
-
-
-def fmt_usd(value: Any) -> str:
-    """Dollars for a table.
-
-    From $100,000 up in millions (``$10.20 M``, ``$0.19 M``: one unit for the sums a review
-    compares), thousands to the dollar, smaller to the cent.
-    """
-    number = _finite(value)
-    if number is None:
-        return MISSING
-    sign = "-" if number < 0 else ""
-    magnitude = abs(number)
-    if magnitude >= 1e5:
-        return f"{sign}${magnitude / 1e6:,.2f} M"
-    if magnitude >= 1e3:
-        return f"{sign}${magnitude:,.0f}"
-    return f"{sign}${magnitude:,.2f}"
 
 
 def fmt_bool(value: Any, yes: str = "yes", no: str = "no") -> str:

@@ -36,6 +36,7 @@ from planner.report.html_parts import (
     strong,
 )
 from planner.report.plots import line_png
+from planner.report.verdict import ATTAINMENT_TO_PASS, passes
 
 STATUS_OK: Final = "ok"
 STATUS_FAILED: Final = "failed"
@@ -62,15 +63,22 @@ SLO_CHECKS: Final = (
 """(p99 column, SLO limit column, name): a point meets the SLOs when every p99 is within its
 limit (the limits are the runs' own ``slo`` block, so each point is judged by its own SLOs)."""
 
+HEADLINE_COST: Final = "cost.headline.usd"
+"""The run's headline cost (:func:`planner.report.verdict.headline_cost`: per tree for agent
+trees, per million tokens processed when prompts dominate, else per million output tokens)."""
+
 COST_COLUMNS: Final = (
-    "cost.usd_per_million_output_tokens",
+    HEADLINE_COST,
     "cost.usd_per_tree",
+    "cost.usd_per_million_output_tokens",
     "cost.usd_per_year",
     "cost.capex_usd",
 )
 """Cost columns in order of preference: the first present ranks the feasible points."""
 
 ATTAINMENT: Final = "slo.attainment"
+STABLE: Final = "stability.stable"
+PARTIAL: Final = "partial"
 CONSTRAINTS: Final = "constraints_met"
 """Column the callback adds when the sweep has an ``objective`` with constraints."""
 
@@ -128,12 +136,32 @@ def _judged(row: pd.Series) -> bool:
     return has_pair or bool(flags)
 
 
-def _is_feasible(row: pd.Series) -> bool | None:
-    if row.get("status") != STATUS_OK or not _judged(row):
+def _flag(row: pd.Series, column: str) -> bool | None:
+    """A boolean column's value (None when absent or missing)."""
+    if column not in row.index or pd.isna(row[column]):
         return None
-    for column in ("slo.feasible", CONSTRAINTS):
-        if column in row.index and pd.notna(row[column]) and not bool(row[column]):
-            return False
+    return bool(row[column])
+
+
+def _is_feasible(row: pd.Series) -> bool | None:
+    """Whether a point passes, by its own run's verdict where the row carries what it needs.
+
+    With ``slo.attainment`` the rule is the run verdict's (:func:`~planner.report.verdict.
+    passes`: attainment, ``stability.stable``, ``partial``) and the objective's constraints;
+    rows without it (other commands' summaries) are judged on their p99s against the SLOs,
+    ``slo.feasible`` and the constraints.
+    """
+    if row.get("status") != STATUS_OK:
+        return None
+    if _flag(row, CONSTRAINTS) is False:
+        return False
+    attainment = _value(row, ATTAINMENT)
+    if ATTAINMENT in row.index:
+        return passes(attainment, _flag(row, STABLE), _flag(row, PARTIAL))
+    if not _judged(row):
+        return None
+    if _flag(row, "slo.feasible") is False:
+        return False
     return not _misses(row)
 
 
@@ -147,11 +175,18 @@ def _evidence(row: pd.Series) -> str:
             parts.append(f"{name} {fmt_num(value, 4)} s {sign} {fmt_plain(bound)} s")
     attainment = _value(row, ATTAINMENT)
     if attainment is not None:
-        parts.append(f"SLO attainment {fmt_pct(attainment)}")
+        parts.append(f"SLO attainment {fmt_pct(attainment)} (needs {ATTAINMENT_TO_PASS:.0%})")
+    if _flag(row, STABLE) is False:
+        parts.append("overloaded")
+    if _flag(row, PARTIAL):
+        parts.append("partial run")
     return ", ".join(parts)
 
 
-def _cost_text(column: str, value: float) -> str:
+def _cost_text(column: str, value: float, row: pd.Series | None = None) -> str:
+    if column == HEADLINE_COST and row is not None:
+        unit = row.get("cost.headline.unit")
+        return f"{fmt_usd(value)} {unit if isinstance(unit, str) else '(headline cost)'}"
     names = {
         "cost.usd_per_million_output_tokens": "per million output tokens",
         "cost.usd_per_tree": "per tree",
@@ -165,10 +200,11 @@ def _cost_text(column: str, value: float) -> str:
 def assess(table: pd.DataFrame, keys: Sequence[str], *, direction: str = "minimize") -> Assessment:
     """Judge every point and pick the best one.
 
-    A point meets the SLOs when its job succeeded, every p99 in :data:`SLO_CHECKS` is within its
-    limit, and neither ``slo.feasible`` nor the objective's constraints (``constraints_met``)
-    say otherwise. The best point is the feasible one with the best ``objective`` (by
-    ``direction``), else the cheapest by the first column of :data:`COST_COLUMNS` present. With
+    A point meets the SLOs when its job succeeded and its own run's verdict is PASS (see
+    :func:`_is_feasible`), and the objective's constraints (``constraints_met``) hold. The best
+    point is the feasible one with the best ``objective`` (by ``direction``), else the cheapest
+    by the first column of :data:`COST_COLUMNS` present (the headline cost when every candidate
+    states it in the same unit). With
     no feasible point, the answer names the point closest to the SLOs (smallest worst p99 /
     limit ratio).
 
@@ -189,10 +225,8 @@ def assess(table: pd.DataFrame, keys: Sequence[str], *, direction: str = "minimi
         return Assessment(feasible, None, f"No point succeeded ({n} job(s) failed).")
     candidates = good if judged else ok
     ranked_by = next(
-        (c for c in ("objective", *COST_COLUMNS)
-         if c in table.columns and any(_value(table.loc[i], c) is not None for i in candidates)),
-        None,
-    )  # fmt: skip
+        (c for c in ("objective", *COST_COLUMNS) if _ranks(table, c, candidates)), None
+    )
     if judged and not good:
         closest = min(judged, key=lambda i: _worst_ratio(table.loc[i]))
         row = table.loc[closest]
@@ -217,9 +251,9 @@ def assess(table: pd.DataFrame, keys: Sequence[str], *, direction: str = "minimi
         price = f"objective {fmt_num(value)}"
         cost = next((c for c in COST_COLUMNS if _value(row, c) is not None), None)
         if cost is not None:
-            price += f" ({_cost_text(cost, _value(row, cost) or 0.0)})"
+            price += f" ({_cost_text(cost, _value(row, cost) or 0.0, row)})"
     else:
-        price = _cost_text(ranked_by, value)
+        price = _cost_text(ranked_by, value, row)
     adjective = "best" if ranked_by == "objective" else "cheapest"
     pool = f"{len(good)} of {n} points meeting the SLOs" if judged else f"{len(ok)} of {n} points"
     evidence = _evidence(row)
@@ -230,6 +264,22 @@ def assess(table: pd.DataFrame, keys: Sequence[str], *, direction: str = "minimi
         + (f"; {evidence}." if evidence else "."),
         ranked_by,
     )
+
+
+def _ranks(table: pd.DataFrame, column: str, candidates: Sequence[Any]) -> bool:
+    """Whether ``column`` can rank ``candidates``.
+
+    Some candidates must have a value; for the headline cost, all of them must state it in one
+    unit (a sweep over workloads may mix per-tree and per-token costs).
+    """
+    if column not in table.columns:
+        return False
+    if not any(_value(table.loc[i], column) is not None for i in candidates):
+        return False
+    if column == HEADLINE_COST:
+        metrics = {table.loc[i].get("cost.headline.metric") for i in candidates}
+        return len(metrics) == 1
+    return True
 
 
 def _worst_ratio(row: pd.Series) -> float:
@@ -443,7 +493,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 def column_order(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """Columns of the page's table, in reading order.
+    """Columns of the page's table, the decision columns first.
 
     Swept keys, status, the decision columns (feasible, SLO attainment, objective, cost, p99s),
     then the rest; SLO limits (constant, stated in the answer box) and ``job`` / ``error`` /
@@ -465,6 +515,8 @@ def _slo_line(table: pd.DataFrame) -> str:
             values = pd.to_numeric(table[limit], errors="coerce").dropna().unique()
             if len(values) == 1:
                 parts.append(f"{name.replace(' p99', '')} p99 ≤ {fmt_plain(values[0])} s")
+    if parts and ATTAINMENT in table.columns:
+        parts.append(f"a point passes when {ATTAINMENT_TO_PASS:.0%} of its trees meet them")
     return "SLOs: " + ", ".join(parts) + "." if parts else ""
 
 

@@ -6,10 +6,30 @@ console read them from here.
 
 from planner.app.verdict import (
     ATTAINMENT_TO_PASS,
+    BUDGET_PARTS,
+    budget_line,
     fleet_name,
     headline_cost,
+    model_and_fleet,
+    passed,
+    passes,
+    plural,
     verdict,
     verdict_lines,
+    worst_shape,
 )
 
-__all__ = ["ATTAINMENT_TO_PASS", "fleet_name", "headline_cost", "verdict", "verdict_lines"]
+__all__ = [
+    "ATTAINMENT_TO_PASS",
+    "BUDGET_PARTS",
+    "budget_line",
+    "fleet_name",
+    "headline_cost",
+    "model_and_fleet",
+    "passed",
+    "passes",
+    "plural",
+    "verdict",
+    "verdict_lines",
+    "worst_shape",
+]

@@ -61,6 +61,21 @@ this triggers (failures striking a replica's group many times per repair) it is 
 longer (the 10,000x LPU stress run: about 10^82 s, 9e74 years)."""
 
 
+NEVER_YEARS = 1e10
+"""[A] An expected wait beyond 10^10 years (about the age of the universe) is stated as never."""
+
+
+def expected_wait_text(years: float) -> str:
+    """An expected wait in years as a review reads it.
+
+    ``"3.2 years"``, or ``"never"`` beyond :data:`NEVER_YEARS` (a figure like 1.89e+275 years
+    says nothing more than that).
+    """
+    if not years < NEVER_YEARS:  # also inf and NaN
+        return f"never (over 10^{math.log10(NEVER_YEARS):.0f} years)"
+    return f"{years:,.3g} years"
+
+
 @dataclass(frozen=True)
 class FailureSpec:
     """How accelerators fail and recover during a run.
@@ -260,7 +275,7 @@ class FaultInjector:
             f"({self.spec.rate_per_accelerator_s(kind) * chips * 3600:,.4g} failures/h on "
             f"{chips:,} chips, mean repair {self.spec.repair_time.expected_s():,.0f} s): expected "
             f"wait for a replica to come back "
-            + ("beyond 10^300 s" if math.isinf(years) else f"{years:,.3g} years")
+            + expected_wait_text(years)
             + "; its waiting and later calls fail (pool_down)"
         )
         waiting = list(pool.parked)

@@ -8,18 +8,21 @@ continuous batching one decoding sequence keeps a replica busy. These figures do
 * ``headroom.load_fraction``: the offered call rate over that knee (1.0 = at the knee);
 * ``mbu`` / ``mfu``: bytes moved and FLOPs done by the simulated iterations over the pool's peak
   memory bandwidth and peak compute times the simulated time (:func:`achieved_fractions`);
-* ``kv_occupancy`` / ``queue_depth`` timelines (:func:`interval_timeline`).
+* ``kv_occupancy`` / ``queue_depth`` timelines (:func:`interval_timeline`);
+* ``stability``: whether the admission queue kept growing (:func:`stability`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from planner.perf.replica import Replica, at_concurrency, largest_batch_within
 from planner.sim.config import PoolSpec, SloSpec
+from planner.sim.results import SimulationResult
 from planner.specs.errors import ConfigError
 
 
@@ -31,11 +34,15 @@ def knee_rate_per_s(
     osl: float,
     slo: SloSpec,
     request_overhead_s: float = 0.0,
+    cached_tokens: float = 0.0,
 ) -> float:
     """Highest call arrival rate (calls/s) at which a pool still meets the TPOT and TTFT SLOs.
 
     From the static model at the workload's mean input / output lengths ``isl`` / ``osl``
-    (tokens per call), for ``replicas`` identical replicas (the knee scales linearly):
+    (tokens per call) with ``cached_tokens`` of each prompt served from the prefix cache as the
+    run measured (not prefilled again: agent calls reuse ~86% of their prompt, so ignoring the
+    hits put the knee of the default fleet ~10x too low), for ``replicas`` identical replicas
+    (the knee scales linearly):
 
     * ``unified``: :func:`~planner.perf.replica.at_concurrency` (closed-loop steady state with
       interleaved prefill: ``TPOT = step(B) + (B / osl) * prefill(isl)``) at the largest
@@ -54,7 +61,7 @@ def knee_rate_per_s(
     if cap < 1:
         return 0.0
     if role == "prefill":
-        prefill_s = perf.prefill_time_s(isl)
+        prefill_s = perf.prefill_time_s(isl, cached_tokens)
         return replicas / prefill_s if prefill_s <= slo.ttft_s else 0.0
     if role == "decode":
 
@@ -65,7 +72,7 @@ def knee_rate_per_s(
         return replicas * batch / step(batch) / max(osl, 1.0) if batch else 0.0
 
     def meets(concurrency: int) -> bool:
-        point = at_concurrency(perf, concurrency, isl, osl, request_overhead_s)
+        point = at_concurrency(perf, concurrency, isl, osl, request_overhead_s, cached_tokens)
         return point.tpot_s <= slo.tpot_s and point.ttft_s <= slo.ttft_s
 
     if not meets(1):
@@ -77,7 +84,7 @@ def knee_rate_per_s(
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (mid, high) if meets(mid) else (low, mid)
-    point = at_concurrency(perf, low, isl, osl, request_overhead_s)
+    point = at_concurrency(perf, low, isl, osl, request_overhead_s, cached_tokens)
     return replicas * point.output_tokens_per_s_per_accelerator * perf.accelerators / osl
 
 
@@ -186,3 +193,79 @@ def interval_timeline(
 
     area = integral(start) - integral(end)
     return np.diff(area) / bin_s
+
+
+QUEUE_GROWTH_MIN_CALLS = 10
+"""[A] Growth of the admission queue (calls) below which it counts as noise whatever the load."""
+
+QUEUE_GROWTH_SHARE = 0.1
+"""[A] Growth of the admission queue, as a share of the calls that arrived over the second half of
+the window, above which arrivals outran service: a queue at load ``rho < 1`` fluctuates by
+O(1 / (1 - rho)) calls, not by a fixed share of the arrivals."""
+
+
+def _count_open(start_s: NDArray[np.float64], end_s: NDArray[np.float64], t_s: float) -> int:
+    """Intervals ``[start, end)`` open at ``t_s`` (NaN start: never opened; NaN end: open)."""
+    opened = np.isfinite(start_s) & (start_s <= t_s)
+    return int((opened & ~(end_s <= t_s)).sum())
+
+
+def _done_s(result: SimulationResult, times_s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``times_s``, or the failure time where a call was given up before reaching them."""
+    if result.fail_s is None:
+        return times_s
+    return np.where(np.isfinite(times_s), times_s, result.fail_s)
+
+
+def stability(result: SimulationResult) -> dict[str, Any]:
+    """Whether the offered load looked sustainable: did the admission queue keep growing?
+
+    Judged on the calls *waiting for admission* (ready but not yet admitted to a replica, and on
+    a disaggregated fleet, KV landed but not yet admitted to a decode replica), not on all calls
+    in the system. A replica holds at most ``max_batch`` sequences (and its KV budget), so the
+    calls in service are bounded; if arrivals exceed what the fleet serves (``rho > 1``), the
+    excess can only pile up in the admission queues, which then grow by ``(lambda - mu) t``.
+    The calls in service, in contrast, fill up to ``lambda x E[service time]`` (Little's law)
+    over the first service time of a run: a short run of a stable fleet is still filling at its
+    end, which a test on the whole backlog mistook for overload (issue 12).
+
+    The queue is read at the middle and at the end of the window simulated under arrivals: from
+    the first tree arrival to the last one, or to the stop of the clock if that came first (a
+    run stopped by a limit is judged on what it simulated). Overloaded when the queue grew by
+    more than :data:`QUEUE_GROWTH_SHARE` of the calls that arrived over the second half and by
+    more than :data:`QUEUE_GROWTH_MIN_CALLS` calls. ``backlog_mid`` / ``backlog_end`` (all calls
+    ready and neither finished nor failed) are reported alongside.
+    """
+    ready = result.ready_s
+    arrivals = result.tree_arrival_s
+    if not np.isfinite(ready).any() or arrivals.size < 2:
+        empty = dict.fromkeys(("backlog_mid", "backlog_end", "queue_mid", "queue_end"), 0)
+        return {"stable": True, **empty, "window_end_s": None, "reason": "too few calls"}
+    finish = _done_s(result, result.finish_s)
+    waits = [(ready, _done_s(result, result.admit_s))]
+    if result.kv_landed_s is not None and result.decode_admit_s is not None:
+        waits.append((result.kv_landed_s, _done_s(result, result.decode_admit_s)))
+
+    def queue(t_s: float) -> int:
+        return sum(_count_open(start, end, t_s) for start, end in waits)
+
+    end_t = min(float(arrivals[-1]), result.sim_time_s)
+    mid_t = float(arrivals[0] + (end_t - arrivals[0]) / 2.0)
+    q_mid, q_end = queue(mid_t), queue(end_t)
+    arrived = int(((ready > mid_t) & (ready <= end_t)).sum())
+    growing = q_end - q_mid > max(QUEUE_GROWTH_MIN_CALLS, QUEUE_GROWTH_SHARE * arrived)
+    reason = (
+        f"the admission queue grew from {q_mid:,} to {q_end:,} calls while {arrived:,} arrived "
+        "in the second half of the arrivals: arrivals exceed capacity"
+        if growing
+        else "the admission queue did not keep growing"
+    )
+    return {
+        "stable": not growing,
+        "backlog_mid": _count_open(ready, finish, mid_t),
+        "backlog_end": _count_open(ready, finish, end_t),
+        "queue_mid": q_mid,
+        "queue_end": q_end,
+        "window_end_s": end_t,
+        "reason": reason,
+    }

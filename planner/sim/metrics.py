@@ -44,6 +44,7 @@ from planner.sim.headroom import (
     interval_timeline,
     knee_rate_per_s,
     kv_per_token,
+    stability,
 )
 from planner.sim.pool import FAIL_POOL_DOWN, FAIL_RETRIES, pool_replica
 from planner.sim.results import PoolStats, SimulationResult
@@ -93,49 +94,6 @@ def slo_met_per_tree(result: SimulationResult, slo: SloSpec) -> NDArray[np.bool_
     return calls_ok_per_tree & (tree_e2e <= slo.tree_e2e_s)
 
 
-def stability(result: SimulationResult) -> dict[str, Any]:
-    """Whether the offered load looked sustainable: did the backlog keep growing?
-
-    The backlog (calls ready but neither finished nor failed) is read at the middle and at the
-    end of the window actually simulated under arrivals: from the first arrival to the last one,
-    or to the stop of the clock if that came first (a run stopped by a limit is judged on what
-    it simulated, never on times after the stop). A stable fleet's backlog fluctuates around a
-    level; an overloaded one's grows with every arrival it cannot serve. If the backlog grew by
-    more than 10% of the calls that arrived over the second half (and by more than 10 calls),
-    arrivals outran capacity: with more arrivals the queues would grow without bound.
-    """
-    ready = np.sort(result.ready_s[np.isfinite(result.ready_s)])
-    done = result.finish_s
-    if result.fail_s is not None:
-        done = np.where(np.isfinite(result.fail_s), result.fail_s, done)
-    finished = np.sort(done[np.isfinite(done)])
-    arrivals = result.tree_arrival_s
-    if ready.size == 0 or arrivals.size < 2:
-        return {
-            "stable": True, "backlog_mid": 0, "backlog_end": 0, "window_end_s": None,
-            "reason": "too few calls",
-        }  # fmt: skip
-
-    def backlog(t: float) -> int:
-        return int(np.searchsorted(ready, t, "right") - np.searchsorted(finished, t, "right"))
-
-    end_t = min(float(arrivals[-1]), result.sim_time_s)
-    mid_t = float(arrivals[0] + (end_t - arrivals[0]) / 2.0)
-    mid, end = backlog(mid_t), backlog(end_t)
-    arrived = int(np.searchsorted(ready, end_t, "right") - np.searchsorted(ready, mid_t, "right"))
-    growing = end - mid > max(10, 0.1 * arrived)
-    reason = (
-        f"backlog grew from {mid:,} to {end:,} calls while {arrived:,} arrived in the second "
-        "half of the arrivals: arrivals exceed capacity"
-        if growing
-        else "backlog did not keep growing"
-    )
-    return {
-        "stable": not growing, "backlog_mid": mid, "backlog_end": end, "window_end_s": end_t,
-        "reason": reason,
-    }  # fmt: skip
-
-
 def offered_call_rate_per_s(result: SimulationResult) -> float | None:
     """Calls/s the workload offers: the tree arrival rate x the mean calls per tree.
 
@@ -170,7 +128,9 @@ def pool_load(
     isl = float(inputs.mean()) if inputs.size else 0.0
     osl = float(outputs.mean()) if outputs.size else 0.0
     knee = (
-        knee_rate_per_s(perf, spec.role, stats.replicas, isl, osl, slo, overhead_s)
+        knee_rate_per_s(
+            perf, spec.role, stats.replicas, isl, osl, slo, overhead_s, float(cached.mean())
+        )
         if inputs.size
         else 0.0
     )
@@ -212,13 +172,16 @@ def pool_load(
         short = outputs <= 1
         end = _done_or_failed(result, np.where(short, result.first_token_s, held_until))
         start, tokens = result.admit_s, inputs - cached
-    else:
-        start = landed if landed is not None else result.first_token_s
+    else:  # a decode replica reserves a call's KV on admission, not when its transfer lands
+        admitted = result.decode_admit_s
+        start = admitted if admitted is not None else result.first_token_s
         end, tokens = finish, inputs + outputs / 2.0
     capacity = perf.kv_budget_bytes * stats.replicas
     kv = interval_timeline(start, end, per_token * tokens + fixed, stats.timeline_bin_s, bins)
     if prompt_kv is not None:
         kv = kv + prompt_kv
+    # Admission never reserves past the KV budget, so a time average of what is held cannot.
+    assert not (kv > capacity * (1.0 + 1e-9)).any(), (spec.name, float(kv.max() / capacity))
     # Calls waiting for admission: from ready (a decode pool: from the KV landing) to admission.
     wait_start: NDArray[np.float64] | None = result.ready_s
     wait_end: NDArray[np.float64] | None = result.admit_s
