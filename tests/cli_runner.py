@@ -83,7 +83,7 @@ def _reattach_stale_log_streams() -> None:
         for handler in getattr(logger, "handlers", ()):
             stream = getattr(handler, "stream", None)
             if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
-                handler.setStream(sys.stderr)
+                handler.stream = sys.stderr  # not setStream: it flushes the closed stream
 
 
 def _clear_hydra() -> None:
