@@ -64,10 +64,15 @@ def reference_pool_and_shape(replicas: int = 16) -> tuple[PoolSpec, FanoutShape]
         LengthLaw.lognormal(100, sigma=0.8, max_value=2000),
     )
     shape = FanoutShape(
-        n_subcalls=LengthLaw.uniform(10, 40), waves=1, planner=calls, subcall=calls,
-        aggregate=calls, tool_delay=DelayLaw.fixed(0.0), append_parent_outputs=False,
+        n_subcalls=LengthLaw.uniform(10, 40),
+        waves=1,
+        planner=calls,
+        subcall=calls,
+        aggregate=calls,
+        tool_delay=DelayLaw.fixed(0.0),
+        append_parent_outputs=False,
         shared_prefix=SharedPrefix(),
-    )  # fmt: skip
+    )
     return pool, shape
 
 

@@ -109,8 +109,10 @@ def run_one(scale: int, trees: int) -> dict[str, float]:
     """One scale in a fresh process (so its peak RSS is its own)."""
     out = subprocess.run(
         [sys.executable, __file__, "--one", str(scale), str(trees)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     report: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return report
 
@@ -120,11 +122,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--trees", type=int, default=TREES_1X, help="trees at 1x")
-    parser.add_argument("--short-from", type=int, default=1000,
-                        help="scales from this one on simulate a 10x shorter window")  # fmt: skip
+    parser.add_argument(
+        "--short-from",
+        type=int,
+        default=1000,
+        help="scales from this one on simulate a 10x shorter window",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="processes for the 1x median")
-    parser.add_argument("--one", type=int, nargs=2, metavar=("SCALE", "TREES"),
-                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument(
+        "--one", type=int, nargs=2, metavar=("SCALE", "TREES"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(*args.one)))

@@ -152,8 +152,14 @@ def bench_montecarlo(runs: int = 3) -> dict[str, float]:
     script = Path(sys.executable).parent / "planner-roi"
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
-        args = [str(script), f"cache_dir={cache}", "mc.samples=10000", "mc.n_jobs=2",
-                "mc.backend=joblib", f"hydra.run.dir={tmp}/run"]  # fmt: skip
+        args = [
+            str(script),
+            f"cache_dir={cache}",
+            "mc.samples=10000",
+            "mc.n_jobs=2",
+            "mc.backend=joblib",
+            f"hydra.run.dir={tmp}/run",
+        ]
         subprocess.run(args, capture_output=True, check=True)  # measures and caches the curves
         times = []
         for _ in range(runs):

@@ -1,5 +1,6 @@
-"""Fit the efficiency factors, one profile per accelerator family and serving stack, and show
-every row's error.
+"""Fit the efficiency factors, one profile per accelerator family and serving stack.
+
+It shows every row's error.
 
 Usage:
     python scripts/calibrate.py            # fit and print the table (writes nothing)
@@ -74,9 +75,13 @@ GPU_START = EfficiencyFactors(
     request_overhead_s=0.05,
 )
 CURVE_FREE = (
-    "compute_efficiency", "memory_efficiency", "expert_memory_efficiency",
-    "attention_compute_efficiency", "moe_layer_overhead_s", "request_overhead_s",
-)  # fmt: skip
+    "compute_efficiency",
+    "memory_efficiency",
+    "expert_memory_efficiency",
+    "attention_compute_efficiency",
+    "moe_layer_overhead_s",
+    "request_overhead_s",
+)
 FREE = {
     # Only the TensorRT-LLM rows span dense and MoE models, so only they separate the overhead of
     # every layer from the extra of a MoE layer; the other stacks keep the former.
@@ -96,29 +101,42 @@ FREE = {
     ("nvidia_gpu", "vllm"): ("compute_efficiency", "layer_overhead_s", "eager_layer_launch_s"),
 }
 PROFILE_KEYS = (
-    "stack", "compute_efficiency", "memory_efficiency", "comm_efficiency", "step_overhead_s",
-    "layer_overhead_s", "moe_layer_overhead_s", "expert_memory_efficiency",
+    "stack",
+    "compute_efficiency",
+    "memory_efficiency",
+    "comm_efficiency",
+    "step_overhead_s",
+    "layer_overhead_s",
+    "moe_layer_overhead_s",
+    "expert_memory_efficiency",
     "attention_compute_efficiency",
-    "expert_gemm_half_tokens", "request_overhead_s", "kv_memory_fraction", "eager_layer_launch_s",
-)  # fmt: skip
+    "expert_gemm_half_tokens",
+    "request_overhead_s",
+    "kv_memory_fraction",
+    "eager_layer_launch_s",
+)
 
 
 @cache
 def resolve_model(name: str) -> Model:
+    """The model of conf/model/<name>.yaml."""
     return config.model(config.load_named("model", name, "model"))
 
 
 @cache
 def resolve_system(name: str) -> System:
+    """The system of conf/hardware/<name>.yaml."""
     return config.system(config.load_named("hardware", name, "hardware"))
 
 
 def load_rows() -> list[CalibrationRow]:
+    """The measured rows of conf/calibration/measurements.yaml."""
     data = yaml.safe_load((CONF / "calibration" / "measurements.yaml").read_text())
     return [CalibrationRow.from_dict(row) for row in data["rows"]]
 
 
 def load_points() -> list[CurvePoint]:
+    """The measured serving-curve points of conf/calibration/."""
     points: list[CurvePoint] = []
     for family, name in CURVES.items():
         with (CONF / "calibration" / name).open() as lines:
@@ -179,11 +197,16 @@ def evaluate_points(
         gpu, user, ttft = predict_point(
             p, resolve_model, resolve_system, fitted[(p.family, p.stack)]
         )
-        table.append({
-            "point": p, "gpu": gpu, "user": user, "ttft": ttft,
-            "gpu_error_pct": percentage_error(gpu, p.output_tokens_per_s_per_accelerator),
-            "user_error_pct": percentage_error(user, p.tokens_per_s_per_user),
-        })  # fmt: skip
+        table.append(
+            {
+                "point": p,
+                "gpu": gpu,
+                "user": user,
+                "ttft": ttft,
+                "gpu_error_pct": percentage_error(gpu, p.output_tokens_per_s_per_accelerator),
+                "user_error_pct": percentage_error(user, p.tokens_per_s_per_user),
+            }
+        )
     return table
 
 
@@ -214,6 +237,7 @@ def _num(value: float) -> str:
 
 
 def print_rows(table: list[dict[str, object]], markdown: bool) -> None:
+    """Print the per-row errors as a table (Markdown with ``markdown``)."""
     header = ("row", "stack", "use", "measured", "predicted", "error")
     if markdown:
         print("| " + " | ".join(header) + " |")
@@ -240,8 +264,17 @@ def print_rows(table: list[dict[str, object]], markdown: bool) -> None:
 
 
 def print_points(table: list[dict[str, object]], markdown: bool) -> None:
-    header = ("point (nominal ISL/OSL)", "runs", "tok/s/GPU meas.", "pred.", "err",
-              "tok/s/user meas.", "pred.", "err")  # fmt: skip
+    """Print the per-point serving-curve errors as a table (Markdown with ``markdown``)."""
+    header = (
+        "point (nominal ISL/OSL)",
+        "runs",
+        "tok/s/GPU meas.",
+        "pred.",
+        "err",
+        "tok/s/user meas.",
+        "pred.",
+        "err",
+    )
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
@@ -249,18 +282,26 @@ def print_points(table: list[dict[str, object]], markdown: bool) -> None:
         p = e["point"]
         assert isinstance(p, CurvePoint)
         cells = (
-            p.id, str(p.runs), _num(p.output_tokens_per_s_per_accelerator), _num(float(e["gpu"])),  # type: ignore[arg-type]
-            f"{float(e['gpu_error_pct']):+.0f}%", _num(p.tokens_per_s_per_user),  # type: ignore[arg-type]
-            _num(float(e["user"])), f"{float(e['user_error_pct']):+.0f}%",  # type: ignore[arg-type]
-        )  # fmt: skip
+            p.id,
+            str(p.runs),
+            _num(p.output_tokens_per_s_per_accelerator),
+            _num(float(e["gpu"])),  # type: ignore[arg-type]
+            f"{float(e['gpu_error_pct']):+.0f}%",
+            _num(p.tokens_per_s_per_user),  # type: ignore[arg-type]
+            _num(float(e["user"])),
+            f"{float(e['user_error_pct']):+.0f}%",  # type: ignore[arg-type]
+        )
         if markdown:
             print("| " + " | ".join(cells) + " |")
         else:
-            print(f"{cells[0]:40} {cells[1]:>3} {cells[2]:>7} {cells[3]:>7} {cells[4]:>6}  "
-                  f"{cells[5]:>6} {cells[6]:>6} {cells[7]:>6}")  # fmt: skip
+            print(
+                f"{cells[0]:40} {cells[1]:>3} {cells[2]:>7} {cells[3]:>7} {cells[4]:>6}  "
+                f"{cells[5]:>6} {cells[6]:>6} {cells[7]:>6}"
+            )
 
 
 def profile_path(family: str, stack: str) -> Path:
+    """The profile file of an accelerator family and serving stack in conf/efficiency/."""
     if not stack or DEFAULT_STACK.get(family) == stack:
         return CONF / "efficiency" / f"{family}.yaml"
     return CONF / "efficiency" / f"{family}__{stack}.yaml"
@@ -270,6 +311,7 @@ def write_factors(
     fitted: dict[tuple[str, str], EfficiencyFactors],
     summary: dict[tuple[str, str], str],
 ) -> None:
+    """Write the fitted factors to their profile file in conf/efficiency/."""
     sources = {
         ("nvidia_gpu", "trtllm"): [
             "TensorRT-LLM profile of NVIDIA GPUs. Fitted by scripts/calibrate.py (Cauchy-loss",
@@ -314,6 +356,7 @@ def write_factors(
 
 
 def main() -> None:
+    """Command-line entry point."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -74,11 +74,13 @@ TAGS = {
 
 @cache
 def resolve_model(name: str) -> Model:
+    """The model of conf/model/<name>.yaml."""
     return config.model(config.load_named("model", name, "model"))
 
 
 @cache
 def resolve_system(name: str) -> System:
+    """The system of conf/hardware/<name>.yaml."""
     return config.system(config.load_named("hardware", name, "hardware"))
 
 
@@ -90,6 +92,7 @@ def run_fit() -> LpuFit:
 
 
 def print_table(fit: LpuFit) -> None:
+    """Print the LPU rows with their predicted and measured figures."""
     print(
         f"{'row':20} {'use':6} {'measured':>9} {'predicted':>10} {'error':>7} "
         f"{'chips':>6} {'layers':>6} {'hops':>5} {'unfloored us/layer':>18}"
@@ -103,6 +106,7 @@ def print_table(fit: LpuFit) -> None:
 
 
 def notes(fit: LpuFit) -> list[str]:
+    """What pins each fitted LPU factor, one line each."""
     eff = fit.efficiency
     speed = [r for r in fit.results if r.fitted]
     checks = [r for r in fit.results if not r.fitted]
@@ -148,6 +152,7 @@ def notes(fit: LpuFit) -> list[str]:
 
 
 def write_factors(fit: LpuFit) -> Path:
+    """Write the fitted factors to their profile file in conf/efficiency/."""
     lines = [f"# {line}" for line in notes(fit)]
     lines.append("# Regenerate with: python scripts/calibrate_lpu.py --write (make calibrate)")
     lines.append("family: groq_lpu")
@@ -160,6 +165,7 @@ def write_factors(fit: LpuFit) -> Path:
 
 
 def main() -> None:
+    """Command-line entry point."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -141,10 +141,16 @@ def document_costs(
         system = config.system(config.load_named("hardware", case.hardware, f"{prefix}.hardware"))
         try:
             replicas[str(name)] = build_replica(
-                model, system, config.efficiency(system.accelerator.family),
-                precision=case.precision, kv_precision=case.kv_precision, tp=case.tp,
-                ep=case.ep, dp_attention=case.dp_attention, chips=case.chips,
-            )  # fmt: skip
+                model,
+                system,
+                config.efficiency(system.accelerator.family),
+                precision=case.precision,
+                kv_precision=case.kv_precision,
+                tp=case.tp,
+                ep=case.ep,
+                dp_attention=case.dp_attention,
+                chips=case.chips,
+            )
         except ConfigError as error:
             raise ConfigError(prefix, str(error)) from None
         kv_bytes[str(name)] = 1.0 if case.kv_precision in ("fp8", "int8") else 2.0
@@ -158,8 +164,9 @@ def document_costs(
         table[str(doc)] = {}
         for name, replica in replicas.items():
             system = replica.system
-            rack = pool_cost(name, system, 1, system.system_power_kw * system.systems_per_rack,
-                             economics)  # fmt: skip
+            rack = pool_cost(
+                name, system, 1, system.system_power_kw * system.systems_per_rack, economics
+            )
             rack_usd_per_year = rack.depreciation_usd_per_year + rack.opex_usd_per_year
             replica_usd_per_s = (
                 rack_usd_per_year * replica.accelerators / system.accelerators_per_rack

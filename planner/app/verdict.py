@@ -62,9 +62,11 @@ def headline_cost(summary: Mapping[str, Any]) -> dict[str, Any]:
     per_output = cost.get("usd_per_million_output_tokens")
     if calls_per_tree > 1.0 and cost.get("usd_per_tree"):
         return {
-            "metric": "usd_per_tree", "usd": cost["usd_per_tree"], "unit": "per agent tree",
+            "metric": "usd_per_tree",
+            "usd": cost["usd_per_tree"],
+            "unit": "per agent tree",
             "why": f"a query is a tree of {calls_per_tree:.1f} calls on average",
-        }  # fmt: skip
+        }
     if per_output and prefill_tps > output_tps > 0:
         return {
             "metric": "usd_per_million_tokens_processed",
@@ -73,9 +75,11 @@ def headline_cost(summary: Mapping[str, Any]) -> dict[str, Any]:
             "why": f"prompt tokens are {prefill_tps / (prefill_tps + output_tps):.0%} of the work",
         }
     return {
-        "metric": "usd_per_million_output_tokens", "usd": per_output,
-        "unit": "per million output tokens", "why": "output tokens dominate",
-    }  # fmt: skip
+        "metric": "usd_per_million_output_tokens",
+        "usd": per_output,
+        "unit": "per million output tokens",
+        "why": "output tokens dominate",
+    }
 
 
 def fleet_name(summary: Mapping[str, Any]) -> str:

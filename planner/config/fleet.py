@@ -37,9 +37,22 @@ from planner.specs.errors import (
 )
 
 POOL_KEYS = (
-    "role", "hardware", "model", "racks", "precision", "kv_precision", "stack", "tp", "ep",
-    "dp_attention", "chips", "batching", "step_jitter_cv", "replicas", "fixed_step_s",
-)  # fmt: skip
+    "role",
+    "hardware",
+    "model",
+    "racks",
+    "precision",
+    "kv_precision",
+    "stack",
+    "tp",
+    "ep",
+    "dp_attention",
+    "chips",
+    "batching",
+    "step_jitter_cv",
+    "replicas",
+    "fixed_step_s",
+)
 
 
 def mapping(data: object, field: str) -> Mapping[str, Any]:
@@ -123,9 +136,14 @@ def failures(data: object, prefix: str = "failures") -> FailureSpec | None:
     """A :class:`FailureSpec` from the ``failures`` mapping; ``None`` when ``enabled`` is false."""
     data = mapping(data, prefix)
     allowed = (
-        "enabled", "gpu_failures_per_accelerator_hour", "lpu_failures_per_accelerator_hour",
-        "rate_multiplier", "blast_radius", "repair_time", "max_retries",
-    )  # fmt: skip
+        "enabled",
+        "gpu_failures_per_accelerator_hour",
+        "lpu_failures_per_accelerator_hour",
+        "rate_multiplier",
+        "blast_radius",
+        "repair_time",
+        "max_retries",
+    )
     reject_unknown(prefix, data, allowed)
     enabled = data.get("enabled", False)
     if not isinstance(enabled, bool):
@@ -135,8 +153,11 @@ def failures(data: object, prefix: str = "failures") -> FailureSpec | None:
     kwargs: dict[str, Any] = {
         str(k): v for k, v in data.items() if k not in ("enabled", "repair_time")
     }
-    for key in ("gpu_failures_per_accelerator_hour", "lpu_failures_per_accelerator_hour",
-                "rate_multiplier"):  # fmt: skip
+    for key in (
+        "gpu_failures_per_accelerator_hour",
+        "lpu_failures_per_accelerator_hour",
+        "rate_multiplier",
+    ):
         if key in kwargs:
             kwargs[key] = float(require_non_negative(f"{prefix}.{key}", kwargs[key]))
     if "blast_radius" in kwargs:

@@ -171,9 +171,11 @@ class RoiModel:
             idle_kw = (owned - needed) * prices.rack_idle_power_kw[:, None]
             power_kw = capacity.power_kw_for(pool, loads, inputs) + idle_kw
             opex += (
-                power_kw * inputs["pue"][:, None] * econ.hours_per_year
+                power_kw
+                * inputs["pue"][:, None]
+                * econ.hours_per_year
                 * inputs["electricity_usd_per_kwh"][:, None]
-            )  # fmt: skip
+            )
             opex += np.cumsum(hardware, axis=1) * econ.maintenance_fraction_per_year
             racks += owned
             power_mw += owned * prices.rack_max_power_kw[:, None] / 1000.0

@@ -120,10 +120,17 @@ def load_curve_points(lines: Iterable[str], family: str) -> list[CurvePoint]:
         if row["framework"] not in FRAMEWORK_STACK:
             continue
         key = (
-            row["hardware"], row["framework"], row["precision"], int(row["tp"]), int(row["ep"]),
-            row["dp_attention"] == "1", int(row["isl"]), int(row["osl"]), int(row["concurrency"]),
+            row["hardware"],
+            row["framework"],
+            row["precision"],
+            int(row["tp"]),
+            int(row["ep"]),
+            row["dp_attention"] == "1",
+            int(row["isl"]),
+            int(row["osl"]),
+            int(row["concurrency"]),
             row["model"],
-        )  # fmt: skip
+        )
         groups[key].append(row)
     points = []
     for key, runs in sorted(groups.items()):
@@ -178,9 +185,15 @@ def _replicas(
     for tp, ep, dpa in _mappings(model, row, system.scale_up_domain_size):
         try:
             replica = build_replica(
-                model, system, efficiency, precision=row.precision,
-                kv_precision=row.kv_precision, tp=tp, ep=ep, dp_attention=dpa,
-            )  # fmt: skip
+                model,
+                system,
+                efficiency,
+                precision=row.precision,
+                kv_precision=row.kv_precision,
+                tp=tp,
+                ep=ep,
+                dp_attention=dpa,
+            )
             replica.require_fit(max(row.isl) + row.osl)
         except ConfigError:
             continue
@@ -233,10 +246,15 @@ def predict_point(
     calls it (``shared/tools/curves_check.py`` passes no KV precision).
     """
     replica = build_replica(
-        resolve_model(point.model), resolve_system(point.hardware), efficiency,
-        precision=point.precision, kv_precision="bf16", tp=point.tp, ep=point.ep,
+        resolve_model(point.model),
+        resolve_system(point.hardware),
+        efficiency,
+        precision=point.precision,
+        kv_precision="bf16",
+        tp=point.tp,
+        ep=point.ep,
         dp_attention=point.dp_attention,
-    )  # fmt: skip
+    )
     at = at_concurrency(
         replica, point.concurrency, point.isl, point.osl, efficiency.request_overhead_s
     )

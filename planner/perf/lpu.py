@@ -193,11 +193,14 @@ class LpuReplica:
             else sizing_context_tokens
         )
         self.placement = place(
-            model, system, bytes_per_weight=bytes_per_weight,
+            model,
+            system,
+            bytes_per_weight=bytes_per_weight,
             sequence_bytes=self.sequence_bytes,
             reserve_fraction=efficiency.sram_reserve_fraction,
-            sizing_context_tokens=self.sizing_context_tokens, chips=chips,
-        )  # fmt: skip
+            sizing_context_tokens=self.sizing_context_tokens,
+            chips=chips,
+        )
         self.accelerators = self.placement.chips
         self.systems = self.placement.systems
         self.stages = self.placement.stages

@@ -95,10 +95,14 @@ def row_replica(
     model: Model = resolve_model(row.model)
     system: System = resolve_system(row.hardware)
     return LpuReplica(
-        model, system, row.precision, row.kv_precision, efficiency,
+        model,
+        system,
+        row.precision,
+        row.kv_precision,
+        efficiency,
         chips=row.chips if row.metric == "decode_tokens_per_s_per_user" else None,
         sizing_context_tokens=row.context_tokens,
-    )  # fmt: skip
+    )
 
 
 def predict_lpu_row(
@@ -161,9 +165,13 @@ def _result(
     replica = row_replica(row, resolve_model, resolve_system, efficiency)
     predicted = predict_lpu_row(row, resolve_model, resolve_system, efficiency)
     no_floor = LpuReplica(
-        replica.model, replica.system, row.precision, row.kv_precision,
-        efficiency.replace(layer_floor_s=0.0), chips=replica.accelerators,
-    )  # fmt: skip
+        replica.model,
+        replica.system,
+        row.precision,
+        row.kv_precision,
+        efficiency.replace(layer_floor_s=0.0),
+        chips=replica.accelerators,
+    )
     stream_s = no_floor.layer_time_s(row.context_tokens)
     return LpuRowResult(
         row=row,
@@ -212,9 +220,11 @@ def fit_lpu_factors(
     low = np.array([bounds[n][0] for n in FITTED]) / _US
     high = np.array([bounds[n][1] for n in FITTED]) / _US
     result = optimize.least_squares(
-        residuals, np.array([10.0, high[1] / 2.0]), bounds=(low, high),
+        residuals,
+        np.array([10.0, high[1] / 2.0]),
+        bounds=(low, high),
         x_scale=np.array([10.0, 0.1]),
-    )  # fmt: skip
+    )
     # A parameter the optimiser leaves within 0.1% of a bound's span sits on that bound: store the
     # bound itself (not a 1e-27 leftover) and say so.
     theta = result.x.copy()

@@ -167,22 +167,33 @@ def _fleet_section(
     batch = result.trees
     done = np.isfinite(result.finish_s)
     workload_rows: list[tuple[str, Any]] = [
-        ("trees arrived / completed", f"{fmt_num(trees.get('arrived'))} / "
-                                      f"{fmt_num(trees.get('completed'))}"),
+        (
+            "trees arrived / completed",
+            f"{fmt_num(trees.get('arrived'))} / {fmt_num(trees.get('completed'))}",
+        ),
         ("trees by shape", _counts(batch.tree_shape, SHAPE_KINDS)),
         ("calls (all trees)", fmt_num(batch.n_calls)),
         ("calls by kind", _counts(batch.kind, CALL_KINDS)),
         ("calls per tree, mean", fmt_num(trees.get("calls_per_tree_mean"))),
-        ("prompt tokens per call, mean", fmt_num(float(batch.input_tokens.mean()))
-                                         if batch.n_calls else MISSING),
-        ("output tokens per call, mean", fmt_num(float(batch.output_tokens.mean()))
-                                         if batch.n_calls else MISSING),
+        (
+            "prompt tokens per call, mean",
+            fmt_num(float(batch.input_tokens.mean())) if batch.n_calls else MISSING,
+        ),
+        (
+            "output tokens per call, mean",
+            fmt_num(float(batch.output_tokens.mean())) if batch.n_calls else MISSING,
+        ),
         ("prompt tokens served from prefix caches", fmt_num(calls.get("prefix_cached_tokens"))),
-        ("output tokens generated (completed calls)",
-         fmt_num(int(batch.output_tokens[done].sum()))),
-        ("throughput", f"{fmt_num(get(summary, 'throughput', 'output_tokens_per_s'))} output "
-                       f"tokens/s, {fmt_num(get(summary, 'throughput', 'trees_per_s'))} trees/s"),
-    ]  # fmt: skip
+        (
+            "output tokens generated (completed calls)",
+            fmt_num(int(batch.output_tokens[done].sum())),
+        ),
+        (
+            "throughput",
+            f"{fmt_num(get(summary, 'throughput', 'output_tokens_per_s'))} output "
+            f"tokens/s, {fmt_num(get(summary, 'throughput', 'trees_per_s'))} trees/s",
+        ),
+    ]
     arrived, completed = calls.get("arrived"), calls.get("completed")
     in_flight, failed = calls.get("in_flight"), calls.get("failed")
     counts: list[Any] = [arrived, completed, in_flight, failed]
@@ -194,8 +205,18 @@ def _fleet_section(
         badge("holds" if holds else "does not hold", holds),
         f"; {fmt_num(calls.get('not_arrived'))} calls of arrived trees had not become ready.",
     )
-    headers = ["pool", "role", "hardware", "model", "racks", "replicas", "accelerators",
-               "precision", "TP", "EP"]  # fmt: skip
+    headers = [
+        "pool",
+        "role",
+        "hardware",
+        "model",
+        "racks",
+        "replicas",
+        "accelerators",
+        "precision",
+        "TP",
+        "EP",
+    ]
     return (
         Html(f'<div class="row"><div>{subheading("Run")}{key_values(run_rows)}</div>')
         + Html(f"<div>{subheading('Workload')}{key_values(workload_rows)}</div></div>")
@@ -220,9 +241,12 @@ def _cdf(values: NDArray[np.float64], title: str, slo: Any, label: str) -> Html:
         low, high = np.percentile(positive, [1, 99])
         log_x = bool(high > LOG_SPAN * low or (limit is not None and limit > FAR_SLO * high))
     return cdf_chart(
-        {f"{label}, s": finite}, title=title,
-        xlabel="latency (s" + (", log scale)" if log_x else ")"), markers=markers, x_log=log_x,
-    )  # fmt: skip
+        {f"{label}, s": finite},
+        title=title,
+        xlabel="latency (s" + (", log scale)" if log_x else ")"),
+        markers=markers,
+        x_log=log_x,
+    )
 
 
 def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Html:
@@ -234,21 +258,30 @@ def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Ht
     tree_e2e = result.tree_finish_s - result.tree_arrival_s
     slo = get(summary, "slo") or {}
     plots = [
-        figure(_cdf(latencies["ttft_s"], "Call time to first token", slo.get("ttft_s"),
-                    "call TTFT"), "CDF of call TTFT (ready to first token)"),
-        figure(_cdf(latencies["tpot_s"], "Call time per output token", slo.get("tpot_s"),
-                    "call TPOT"), "CDF of call TPOT (calls with more than one output token)"),
-        figure(_cdf(latencies["e2e_s"], "Call end-to-end latency", None, "call e2e"),
-               "CDF of call end-to-end latency (ready to finish)"),
-        figure(_cdf(tree_e2e, "Tree end-to-end latency", slo.get("tree_e2e_s"), "tree e2e"),
-               "CDF of tree end-to-end latency (arrival to last call's finish)"),
-    ]  # fmt: skip
+        figure(
+            _cdf(latencies["ttft_s"], "Call time to first token", slo.get("ttft_s"), "call TTFT"),
+            "CDF of call TTFT (ready to first token)",
+        ),
+        figure(
+            _cdf(latencies["tpot_s"], "Call time per output token", slo.get("tpot_s"), "call TPOT"),
+            "CDF of call TPOT (calls with more than one output token)",
+        ),
+        figure(
+            _cdf(latencies["e2e_s"], "Call end-to-end latency", None, "call e2e"),
+            "CDF of call end-to-end latency (ready to finish)",
+        ),
+        figure(
+            _cdf(tree_e2e, "Tree end-to-end latency", slo.get("tree_e2e_s"), "tree e2e"),
+            "CDF of tree end-to-end latency (arrival to last call's finish)",
+        ),
+    ]
     ttft_slo, tree_slo = _limit(slo.get("ttft_s")), _limit(slo.get("tree_e2e_s"))
     tails = [
         figure(
             tail_chart(
                 {"call TTFT, s": latencies["ttft_s"], "call end-to-end, s": latencies["e2e_s"]},
-                title="Call latency tail", xlabel="latency (s, log scale)",
+                title="Call latency tail",
+                xlabel="latency (s, log scale)",
                 markers={f"TTFT SLO = {fmt_plain(ttft_slo)} s": ttft_slo} if ttft_slo else None,
             ),
             "Tail view: share of calls slower than x (CCDF, log-log); a curve crosses the 1% "
@@ -256,14 +289,15 @@ def _latency_section(summary: Mapping[str, Any], result: SimulationResult) -> Ht
         ),
         figure(
             tail_chart(
-                {"tree end-to-end, s": tree_e2e}, title="Tree latency tail",
+                {"tree end-to-end, s": tree_e2e},
+                title="Tree latency tail",
                 xlabel="latency (s, log scale)",
                 markers={f"tree SLO = {fmt_plain(tree_slo)} s": tree_slo} if tree_slo else None,
             ),
             "Tail view: share of trees slower than x (CCDF, log-log); unfinished trees are not "
             "drawn",
         ),
-    ]  # fmt: skip
+    ]
     return (
         table(["latency (s)", *STATS], rows)
         + para(
@@ -332,18 +366,35 @@ def _budget_table(summary: Mapping[str, Any]) -> Html:
 def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -> Html:
     pools = get(summary, "pools") or {}
     has_failures = any("availability" in p for p in pools.values())
-    headers = ["pool", "role", "replicas", "load / knee", "MBU", "MFU", "busy",
-               "mean decode batch", "output tok/s", "prefill tok/s"]  # fmt: skip
+    headers = [
+        "pool",
+        "role",
+        "replicas",
+        "load / knee",
+        "MBU",
+        "MFU",
+        "busy",
+        "mean decode batch",
+        "output tok/s",
+        "prefill tok/s",
+    ]
     if has_failures:
         headers += ["availability", "failures"]
     rows = []
     for name, p in pools.items():
         busy = p.get("busy_fraction", p.get("utilization"))  # older summaries: the alias only
-        row = [name, p.get("role", MISSING), fmt_num(p.get("replicas")),
-               fmt_pct(get(p, "headroom", "load_fraction")), fmt_pct(p.get("mbu")),
-               fmt_pct(p.get("mfu")), fmt_pct(busy), fmt_num(p.get("mean_decode_batch")),
-               fmt_num(p.get("output_tokens_per_s")),
-               fmt_num(p.get("prefill_tokens_per_s"))]  # fmt: skip
+        row = [
+            name,
+            p.get("role", MISSING),
+            fmt_num(p.get("replicas")),
+            fmt_pct(get(p, "headroom", "load_fraction")),
+            fmt_pct(p.get("mbu")),
+            fmt_pct(p.get("mfu")),
+            fmt_pct(busy),
+            fmt_num(p.get("mean_decode_batch")),
+            fmt_num(p.get("output_tokens_per_s")),
+            fmt_num(p.get("prefill_tokens_per_s")),
+        ]
         if has_failures:
             row += [fmt_pct(p.get("availability"), 2), fmt_num(p.get("failures"))]
         rows.append(row)
@@ -362,10 +413,15 @@ def _utilization_section(summary: Mapping[str, Any], result: SimulationResult) -
     )
     if times is not None and times.size:
         svg = timeline_chart(
-            times, series, title="Utilization over time", xlabel="simulated time (s)",
-            ylabel="replica-time busy (%)", markers=_last_arrival(result), ylim=(0.0, 1.0),
+            times,
+            series,
+            title="Utilization over time",
+            xlabel="simulated time (s)",
+            ylabel="replica-time busy (%)",
+            markers=_last_arrival(result),
+            ylim=(0.0, 1.0),
             y_percent=True,
-        )  # fmt: skip
+        )
         charts = [figure(svg, "Utilization per pool, per timeline bin")]
         kv = _kv_chart(summary, result)
         if kv is not None:
@@ -434,13 +490,22 @@ def _slo_section(summary: Mapping[str, Any], result: SimulationResult) -> Html:
     latencies = call_latencies(result)
     tree_e2e = result.tree_finish_s - result.tree_arrival_s
     rows = [
-        ("call TTFT", f"{fmt_plain(slo.get('ttft_s'))} s",
-         *_share_over(latencies["ttft_s"], slo.get("ttft_s"))),
-        ("call TPOT", f"{fmt_plain(slo.get('tpot_s'))} s",
-         *_share_over(latencies["tpot_s"], slo.get("tpot_s"))),
-        ("tree end-to-end", f"{fmt_plain(slo.get('tree_e2e_s'))} s",
-         *_share_over(tree_e2e, slo.get("tree_e2e_s"))),
-    ]  # fmt: skip
+        (
+            "call TTFT",
+            f"{fmt_plain(slo.get('ttft_s'))} s",
+            *_share_over(latencies["ttft_s"], slo.get("ttft_s")),
+        ),
+        (
+            "call TPOT",
+            f"{fmt_plain(slo.get('tpot_s'))} s",
+            *_share_over(latencies["tpot_s"], slo.get("tpot_s")),
+        ),
+        (
+            "tree end-to-end",
+            f"{fmt_plain(slo.get('tree_e2e_s'))} s",
+            *_share_over(tree_e2e, slo.get("tree_e2e_s")),
+        ),
+    ]
     attainment = slo.get("attainment")
     arrived = get(summary, "trees", "arrived")
     unfinished = (arrived or 0) - (get(summary, "trees", "completed") or 0)
@@ -467,10 +532,15 @@ def _power_section(summary: Mapping[str, Any], result: SimulationResult) -> Html
     rows = []
     for name, p in pools.items():
         rows.append(
-            (name, fmt_num(p.get("accelerators")), fmt_num(p.get("power_kw_mean")),
-             fmt_num(get(cost_pools, name, "max_it_power_kw")), fmt_num(p.get("energy_kwh")),
-             fmt_usd(get(cost_pools, name, "energy_usd_per_year")))
-        )  # fmt: skip
+            (
+                name,
+                fmt_num(p.get("accelerators")),
+                fmt_num(p.get("power_kw_mean")),
+                fmt_num(get(cost_pools, name, "max_it_power_kw")),
+                fmt_num(p.get("energy_kwh")),
+                fmt_usd(get(cost_pools, name, "energy_usd_per_year")),
+            )
+        )
     total = None
     if len(rows) > 1:
         total = (
@@ -488,19 +558,30 @@ def _power_section(summary: Mapping[str, Any], result: SimulationResult) -> Html
     if len(series) > 1 and times is not None:
         series["total, kW"] = np.sum(list(series.values()), axis=0)
     body = table(
-        ["pool", "accelerators", "mean power (kW)", "max IT power (kW)",
-         "energy over the run (kWh)", "energy cost per year"],
-        rows, total_row=total,
+        [
+            "pool",
+            "accelerators",
+            "mean power (kW)",
+            "max IT power (kW)",
+            "energy over the run (kWh)",
+            "energy cost per year",
+        ],
+        rows,
+        total_row=total,
     ) + para(
         "IT power: idle plus utilization × (max - idle) per accelerator, with its share of "
         "hosts and switches; facility overhead (PUE) enters the energy cost.",
         cls="note",
-    )  # fmt: skip
+    )
     if times is not None and times.size:
         svg = timeline_chart(
-            times, series, title="IT power over time", xlabel="simulated time (s)",
-            ylabel="power (kW)", markers=_last_arrival(result),
-        )  # fmt: skip
+            times,
+            series,
+            title="IT power over time",
+            xlabel="simulated time (s)",
+            ylabel="power (kW)",
+            markers=_last_arrival(result),
+        )
         body += figures([figure(svg, "IT power per pool, from the utilization timeline")])
     return body
 
@@ -517,14 +598,28 @@ def _cost_section(summary: Mapping[str, Any]) -> Html:
         ("per tree", fmt_usd(cost.get("usd_per_tree"))),
     ]
     rows = [
-        (name, fmt_num(p.get("racks")), fmt_usd(p.get("capex_usd")),
-         fmt_usd(p.get("hardware_capex_usd")), fmt_usd(p.get("networking_capex_usd")),
-         fmt_usd(p.get("facility_capex_usd")), fmt_usd(p.get("opex_usd_per_year")),
-         fmt_usd(p.get("energy_usd_per_year")))
+        (
+            name,
+            fmt_num(p.get("racks")),
+            fmt_usd(p.get("capex_usd")),
+            fmt_usd(p.get("hardware_capex_usd")),
+            fmt_usd(p.get("networking_capex_usd")),
+            fmt_usd(p.get("facility_capex_usd")),
+            fmt_usd(p.get("opex_usd_per_year")),
+            fmt_usd(p.get("energy_usd_per_year")),
+        )
         for name, p in (cost.get("pools") or {}).items()
-    ]  # fmt: skip
-    headers = ["pool", "racks", "capex", "hardware", "networking", "facility", "opex per year",
-               "energy per year"]  # fmt: skip
+    ]
+    headers = [
+        "pool",
+        "racks",
+        "capex",
+        "hardware",
+        "networking",
+        "facility",
+        "opex per year",
+        "energy per year",
+    ]
     return (
         key_values(headline_rows)
         + para(
@@ -551,8 +646,9 @@ def _verdict_paragraphs(summary: Mapping[str, Any]) -> list[Html]:
         if label in ("PASS", "FAIL", "OVERLOADED", "PARTIAL RUN"):
             out.append(para(badge(label.lower(), label == "PASS"), " ", strong(rest)))
         elif "GAVE UP" in line or line.startswith("No fleet"):
-            out.append(para(badge("infeasible" if line.startswith("No") else "gave up", False),
-                            " ", line))  # fmt: skip
+            out.append(
+                para(badge("infeasible" if line.startswith("No") else "gave up", False), " ", line)
+            )
         else:
             out.append(para(line))
     return out

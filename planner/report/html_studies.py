@@ -42,8 +42,12 @@ def _per_pool(values: Any) -> str:
 
 
 OPTION_ROWS: tuple[tuple[str, Any], ...] = (
-    ("status", lambda o: badge("meets the SLOs" if o.get("feasible") else "infeasible",
-                               bool(o.get("feasible")))),
+    (
+        "status",
+        lambda o: badge(
+            "meets the SLOs" if o.get("feasible") else "infeasible", bool(o.get("feasible"))
+        ),
+    ),
     ("hardware", lambda o: _per_pool(o.get("hardware"))),
     ("racks", lambda o: _per_pool(o.get("racks"))),
     ("racks, total", lambda o: fmt_num(o.get("racks_total"))),
@@ -56,7 +60,7 @@ OPTION_ROWS: tuple[tuple[str, Any], ...] = (
     ("p99 TTFT (s)", lambda o: fmt_num(get(o, "p99", "ttft_s"))),
     ("p99 TPOT (s)", lambda o: fmt_num(get(o, "p99", "tpot_s"))),
     ("simulations", lambda o: fmt_num(o.get("simulations"))),
-)  # fmt: skip
+)
 """Rows of the options table: label, and the cell of one option's summary entry."""
 
 
@@ -121,15 +125,13 @@ def size_report(summary: Mapping[str, Any], *, run_info: Mapping[str, str] | Non
             *(run_info or {}).items(),
         ]
     )
-    options_body = table(
-        ["", *options], rows
-    ) + para(
+    options_body = table(["", *options], rows) + para(
         "Racks per pool found by bisection over simulated candidates (same seed for every "
         "candidate), bracketed by the analytic roofline estimate; p99s are of the chosen "
         "fleet's simulation, excluding warm-up. Cost per token assumes the demand runs around "
         "the clock all year.",
         cls="note",
-    )  # fmt: skip
+    )
     sections = [
         ("question", "Question", question_table),
         ("options", "Options", options_body),

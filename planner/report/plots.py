@@ -94,8 +94,11 @@ def _with_unit(value: float, unit: str) -> str:
 
 
 def histogram_range(data: np.ndarray, markers: Mapping[str, float]) -> tuple[float, float]:
-    """The x range of a histogram: the data's 0.5-99.5% quantiles, padded by 5%, widened to
-    take in the marker lines that lie near it (within half the range)."""
+    """The x range of a histogram.
+
+    The data's 0.5-99.5% quantiles, padded by 5%, widened to take in the marker lines that lie
+    near it (within half the range).
+    """
     low, high = (float(q) for q in np.quantile(data, HIST_QUANTILES))
     if high <= low:  # (nearly) constant samples: a unit-wide window around them
         pad = abs(low) * 0.05 or 0.5
@@ -146,8 +149,14 @@ def histogram_png(
         shown = data[(data >= low) & (data <= high)]
         edges = np.histogram_bin_edges(shown, bins="auto", range=(low, high))
         bins: Any = edges if len(edges) - 1 <= MAX_BINS else MAX_BINS
-        ax.hist(shown, bins=bins, range=(low, high), color="tab:gray", alpha=0.75,
-                label=f"{shown.size:,} of {data.size:,} samples")  # fmt: skip
+        ax.hist(
+            shown,
+            bins=bins,
+            range=(low, high),
+            color="tab:gray",
+            alpha=0.75,
+            label=f"{shown.size:,} of {data.size:,} samples",
+        )
         below, above = data[data < low], data[data > high]
         notes = []
         if below.size:
@@ -155,8 +164,16 @@ def histogram_png(
         if above.size:
             notes.append(f"{above.size:,} above, up to {_with_unit(float(above.max()), unit)} →")
         if notes:
-            ax.text(0.5, 0.97, "   ".join(notes), transform=ax.transAxes, ha="center", va="top",
-                    fontsize="small", color="dimgray")  # fmt: skip
+            ax.text(
+                0.5,
+                0.97,
+                "   ".join(notes),
+                transform=ax.transAxes,
+                ha="center",
+                va="top",
+                fontsize="small",
+                color="dimgray",
+            )
             ax.set_ylim(top=ax.get_ylim()[1] * 1.12)
     ax.set_xlim(low, high)
     for i, (label, x) in enumerate(markers.items()):
@@ -173,14 +190,17 @@ def histogram_png(
     _money_axis(ax, unit)
     ax.set_xlim(low, high)
     if markers or data.size:  # under the axes: the bars and the tail notes stay uncovered
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small",
-                  frameon=False)  # fmt: skip
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small", frameon=False
+        )
     return _png(ax)
 
 
 def _money_axis(ax: Axes, unit: str, axis: str = "x") -> None:
-    """Dollar tick labels without an offset or exponent (``-$31.2M``, ``$1,200M``), with as
-    many decimals as the tick spacing needs (call it after the axis limits are final)."""
+    """Dollar tick labels without an offset or exponent (``-$31.2M``, ``$1,200M``).
+
+    As many decimals as the tick spacing needs (call it after the axis limits are final).
+    """
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     if unit not in ("USD M", "USD"):
@@ -287,14 +307,28 @@ def line_png(
             raise ValueError(f"series {label!r} has {values.shape} values, x has {xs.shape}")
         ax.plot(xs, values, marker="o", markersize=3, label=label)
     for i, (label, y) in enumerate((hlines or {}).items()):
-        ax.axhline(y, color="black" if i == 0 else f"C{(i + 3) % 10}", linewidth=1.2,
-                   linestyle=_MARKER_STYLES[i % len(_MARKER_STYLES)], label=label)  # fmt: skip
+        ax.axhline(
+            y,
+            color="black" if i == 0 else f"C{(i + 3) % 10}",
+            linewidth=1.2,
+            linestyle=_MARKER_STYLES[i % len(_MARKER_STYLES)],
+            label=label,
+        )
     if flagged is not None and len(flagged[1]):
-        ax.scatter(flagged[1], flagged[2], marker="x", s=60, color="tab:red", zorder=3,
-                   label=flagged[0])  # fmt: skip
+        ax.scatter(
+            flagged[1], flagged[2], marker="x", s=60, color="tab:red", zorder=3, label=flagged[0]
+        )
     if best is not None:
-        ax.scatter([best[1]], [best[2]], s=220, facecolors="none", edgecolors="tab:green",
-                   linewidths=2.2, zorder=4, label=best[0])  # fmt: skip
+        ax.scatter(
+            [best[1]],
+            [best[2]],
+            s=220,
+            facecolors="none",
+            edgecolors="tab:green",
+            linewidths=2.2,
+            zorder=4,
+            label=best[0],
+        )
     if xticks is None and xs.size and xs.size <= 12 and np.all(xs == np.round(xs)):
         xticks = np.unique(xs)  # integer x (counts, variant numbers): no ticks at 0.25 steps
     if xticks is not None:
@@ -324,8 +358,11 @@ def cdf_png(samples: Mapping[str, ArrayLike], *, title: str, xlabel: str) -> byt
 
 
 def _draw_cdfs(ax: Axes, samples: Mapping[str, ArrayLike], max_points: int | None = None) -> None:
-    """Step CDFs; with ``max_points``, larger sample sets are drawn through that many of their
-    order statistics (evenly spaced in rank, so the curve looks the same)."""
+    """Step CDFs of ``samples``.
+
+    With ``max_points``, larger sample sets are drawn through that many of their order
+    statistics (evenly spaced in rank, so the curve looks the same).
+    """
     for label, values in samples.items():
         data = np.sort(np.asarray(values, dtype=np.float64).ravel())
         data = data[np.isfinite(data)]

@@ -36,8 +36,18 @@ LEGEND_ROW: Final = 19
 CHAR_W: Final = 7.0
 
 #: Series colours (matplotlib's tab10, so SVG and PNG charts of one page match).
-COLORS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+COLORS: Final = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 #: Most points of one ECDF / CCDF curve (evenly spaced in rank; a million calls look the same).
 ECDF_MAX_POINTS: Final = 1500
 
@@ -308,7 +318,9 @@ def chart(
     return Html("".join(out))
 
 
-def ecdf(values: ArrayLike, max_points: int = ECDF_MAX_POINTS) -> tuple[NDArray, NDArray]:
+def ecdf(
+    values: ArrayLike, max_points: int = ECDF_MAX_POINTS
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The empirical CDF as step points (x, F(x)), F stepping up 1/n at each finite sample.
 
     Larger sample sets are drawn through ``max_points`` of their order statistics (evenly
@@ -326,7 +338,9 @@ def ecdf(values: ArrayLike, max_points: int = ECDF_MAX_POINTS) -> tuple[NDArray,
     return xs, np.concatenate([[0.0], (ranks + 1) / n])
 
 
-def ccdf(values: ArrayLike, max_points: int = ECDF_MAX_POINTS) -> tuple[NDArray, NDArray]:
+def ccdf(
+    values: ArrayLike, max_points: int = ECDF_MAX_POINTS
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The tail (complementary CDF) as step points (x, P(X > x)), without its final zero.
 
     Kept in full for the top ``max_points / 2`` samples (the tail is what the view is for), thinned
@@ -364,9 +378,15 @@ def cdf_chart(
         series.append(Series(f"{label} (n={data.size:,})", x, y, step=True))
     refs = [RefLine(k, v) for k, v in (markers or {}).items()]
     return chart(
-        series, title=title, xlabel=xlabel, ylabel="fraction at or below", x_log=x_log,
-        ylim=(0.0, 1.0), ref_lines=refs, y_percent=True,
-    )  # fmt: skip
+        series,
+        title=title,
+        xlabel=xlabel,
+        ylabel="fraction at or below",
+        x_log=x_log,
+        ylim=(0.0, 1.0),
+        ref_lines=refs,
+        y_percent=True,
+    )
 
 
 def tail_chart(
@@ -397,9 +417,16 @@ def tail_chart(
         refs.append(RefLine("p99.9 level (0.1% slower)", 0.001, axis="y", color="#bbbbbb"))
     floor = 10.0 ** math.floor(math.log10(min(smallest, 0.01)))
     return chart(
-        series, title=title, xlabel=xlabel, ylabel="fraction slower than x (log)", x_log=True,
-        y_log=True, ylim=(floor, 1.0), ref_lines=refs, y_percent=True,
-    )  # fmt: skip
+        series,
+        title=title,
+        xlabel=xlabel,
+        ylabel="fraction slower than x (log)",
+        x_log=True,
+        y_log=True,
+        ylim=(floor, 1.0),
+        ref_lines=refs,
+        y_percent=True,
+    )
 
 
 def timeline_chart(
@@ -441,6 +468,11 @@ def timeline_chart(
         ylim = (0.0, linear_ticks(0.0, top if top > 0 else 1.0)[1])
     refs = [RefLine(k, v) for k, v in (markers or {}).items()]
     return chart(
-        series, title=title, xlabel=xlabel, ylabel=ylabel, ylim=ylim, ref_lines=refs,
+        series,
+        title=title,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        ylim=ylim,
+        ref_lines=refs,
         y_percent=y_percent,
-    )  # fmt: skip
+    )

@@ -82,8 +82,15 @@ PARTIAL: Final = "partial"
 CONSTRAINTS: Final = "constraints_met"
 """Column the callback adds when the sweep has an ``objective`` with constraints."""
 
-FRACTION_WORDS: Final = ("attainment", "utilization", "fraction", "prob_", "availability",
-                         "busy", "relative_error")  # fmt: skip
+FRACTION_WORDS: Final = (
+    "attainment",
+    "utilization",
+    "fraction",
+    "prob_",
+    "availability",
+    "busy",
+    "relative_error",
+)
 """Metric names holding fractions, shown as percentages."""
 
 
@@ -130,8 +137,9 @@ def _misses(row: pd.Series) -> list[tuple[str, float, float]]:
 
 
 def _judged(row: pd.Series) -> bool:
-    has_pair = any(_value(row, p) is not None and _value(row, lim) is not None
-                   for p, lim, _ in SLO_CHECKS)  # fmt: skip
+    has_pair = any(
+        _value(row, p) is not None and _value(row, lim) is not None for p, lim, _ in SLO_CHECKS
+    )
     flags = [c for c in ("slo.feasible", CONSTRAINTS) if c in row.index and pd.notna(row[c])]
     return has_pair or bool(flags)
 
@@ -441,9 +449,17 @@ def plot_sweep(
     limit = slo_limit(table, metric)
     hlines = {f"SLO = {fmt_plain(limit)} s": limit} if limit is not None else None
     flagged, best = _marks(ok, columns, xs, assessment)
-    png = line_png(grid, series, title=title, xlabel=xlabel, ylabel=metric + _unit(metric),
-                   hlines=hlines, flagged=flagged, best=best,
-                   xticks=grid if grid.size <= MAX_TICKS else None)  # fmt: skip
+    png = line_png(
+        grid,
+        series,
+        title=title,
+        xlabel=xlabel,
+        ylabel=metric + _unit(metric),
+        hlines=hlines,
+        flagged=flagged,
+        best=best,
+        xticks=grid if grid.size <= MAX_TICKS else None,
+    )
     failed = len(table) - len(ok)
     caption = f"{title} over {len(ok)} successful job(s)"
     if any(infeasible):
@@ -584,11 +600,14 @@ def sweep_html(
         status = row.get("status", "")
         feasible = assessment.feasible.get(index)
         css = (
-            "failed" if status == STATUS_FAILED
-            else "best" if index == assessment.best
-            else "infeasible" if feasible is False
+            "failed"
+            if status == STATUS_FAILED
+            else "best"
+            if index == assessment.best
+            else "infeasible"
+            if feasible is False
             else ""
-        )  # fmt: skip
+        )
         cells = []
         for c in order:
             value = row[c]
@@ -600,9 +619,12 @@ def sweep_html(
             cells.append(f"<td{cls}>{text}</td>")
             if c == "status" and show_feasible:
                 verdict = (
-                    badge("yes", True) if feasible else badge("no", False)
-                    if feasible is False else Html("")
-                )  # fmt: skip
+                    badge("yes", True)
+                    if feasible
+                    else badge("no", False)
+                    if feasible is False
+                    else Html("")
+                )
                 cells.append(f"<td>{verdict}</td>")
         attribute = f' class="{css}"' if css else ""
         rows.append(f"<tr{attribute}>{''.join(cells)}</tr>")

@@ -109,9 +109,15 @@ class WorkloadSpec:
 class _Engine:
     """Mutable state of one run (built and driven by :func:`simulate`)."""
 
-    def __init__(self, fleet: FleetSpec, trees: TreeBatch, arrival_s: NDArray[np.float64],
-                 seed_sequence: np.random.SeedSequence, stepwise: bool,
-                 horizon_s: float = math.inf) -> None:  # fmt: skip
+    def __init__(
+        self,
+        fleet: FleetSpec,
+        trees: TreeBatch,
+        arrival_s: NDArray[np.float64],
+        seed_sequence: np.random.SeedSequence,
+        stepwise: bool,
+        horizon_s: float = math.inf,
+    ) -> None:
         self.env = simpy.Environment()
         self.fleet = fleet
         self.trees = trees

@@ -91,7 +91,8 @@ def slo_met_per_tree(result: SimulationResult, slo: SloSpec) -> NDArray[np.bool_
         np.minimum.reduceat(call_ok.astype(np.int8), result.trees.node_offsets[:-1]) == 1
     )
     tree_e2e = result.tree_finish_s - result.tree_arrival_s
-    return calls_ok_per_tree & (tree_e2e <= slo.tree_e2e_s)
+    ok: NDArray[np.bool_] = calls_ok_per_tree & (tree_e2e <= slo.tree_e2e_s)
+    return ok
 
 
 def offered_call_rate_per_s(result: SimulationResult) -> float | None:
@@ -144,13 +145,17 @@ def pool_load(
     else:
         decoded = np.zeros(trees.n_calls, bool)
     mbu, mfu = achieved_fractions(
-        spec, perf, replicas=stats.replicas, sim_time_s=result.sim_time_s,
-        busy_s=float(stats.busy_s.sum()), batch_s=float(stats.batch_s.sum()),
+        spec,
+        perf,
+        replicas=stats.replicas,
+        sim_time_s=result.sim_time_s,
+        busy_s=float(stats.busy_s.sum()),
+        batch_s=float(stats.batch_s.sum()),
         prefill_tokens=inputs[prefilled] if prefilled.size else inputs[:0],
         prefill_cached=cached[prefilled] if prefilled.size else cached[:0],
         decode_tokens=np.maximum(outputs[decoded] - 1.0, 0.0),
         decode_context=inputs[decoded] + outputs[decoded] / 2.0,
-    )  # fmt: skip
+    )
     # KV held (bytes) and calls waiting for admission, over time. Unified and decode replicas
     # page KV: a call holds its prompt until its first token, then grows linearly to prompt +
     # output, counted at its mean (prompt + output / 2) over its decode (preemption gaps are
@@ -189,9 +194,12 @@ def pool_load(
         wait_start, wait_end = landed, result.decode_admit_s
     if wait_start is not None and wait_end is not None:
         waiting = interval_timeline(
-            wait_start, _done_or_failed(result, wait_end),
-            np.ones(trees.n_calls), stats.timeline_bin_s, bins,
-        )  # fmt: skip
+            wait_start,
+            _done_or_failed(result, wait_end),
+            np.ones(trees.n_calls),
+            stats.timeline_bin_s,
+            bins,
+        )
         queue = [round(float(v), 3) for v in waiting]
     return {
         "headroom": {
@@ -214,8 +222,11 @@ def pool_load(
 def tree_floors(
     result: SimulationResult, fleet: FleetSpec, slo: SloSpec
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Per shape, the zero-load critical path of its trees and the zero-load TTFT / TPOT of its
-    calls (see :mod:`planner.sim.budget`)."""
+    """Per shape, the zero-load floors of its trees and calls.
+
+    The zero-load critical path of its trees and the zero-load TTFT / TPOT of its calls (see
+    :mod:`planner.sim.budget`).
+    """
     disaggregated = fleet.prefill_pool is not fleet.decode_pool
     prefill, decode = pool_replica(fleet.prefill_pool), pool_replica(fleet.decode_pool)
     link = fleet.kv_link_bandwidth_bytes_per_s if disaggregated else None

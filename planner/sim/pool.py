@@ -82,10 +82,16 @@ def pool_replica(spec: PoolSpec) -> Replica:
         return FixedStepReplica(spec.model, spec.system, spec.fixed_step_s)
     try:
         return build_replica(
-            spec.model, spec.system, spec.efficiency, precision=spec.precision,
-            kv_precision=spec.kv_precision, tp=spec.tp, ep=spec.ep,
-            dp_attention=spec.dp_attention, chips=spec.chips,
-        )  # fmt: skip
+            spec.model,
+            spec.system,
+            spec.efficiency,
+            precision=spec.precision,
+            kv_precision=spec.kv_precision,
+            tp=spec.tp,
+            ep=spec.ep,
+            dp_attention=spec.dp_attention,
+            chips=spec.chips,
+        )
     except ConfigError as error:
         # The cost model names its own arguments (``tp``, ``precision``, ``model``); in a fleet
         # they are the pool's fields.

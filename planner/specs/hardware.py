@@ -73,8 +73,13 @@ class Accelerator:
     def __post_init__(self) -> None:
         p = "hardware.accelerator"
         require_choice(f"{p}.kind", self.kind, ACCELERATOR_KINDS)
-        for name in ("memory_bytes", "memory_bandwidth_bytes_per_s", "max_power_w",
-                     "scale_up_bandwidth_bytes_per_s", "unit_price_usd"):  # fmt: skip
+        for name in (
+            "memory_bytes",
+            "memory_bandwidth_bytes_per_s",
+            "max_power_w",
+            "scale_up_bandwidth_bytes_per_s",
+            "unit_price_usd",
+        ):
             require_positive(f"{p}.{name}", getattr(self, name))
         require_non_negative(f"{p}.idle_power_w", self.idle_power_w)
         require_non_negative(f"{p}.scale_up_latency_s", self.scale_up_latency_s)
@@ -143,8 +148,12 @@ class System:
     accelerators_per_host: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("accelerators_per_system", "scale_up_domain_size", "systems_per_rack",
-                     "accelerators_per_host"):  # fmt: skip
+        for name in (
+            "accelerators_per_system",
+            "scale_up_domain_size",
+            "systems_per_rack",
+            "accelerators_per_host",
+        ):
             require_positive_int(f"hardware.{name}", getattr(self, name))
         require_positive("hardware.system_power_kw", self.system_power_kw)
         require_positive("hardware.system_capex_usd", self.system_capex_usd)

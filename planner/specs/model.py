@@ -252,15 +252,31 @@ class Model:
             )
         moe = "null" if self.moe is None else "set"
         for field, lhs, rhs, problem in (
-            ("sliding_window_tokens", self.sliding_window_tokens > 0, n_sw > 0,
-             f"must be > 0 iff n_sliding_window_layers ({n_sw}) > 0"),
-            ("gdn", self.gdn is not None, n_gdn > 0,
-             f"must be set iff n_linear_attention_layers ({n_gdn}) > 0"),
-            ("n_dense_ffn_layers", n_dense == n_layers, self.moe is None,
-             f"must equal n_layers ({n_layers}) iff moe is null (moe is {moe})"),
-            ("dense_ffn_size", self.dense_ffn_size > 0, n_dense > 0,
-             f"must be > 0 iff n_dense_ffn_layers ({n_dense}) > 0"),
-        ):  # fmt: skip
+            (
+                "sliding_window_tokens",
+                self.sliding_window_tokens > 0,
+                n_sw > 0,
+                f"must be > 0 iff n_sliding_window_layers ({n_sw}) > 0",
+            ),
+            (
+                "gdn",
+                self.gdn is not None,
+                n_gdn > 0,
+                f"must be set iff n_linear_attention_layers ({n_gdn}) > 0",
+            ),
+            (
+                "n_dense_ffn_layers",
+                n_dense == n_layers,
+                self.moe is None,
+                f"must equal n_layers ({n_layers}) iff moe is null (moe is {moe})",
+            ),
+            (
+                "dense_ffn_size",
+                self.dense_ffn_size > 0,
+                n_dense > 0,
+                f"must be > 0 iff n_dense_ffn_layers ({n_dense}) > 0",
+            ),
+        ):
             if lhs != rhs:
                 raise ConfigError(f"model.{field}", f"{problem}, got {getattr(self, field)!r}")
         if self.mla is not None and n_sw:
@@ -433,7 +449,8 @@ class Model:
         window = np.minimum(context_tokens, self.sliding_window_tokens)
         sliding = self._sliding_bytes_per_token(bytes_per_element) * window
         full = self.kv_bytes_per_token(bytes_per_element) * context_tokens
-        return full + sliding + self._gdn_state_bytes(bytes_per_element)
+        total: Tokens = full + sliding + self._gdn_state_bytes(bytes_per_element)
+        return total
 
     # ------------------------------------------------------------------ attention FLOPs
     def _gdn_flops_per_token(self) -> float:
@@ -468,7 +485,8 @@ class Model:
         full = self.n_full_attention_layers * per_ctx * context_tokens
         window = np.minimum(context_tokens, self.sliding_window_tokens)
         sliding = self.n_sliding_window_layers * 4.0 * self.n_heads * self.head_dim * window
-        return full + sliding + self._gdn_flops_per_token()
+        total: Tokens = full + sliding + self._gdn_flops_per_token()
+        return total
 
     def prefill_attention_flops(
         self, prompt_tokens: Tokens, cached_prefix_tokens: Tokens | float = 0.0
