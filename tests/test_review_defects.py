@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from planner.app.studies import STUDIES
 from planner.cli.builders import build_fleet, build_workload
 from planner.cli.common import CONF_DIR, SCENARIO_DIR
-from planner.cli.studies import STUDIES
 from planner.report.html_parts import fmt_num, fmt_usd
 from planner.report.html_study import QUESTIONS, header_question, study_question
 from planner.report.sweep import assess

@@ -6,8 +6,10 @@ goes to a temporary file in the target's directory, then a rename puts it in pla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,3 +64,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented, key-sorted JSON, atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def discard_run_files(out_dir: Path, output_subdir: str | None, log_name: str) -> None:
+    """Remove what a failed run wrote into ``out_dir`` before it failed.
+
+    Only the run's own files go: interrupted writers' temporaries, the config snapshot
+    (``output_subdir``) and the job log (``log_name``); the directory itself only if that leaves
+    it empty, so a run directory pointed at an existing folder is safe.
+    """
+    for temporary in out_dir.glob(".*.tmp"):  # a writer interrupted by the failure
+        temporary.unlink(missing_ok=True)
+    if output_subdir:
+        shutil.rmtree(out_dir / output_subdir, ignore_errors=True)
+    (out_dir / log_name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: the folder holds other things
+        out_dir.rmdir()

@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from planner import config
 from planner.app.provenance import all_calibrated, fleet_provenance
 from planner.econ.sizing import (
     METRICS,
@@ -321,6 +323,39 @@ def sizing_answer(options: tuple[OptionSizing, ...], spec: SizingSpec) -> str:
     if borrowed:
         text += f". calibrated: false for {', '.join(borrowed)} (borrowed efficiency factors)"
     return text + "."
+
+
+def sizing_spec(data: Mapping[str, Any], base_dir: Path | None = None) -> SizingSpec:
+    """A :class:`SizingSpec` from ``planner-size``'s config as plain mappings.
+
+    Keys: ``demand``, ``workload``, ``slo``, ``sizing``, ``replication``, ``economics``,
+    ``failures``, ``seed``, ``scenario`` (``conf/size.yaml``'s layout).
+
+    Args:
+        data: The config.
+        base_dir: Directory a relative trace path is resolved against.
+
+    Raises:
+        ConfigError: A value is invalid (names the dotted field and what is allowed).
+    """
+    demand = config.demand_options(data.get("demand") or {})
+    workload = config.workload(data.get("workload"), base_dir=base_dir)
+    targets = config.sizing_slo(data.get("slo") or {})
+    max_racks, options = config.sizing_options(data.get("sizing"))
+    replication = config.replication_options(data.get("replication") or {})
+    return SizingSpec(
+        workload=type(workload)(workload.arrivals, workload.tree, n_trees=demand.n_trees),
+        trees_per_s=demand.trees_per_s,
+        slo=SizingSlo(targets.tree_e2e_p99_s, targets.ttft_p99_s, targets.tpot_p99_s),
+        options=tuple(options),
+        max_racks=max_racks,
+        economics=config.economics(data.get("economics") or {}),
+        failures=config.failures(data.get("failures") or {}),
+        seed=config.seed(data.get("seed")),
+        replications=replication.count,
+        confidence=replication.confidence,
+        scenario=str(data.get("scenario", "size")),
+    )
 
 
 def run_sizing(spec: SizingSpec, progress: Progress | None = None) -> SizingResult:

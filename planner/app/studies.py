@@ -25,6 +25,8 @@ from typing import Any
 
 from planner.app import studies_mix, studies_reasoning, studies_sim, studies_static, studies_tree
 from planner.app.studies_base import StudyResult, study_block
+from planner.app.study_questions import study_question
+from planner.config.scenario import SCENARIO_DIR
 from planner.specs.errors import require_choice
 
 Study = Callable[[Mapping[str, Any], "Path | None"], StudyResult]
@@ -58,5 +60,11 @@ def run_study(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyResu
     kind = require_choice("study.kind", str(study.get("kind")), STUDIES)
     summary, charts = STUDIES[kind](cfg, base_dir)
     summary = {"scenario": str(cfg.get("scenario", kind)), "study": kind, **summary}
+    scenario_file = SCENARIO_DIR / f"{summary['scenario']}.yaml"
+    header = scenario_file.read_text(encoding="utf-8") if scenario_file.is_file() else None
+    configured = study.get("question")
+    summary["question"] = study_question(
+        kind, None if configured is None else str(configured), header
+    )
     summary["seed"] = cfg.get("seed", 0)
     return summary, charts

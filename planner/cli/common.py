@@ -6,11 +6,7 @@ OmegaConf in ``cli/``.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
-import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +20,18 @@ from rich.console import Console
 
 from planner import config
 from planner.app import progress
-from planner.app.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from planner.app.exits import (
+    EXIT_BAD_INPUT,
+    EXIT_MACHINE_FAILED,
+    bad_input_line,
+    environment_failure,
+)
+from planner.app.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    discard_run_files,
+)
 from planner.app.progress import ProgressDisplay
 from planner.app.sweep import JOB_ERROR_FILE, record_job_error
 from planner.cli import guard
@@ -32,10 +39,11 @@ from planner.cli.hydra_repo import install_shallow_repository_copy
 from planner.config import scenario
 from planner.config.policy import precheck_group_overrides
 from planner.config.scenario import SCENARIO_DIR
-from planner.perf.efficiency import EfficiencyFactors
 from planner.specs.errors import ConfigError
 
 __all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_MACHINE_FAILED",
     "JOB_ERROR_FILE",
     "SCENARIO_DIR",
     "atomic_write_bytes",
@@ -45,11 +53,6 @@ __all__ = [
 
 CONF_DIR = config.CONF_DIR
 """The config tree (found by :mod:`planner.config.resolve`)."""
-EXIT_BAD_INPUT = 2
-EXIT_MACHINE_FAILED = 1
-"""Exit code when the input was fine but the machine failed (disk full, I/O error)."""
-MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EFBIG})
-"""``OSError`` numbers that blame the machine, not the path the user gave (exit code 1)."""
 
 
 def make_console() -> Console:
@@ -59,16 +62,15 @@ def make_console() -> Console:
 
 def fail(error: ConfigError) -> NoReturn:
     """Print ``error`` as one line on stderr and exit with code 2."""
-    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    print(bad_input_line(error), file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
 
 
 def fail_environment(error: OSError) -> NoReturn:
     """Print a file-system error as one line naming the path; exit 1 (machine) or 2 (path)."""
-    where = f"{error.filename}: " if error.filename else ""
-    cause = error.strerror or str(error) or os.strerror(error.errno or 0)
-    print(" ".join(f"error: {where}{cause}".split()), file=sys.stderr)
-    sys.exit(EXIT_MACHINE_FAILED if error.errno in MACHINE_ERRNOS else EXIT_BAD_INPUT)
+    line, code = environment_failure(error)
+    print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 def scenario_arguments(argv: Sequence[str], config_name: str | None = None) -> list[str]:
@@ -122,23 +124,13 @@ def run_guarded(
 
 
 def discard_run_dir() -> None:
-    """Remove what Hydra wrote into this job's run directory before the job failed.
-
-    Only Hydra's own files (``.hydra/`` and the job log) are removed, and the directory itself
-    only if that leaves it empty, so a run directory pointed at an existing folder is safe.
-    """
+    """Remove what Hydra wrote into this job's run directory (:func:`discard_run_files`)."""
     try:
         runtime = HydraConfig.get()
     except ValueError:  # not running under Hydra (e.g. called from a test)
         return
     out_dir = Path(runtime.runtime.output_dir)
-    for temporary in out_dir.glob(".*.tmp"):  # a writer interrupted by the failure
-        temporary.unlink(missing_ok=True)
-    if runtime.output_subdir:
-        shutil.rmtree(out_dir / runtime.output_subdir, ignore_errors=True)
-    (out_dir / f"{runtime.job.name}.log").unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty: the folder holds other things
-        out_dir.rmdir()
+    discard_run_files(out_dir, runtime.output_subdir, f"{runtime.job.name}.log")
 
 
 def in_multirun() -> bool:
@@ -197,8 +189,3 @@ def to_mapping(node: Any, field: str) -> dict[str, Any]:
     if isinstance(node, Mapping):
         return dict(node)
     raise ConfigError(field, f"must be a mapping, got {type(node).__name__}")
-
-
-def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
-    """The factors of an accelerator family and serving stack, fitted or borrowed."""
-    return config.efficiency(family, stack)

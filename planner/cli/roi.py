@@ -17,20 +17,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
+from planner.app.progress import ProgressDisplay
 from planner.app.roi_result import RoiResult
 from planner.app.roi_spec import study_spec
 from planner.app.roi_study import run_roi_study
-from planner.cli.common import (
-    CONF_DIR,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    guarded_task,
-    make_console,
-    run_guarded,
-    to_mapping,
-)
-from planner.cli.progress import ProgressDisplay, progress_display
+from planner.cli import common
+from planner.report.console import roi_lines
 from planner.report.html_roi import roi_images, roi_report
 
 GROUPS = ("workload", "sizing", "economics")
@@ -42,7 +34,7 @@ def _warn(message: str) -> None:
 
 def run(cfg: DictConfig, display: ProgressDisplay | None = None) -> RoiResult:
     """Convert the composed config (every bad value fails here) and run the study."""
-    spec = study_spec(to_mapping(cfg, "config"), base_dir=Path(to_absolute_path(".")))
+    spec = study_spec(common.to_mapping(cfg, "config"), base_dir=Path(to_absolute_path(".")))
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -55,55 +47,31 @@ def run(cfg: DictConfig, display: ProgressDisplay | None = None) -> RoiResult:
     return run_roi_study(spec, checkpoint=True, progress=progress, warn=_warn)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="roi")
-@guarded_task
+@hydra.main(version_base="1.3", config_path=str(common.CONF_DIR), config_name="roi")
+@common.guarded_task
 def _app(cfg: DictConfig) -> None:
-    with progress_display() as display:
+    with common.progress_display() as display:
         result = run(cfg, display)
     summary = result.to_json()
     images = roi_images(result)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     for name, data in images.items():
-        atomic_write_bytes(out_dir / name, data)
-    atomic_write_json(out_dir / "summary.json", summary)
+        common.atomic_write_bytes(out_dir / name, data)
+    common.atomic_write_json(out_dir / "summary.json", summary)
     choices = HydraConfig.get().runtime.choices
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
-    atomic_write_text(out_dir / "report.html", roi_report(summary, images, run_info=run_info))
-    console = make_console()
-    roi = summary["roi"]
-    console.print(summary["answer"])
-    irr, sens = roi["irr"], roi["sensitivity"]
-    console.print(
-        f"IRR over all futures: p50 {_pct(irr['p50'])} (none in "
-        f"{1 - irr['defined_fraction']:.0%} of futures); payback within the horizon in "
-        f"{roi['payback_years']['within_horizon_fraction']:.0%}"
+    common.atomic_write_text(
+        out_dir / "report.html", roi_report(summary, images, run_info=run_info)
     )
-    price = roi["breakeven_lpu_price_factor"]
-    console.print(
-        f"LPU price at break-even (x list): p50 {_times(price['p50'])}; "
-        f"{price['none_fraction']:.0%} of futures lose even with free LPU racks"
-    )
-    for name, fleet in roi["fleets"].items():
-        console.print(
-            f"{name}: peak {fleet['peak_racks']['p50']:,.0f} racks, "
-            f"{fleet['peak_power_mw']['p50']:,.1f} MW IT (median future)"
-        )
-    shares = ", ".join(f"{n} {sens['shares'][n]:.0%}" for n in sens["ranked"][:4])
-    console.print(f"variance shares of NPV (squared rank correlation): {shares}")
+    console = common.make_console()
+    for line in roi_lines(summary):
+        console.print(line, markup=False, highlight=False)
     console.print(f"results written to {out_dir}")
-
-
-def _times(value: float | None) -> str:
-    return "none" if value is None else f"{value:.2f}x"
-
-
-def _pct(value: float | None) -> str:
-    return "none" if value is None else f"{value:.1%}"
 
 
 def main() -> None:
     """Console-script entry point."""
-    run_guarded(_app, sys.argv[1:], GROUPS, "roi")
+    common.run_guarded(_app, sys.argv[1:], GROUPS, "roi")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,7 @@ from omegaconf import DictConfig
 
 from planner import config
 from planner.app.roofline import roofline
-from planner.cli.common import (
-    CONF_DIR,
-    atomic_write_json,
-    guarded_task,
-    make_console,
-    run_guarded,
-    to_mapping,
-)
+from planner.cli import common
 from planner.report.console import render_roofline
 
 GROUPS = ("model", "hardware")
@@ -31,7 +24,7 @@ GROUPS = ("model", "hardware")
 
 def compute(cfg: DictConfig) -> dict[str, Any]:
     """Validate the config and compute the roofline summary (no I/O)."""
-    data = to_mapping(cfg, "")
+    data = common.to_mapping(cfg, "")
     model = config.model(data.get("model"))
     system = config.system(data.get("hardware"))
     options = config.roofline_options(
@@ -40,20 +33,20 @@ def compute(cfg: DictConfig) -> dict[str, Any]:
     return roofline(model, system, options)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="roofline")
-@guarded_task
+@hydra.main(version_base="1.3", config_path=str(common.CONF_DIR), config_name="roofline")
+@common.guarded_task
 def _app(cfg: DictConfig) -> None:
     summary = compute(cfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    atomic_write_json(out_dir / "summary.json", summary)
-    console = make_console()
+    common.atomic_write_json(out_dir / "summary.json", summary)
+    console = common.make_console()
     render_roofline(summary, console)
     console.print(f"summary.json written to {out_dir}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    run_guarded(_app, sys.argv[1:], GROUPS, "roofline")
+    common.run_guarded(_app, sys.argv[1:], GROUPS, "roofline")
 
 
 if __name__ == "__main__":

@@ -14,24 +14,13 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from rich.console import Console
 
-from planner import config
 from planner.app.progress import on_terminal
-from planner.app.sizing import CandidateProgress, Progress, SizingSpec, run_sizing
-from planner.cli.builders import build_economics, build_workload
-from planner.cli.common import (
-    CONF_DIR,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    guarded_task,
-    make_console,
-    run_guarded,
-    to_mapping,
-)
-from planner.econ.sizing import SizingSlo
+from planner.app.sizing import CandidateProgress, Progress, SizingSpec, run_sizing, sizing_spec
+from planner.cli import common
 from planner.report.sizing import p99_chart_png, size_report, terminal_table
 
 GROUPS = ("workload", "sizing", "economics", "failures")
@@ -39,26 +28,7 @@ GROUPS = ("workload", "sizing", "economics", "failures")
 
 def build_spec(cfg: DictConfig) -> SizingSpec:
     """The typed study from the composed config (``ConfigError`` naming a bad field)."""
-    demand = config.demand_options(to_mapping(cfg.get("demand") or {}, "demand"))
-    workload = build_workload(cfg.get("workload"))
-    targets = config.sizing_slo(to_mapping(cfg.get("slo") or {}, "slo"))
-    max_racks, options = config.sizing_options(to_mapping(cfg.get("sizing"), "sizing"))
-    replication = config.replication_options(
-        to_mapping(cfg.get("replication") or {}, "replication")
-    )
-    return SizingSpec(
-        workload=type(workload)(workload.arrivals, workload.tree, n_trees=demand.n_trees),
-        trees_per_s=demand.trees_per_s,
-        slo=SizingSlo(targets.tree_e2e_p99_s, targets.ttft_p99_s, targets.tpot_p99_s),
-        options=tuple(options),
-        max_racks=max_racks,
-        economics=build_economics(cfg.get("economics")),
-        failures=config.failures(to_mapping(cfg.get("failures") or {}, "failures")),
-        seed=config.seed(cfg.get("seed")),
-        replications=replication.count,
-        confidence=replication.confidence,
-        scenario=str(cfg.get("scenario", "size")),
-    )
+    return sizing_spec(common.to_mapping(cfg, ""), base_dir=Path(to_absolute_path(".")))
 
 
 def run(cfg: DictConfig, progress: Progress | None = None) -> dict[str, Any]:
@@ -66,8 +36,8 @@ def run(cfg: DictConfig, progress: Progress | None = None) -> dict[str, Any]:
     return run_sizing(build_spec(cfg), progress).to_json()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="size")
-@guarded_task
+@hydra.main(version_base="1.3", config_path=str(common.CONF_DIR), config_name="size")
+@common.guarded_task
 def _app(cfg: DictConfig) -> None:
     terminal = on_terminal()
     err = Console(stderr=True, highlight=False)
@@ -79,12 +49,14 @@ def _app(cfg: DictConfig) -> None:
     summary = run(cfg, progress)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     chart = p99_chart_png(summary)
-    atomic_write_json(out_dir / "summary.json", summary)
-    atomic_write_bytes(out_dir / "sizing.png", chart)
+    common.atomic_write_json(out_dir / "summary.json", summary)
+    common.atomic_write_bytes(out_dir / "sizing.png", chart)
     choices = HydraConfig.get().runtime.choices
     run_info = {group: str(choices[group]) for group in GROUPS if choices.get(group)}
-    atomic_write_text(out_dir / "report.html", size_report(summary, chart, run_info=run_info))
-    console = make_console()
+    common.atomic_write_text(
+        out_dir / "report.html", size_report(summary, chart, run_info=run_info)
+    )
+    console = common.make_console()
     console.print(terminal_table(summary))
     console.print(summary["answer"])
     console.print(f"summary.json, sizing.png and report.html written to {out_dir}")
@@ -92,7 +64,7 @@ def _app(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    run_guarded(_app, sys.argv[1:], GROUPS, "size")
+    common.run_guarded(_app, sys.argv[1:], GROUPS, "size")
 
 
 if __name__ == "__main__":

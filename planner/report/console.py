@@ -182,3 +182,34 @@ def caveats(summary: Mapping[str, Any]) -> list[str]:
     if not summary.get("hardware_confirmed", True):
         notes.append(f"{summary['hardware']}: unconfirmed figures (press only); a what-if")
     return notes
+
+
+def _times(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}x"
+
+
+def _pct(value: float | None) -> str:
+    return "none" if value is None else f"{value:.1%}"
+
+
+def roi_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What ``planner-roi`` prints: the answer, IRR, break-even price, fleets, variance shares."""
+    roi = summary["roi"]
+    irr, sens = roi["irr"], roi["sensitivity"]
+    price = roi["breakeven_lpu_price_factor"]
+    lines = [
+        str(summary["answer"]),
+        f"IRR over all futures: p50 {_pct(irr['p50'])} (none in "
+        f"{1 - irr['defined_fraction']:.0%} of futures); payback within the horizon in "
+        f"{roi['payback_years']['within_horizon_fraction']:.0%}",
+        f"LPU price at break-even (x list): p50 {_times(price['p50'])}; "
+        f"{price['none_fraction']:.0%} of futures lose even with free LPU racks",
+    ]
+    lines += [
+        f"{name}: peak {fleet['peak_racks']['p50']:,.0f} racks, "
+        f"{fleet['peak_power_mw']['p50']:,.1f} MW IT (median future)"
+        for name, fleet in roi["fleets"].items()
+    ]
+    shares = ", ".join(f"{n} {sens['shares'][n]:.0%}" for n in sens["ranked"][:4])
+    lines.append(f"variance shares of NPV (squared rank correlation): {shares}")
+    return lines
