@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from planner.app.formatting import fmt_usd
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"planner": "planner", "size": "planner-size", "roi": "planner-roi"}
 START, END = "<!-- scenarios:start -->", "<!-- scenarios:end -->"
@@ -45,14 +47,20 @@ def answer(summary: dict) -> str:
     """The run's answer sentence (a generic one for plain simulations)."""
     if "answer" in summary:
         return str(summary["answer"])
+    verdict = str(summary.get("verdict", "")).split(":")[0]  # PASS / FAIL / OVERLOADED
     trees, pools = summary["trees"], summary["pools"]
-    utilization = ", ".join(f"{n} {p['utilization']:.0%}" for n, p in pools.items())
-    cost = summary.get("cost", {}).get("usd_per_million_output_tokens")
+    loads = ", ".join(
+        f"{n} at {p['headroom']['load_fraction']:.0%} of its knee"
+        for n, p in pools.items()
+        if (p.get("headroom") or {}).get("load_fraction") is not None
+    )
+    headline = summary.get("cost", {}).get("headline") or {}
+    cost = f", {fmt_usd(headline['usd'])} {headline['unit']}" if headline.get("usd") else ""
     return (
-        f"{trees['completed']:,} agent trees: p99 tree latency {trees['e2e_s']['p99']:,.1f} s, "
-        f"p99 call TTFT {summary['calls']['ttft_s']['p99']:,.2f} s, SLO attainment "
-        f"{summary['slo']['attainment']:.0%}, utilization {utilization}"
-        + (f", ${cost:,.2f} per million output tokens" if cost else "")
+        f"{verdict}: {trees['completed']:,} agent trees, p99 tree latency "
+        f"{trees['e2e_s']['p99']:,.1f} s, SLO attainment {summary['slo']['attainment']:.1%}"
+        + (f", {loads}" if loads else "")
+        + cost
         + "."
     )
 

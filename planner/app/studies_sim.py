@@ -54,6 +54,10 @@ def hybrid_vs_gpu(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Study
     return {"answer": answer, "variants": rows, "speedup": speedup}, {}
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def fanout_tail(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyResult:
     """Tree p99 against call p99 for each fan-out variant (same calls/s)."""
     runs = run_variants(cfg, base_dir)
@@ -65,12 +69,12 @@ def fanout_tail(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyRe
             "tree_e2e_s_p99": tree_p99,
             "call_e2e_s_p99": call_p99,
             "tree_to_call_p99": tree_p99 / call_p99,
-            "utilization": next(iter(summary["pools"].values()))["utilization"],
+            "busy_fraction": next(iter(summary["pools"].values()))["busy_fraction"],
             "calls_per_tree": summary["trees"]["calls_per_tree_mean"],
         }
     answer = "Tree p99 / call p99 at equal load: " + ", ".join(
         f"{n} {r['tree_to_call_p99']:.2f} (tree {r['tree_e2e_s_p99']:.1f} s, call "
-        f"{r['call_e2e_s_p99']:.1f} s, utilization {r['utilization']:.0%})"
+        f"{r['call_e2e_s_p99']:.1f} s, busy {_share(r['busy_fraction'])})"
         for n, r in rows.items()
     )
     chart = {
