@@ -85,9 +85,11 @@ def test_conf_efficiency_files_are_the_scripts_output(calibration) -> None:
 def test_one_profile_per_family_and_stack(calibration) -> None:
     script, fitted, _, _ = calibration
     assert set(fitted) == {
-        ("nvidia_gpu", "trtllm"), ("nvidia_gpu", "sglang"), ("nvidia_gpu", "vllm"),
+        ("nvidia_gpu", "trtllm"),
+        ("nvidia_gpu", "sglang"),
+        ("nvidia_gpu", "vllm"),
         ("amd_gpu", "sglang"),
-    }  # fmt: skip
+    }
     families = {script.resolve_system(r.hardware).accelerator.family for r in script.load_rows()}
     assert families | {"amd_gpu"} == {family for family, _ in fitted}
 
@@ -127,9 +129,13 @@ def test_profiles_only_see_their_own_stacks_rows(calibration) -> None:
     from planner.perf.calibration import fit_profile
 
     again = fit_profile(
-        [], only_sglang, script.resolve_model, script.resolve_system, start,
+        [],
+        only_sglang,
+        script.resolve_model,
+        script.resolve_system,
+        start,
         script.FREE[("nvidia_gpu", "sglang")],
-    )  # fmt: skip
+    )
     for key in script.FREE[("nvidia_gpu", "sglang")]:
         assert getattr(again, key) == pytest.approx(
             getattr(fitted[("nvidia_gpu", "sglang")], key), rel=1e-6, abs=1e-9

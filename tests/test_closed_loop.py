@@ -171,9 +171,11 @@ def test_a_failed_request_sends_the_user_on_to_the_next() -> None:
     fails.
     """
     failures = FailureSpec(
-        rate_multiplier=2e6, blast_radius="domain", max_retries=1,
+        rate_multiplier=2e6,
+        blast_radius="domain",
+        max_retries=1,
         repair_time=DelayLaw("exponential", mean_s=30.0),
-    )  # fmt: skip
+    )
     workload = WorkloadSpec(
         arrivals=ClosedLoopArrivals(users=6, requests=200, think_time=DelayLaw.fixed(5.0)),
         tree=ChatShape(),

@@ -48,11 +48,14 @@ def test_a_hundred_times_the_default_rate_keeps_every_call_accounted_for() -> No
 
 def test_extreme_failure_rates_retry_and_fail_calls_without_losing_any() -> None:
     failures = FailureSpec(
-        rate_multiplier=2e6, blast_radius="domain", max_retries=2,
+        rate_multiplier=2e6,
+        blast_radius="domain",
+        max_retries=2,
         repair_time=DelayLaw("exponential", mean_s=30.0),
-    )  # fmt: skip
-    result = simulate(gpu_fleet(replicas=8), tree_workload(1.0, 300, ChatShape()), seed=5,
-                      failures=failures)  # fmt: skip
+    )
+    result = simulate(
+        gpu_fleet(replicas=8), tree_workload(1.0, 300, ChatShape()), seed=5, failures=failures
+    )
     calls = conserved(result)
     assert calls["retries"] > 0
     assert calls["failed"] > 0 and calls["in_flight"] == 0
@@ -108,13 +111,15 @@ def test_default_rate_is_the_llama3_figure() -> None:
     [
         ({"enabled": True, "blast_radius": "galaxy"}, "failures.blast_radius"),
         ({"enabled": True, "rate_multiplier": -1}, "failures.rate_multiplier"),
-        ({"enabled": True, "gpu_failures_per_accelerator_hour": "often"},
-         "failures.gpu_failures_per_accelerator_hour"),
+        (
+            {"enabled": True, "gpu_failures_per_accelerator_hour": "often"},
+            "failures.gpu_failures_per_accelerator_hour",
+        ),
         ({"enabled": True, "max_retries": -1}, "failures.max_retries"),
         ({"enabled": "yes"}, "failures.enabled"),
         ({"enabled": True, "mtbf": 3}, "failures.mtbf"),
     ],
-)  # fmt: skip
+)
 def test_bad_failure_config_names_the_field(data: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
         config.failures(data)
@@ -137,8 +142,9 @@ def test_sizing_with_failures_needs_at_least_as_many_racks() -> None:
     workload = WorkloadSpec(PoissonArrivals(1.0), ChatShape(), n_trees=2000)
     slo = SizingSlo(tree_e2e_p99_s=20.0, ttft_p99_s=1.0, tpot_p99_s=0.05)
     plain = size_option(option, workload, 60.0, slo, seed=0, max_racks=32)
-    stormy = FailureSpec(rate_multiplier=3e5, blast_radius="host",
-                         repair_time=DelayLaw("fixed", value_s=20.0))  # fmt: skip
+    stormy = FailureSpec(
+        rate_multiplier=3e5, blast_radius="host", repair_time=DelayLaw("fixed", value_s=20.0)
+    )
     faulty = size_option(option, workload, 60.0, slo, seed=0, max_racks=32, failures=stormy)
     assert faulty.feasible and faulty.check.meets_slo
     assert faulty.racks["gpu"] >= plain.racks["gpu"]

@@ -145,9 +145,14 @@ def test_floor_is_below_every_tree_at_low_load() -> None:
 
     perf = pool_replica(fleet.pools[0])
     parts = zero_load_parts(
-        result, perf, perf, None, 0.0, prefix_cache=True,
+        result,
+        perf,
+        perf,
+        None,
+        0.0,
+        prefix_cache=True,
         token_budget=fleet.pools[0].batching.token_budget,
-    )  # fmt: skip
+    )
     zero = sum(parts[name] for name in PARTS)
     assert (zero <= e2e * 1.02).all(), np.max(zero / e2e)
     assert (zero >= 0.5 * e2e).all()  # nearly idle: the floor explains most of the latency
@@ -168,15 +173,26 @@ def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents) -> 
 
 def _summary_with_cost(fleet, result, slo):
     summary = summarize(result, slo, fleet)
-    summary["cost"] = {"usd_per_million_output_tokens": 2.0, "usd_per_tree": 0.5,
-                       "capex_usd": 1e6, "opex_usd_per_year": 1e5}  # fmt: skip
+    summary["cost"] = {
+        "usd_per_million_output_tokens": 2.0,
+        "usd_per_tree": 0.5,
+        "capex_usd": 1e6,
+        "opex_usd_per_year": 1e5,
+    }
     summary["scenario"] = "test"
     summary["fleet"] = {
-        p.name: {"role": p.role, "hardware": p.system.name, "model": p.model.name,
-                 "racks": p.racks, "precision": p.precision, "tp": p.tp, "ep": p.ep,
-                 "stack": p.stack}
+        p.name: {
+            "role": p.role,
+            "hardware": p.system.name,
+            "model": p.model.name,
+            "racks": p.racks,
+            "precision": p.precision,
+            "tp": p.tp,
+            "ep": p.ep,
+            "stack": p.stack,
+        }
         for p in fleet.pools
-    }  # fmt: skip
+    }
     summary["cost"]["headline"] = headline_cost(summary)
     summary["verdict"] = verdict(summary)
     return summary
