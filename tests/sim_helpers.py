@@ -1,5 +1,8 @@
-"""Builders shared by the simulator tests: small fleets and workloads, queueing formulas, and
-the census check every engine test runs at the end of every simulation (``checked_engine``)."""
+"""Builders shared by the simulator tests.
+
+Small fleets and workloads, queueing formulas, and the census check every engine test runs at the
+end of every simulation (``checked_engine``).
+"""
 
 from __future__ import annotations
 
@@ -108,8 +111,10 @@ def mean_ci(samples: list[float], confidence: float = 0.99) -> tuple[float, floa
 
 @pytest.fixture(autouse=True)
 def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """After every simulation of the test: the census finds every call in exactly one place,
-    the in-flight places hold exactly the engine's active calls, and every KV ledger balances.
+    """Check the census after every simulation of the test.
+
+    The census finds every call in exactly one place, the in-flight places hold exactly the engine's
+    active calls, and every KV ledger balances.
 
     Imported into each ``test_sim_*`` module (so it applies to all of their tests); yields the
     list of checked runs' call counts, so a test can confirm it was checked.

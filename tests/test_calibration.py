@@ -95,8 +95,10 @@ def test_one_profile_per_family_and_stack(calibration) -> None:
 
 
 def test_no_model_or_hardware_name_keys_an_efficiency_profile() -> None:
-    """Factors are per (family, stack), never per (model, hardware): no file name, key or value
-    under conf/efficiency/ may name a model or a hardware system."""
+    """Factors are per (family, stack), never per (model, hardware).
+
+    No file name, key or value under conf/efficiency/ may name a model or a hardware system.
+    """
     models = {p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")}
     hardware = {p.stem for p in (ROOT / "conf" / "hardware").glob("*.yaml")}
     names = models | hardware

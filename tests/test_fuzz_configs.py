@@ -306,8 +306,11 @@ NUMERIC = [t for t in TARGETS if t.name != "output"]  # output has one string ch
 
 @pytest.mark.parametrize("target", NUMERIC, ids=[t.name for t in NUMERIC])
 def test_every_number_and_flag_refuses_wrong_types(target: Target) -> None:
-    """Every numeric or boolean leaf of every base config, given a string, a list or a mapping,
-    is refused with a ConfigError naming that leaf (never built, never another exception)."""
+    """A numeric or boolean leaf given a string, a list or a mapping is refused.
+
+    Every such leaf of every base config is refused with a ConfigError naming that leaf (never
+    built, never another exception).
+    """
     checked = 0
     for base in target.bases():
         for path, value in _leaves(base):

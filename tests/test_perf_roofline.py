@@ -412,8 +412,11 @@ def test_grouped_gemm_efficiency_follows_rows_per_expert() -> None:
 
 
 def test_mla_latent_is_replicated_under_tensor_parallel_attention() -> None:
-    """MLA's KV latent is shared by all heads: TP8 attention keeps a whole copy per GPU, DP
-    attention keeps each sequence on one GPU, so DP attention holds 8x the sequences."""
+    """MLA's KV latent is shared by all heads.
+
+    TP8 attention keeps a whole copy per GPU, DP attention keeps each sequence on one GPU, so DP
+    attention holds 8x the sequences.
+    """
     model, system = load_model("deepseek_r1"), load_system("h200")
     tp8 = GpuReplica(model, system, "fp8", "fp8", Parallelism(8, 8), UNIT)
     dep8 = GpuReplica(model, system, "fp8", "fp8", Parallelism(8, 8, True), UNIT)

@@ -406,8 +406,10 @@ load errors and console errors, then checks every image decoded and every chart 
 
 
 def chromium_check(page: Path, tmp_path: Path, screenshot: Path | None = None) -> dict[str, Any]:
-    """Open a copy of ``page`` in headless Chromium; return the checker's findings, with the
-    console messages Chromium logged at error level added to ``problems``."""
+    """Open a copy of ``page`` in headless Chromium and return the checker's findings.
+
+    The console messages Chromium logged at error level are added to ``problems``.
+    """
     assert CHROMIUM is not None
     text = page.read_text(encoding="utf-8")
     probe = tmp_path / f"probe_{page.parent.name}_{page.name}"

@@ -33,8 +33,10 @@ from tests.sim_helpers import (
 
 
 def test_a_pool_whose_failures_outpace_repairs_gives_up_and_the_run_ends() -> None:
-    """One replica struck ~every 2 s with 30-min repairs can never come back: its calls fail
-    (pool_down) and the run drains instead of running forever."""
+    """One replica struck ~every 2 s with 30-min repairs can never come back.
+
+    Its calls fail (pool_down) and the run drains instead of running forever.
+    """
     failures = FailureSpec(rate_multiplier=5e5, blast_radius="domain", max_retries=3)
     result = simulate(
         gpu_fleet(replicas=1), tree_workload(1.0, 100, ChatShape()), seed=0, failures=failures
@@ -66,8 +68,11 @@ def test_a_pool_with_timely_repairs_never_gives_up() -> None:
 
 
 def test_failed_trees_drain_their_calls_in_flight_and_abandon_the_rest() -> None:
-    """A tree dies when a call fails past max_retries: its running calls drain (the run is not
-    'drained' while they run), its unready calls are abandoned, never silently in flight."""
+    """A tree dies when a call fails past max_retries.
+
+    Its running calls drain (the run is not 'drained' while they run), its unready calls are
+    abandoned, never silently in flight.
+    """
     failures = FailureSpec(
         rate_multiplier=2e6,
         blast_radius="host",
@@ -206,9 +211,12 @@ def test_every_run_ends_and_the_census_holds(
 
 
 def test_the_issue_bar_lpu_chain_at_ten_thousand_times_stress_ends_by_itself() -> None:
-    """``planner fleet=lpu_llama70b workload=chat workload.n_trees=200 failures=stress_100x
-    failures.rate_multiplier=10000`` at engine level: the one 1,152-chip chain is struck far
-    faster than it is repaired; it gives up and every call is accounted for."""
+    """The issue's bar, at engine level: an LPU chain at 10,000x stress ends by itself.
+
+    ``planner fleet=lpu_llama70b workload=chat workload.n_trees=200 failures=stress_100x
+    failures.rate_multiplier=10000`` at engine level: the one 1,152-chip chain is struck far faster
+    than it is repaired; it gives up and every call is accounted for.
+    """
     from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
     from tests.conftest import load_efficiency, load_model, load_system
 

@@ -107,8 +107,10 @@ def test_more_replicas_never_raise_mean_latency() -> None:
 
 
 def test_fifty_way_fanout_amplifies_the_tail_more_than_ten_way() -> None:
-    """Tree p99 / call p99 grows with fan-out at equal utilization: a 50-way join waits for the
-    slowest of 50 concurrently batched branches. Mean over three seeds."""
+    """Tree p99 / call p99 grows with fan-out at equal utilization.
+
+    A 50-way join waits for the slowest of 50 concurrently batched branches. Mean over three seeds.
+    """
     calls_per_s, n_trees = 20.0, 400
     fleet = gpu_fleet(replicas=4, max_batch=128, prefix_cache_fraction=0.0)
     short = CallLengths(LengthLaw.fixed(500), LengthLaw.fixed(20))

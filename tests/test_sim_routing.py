@@ -125,8 +125,10 @@ def test_every_configured_router_is_registered_and_runs() -> None:
 
 
 def test_central_queue_wakes_one_replica_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Segments scheduled per call stay near those of per-replica routing with 16 replicas
-    (the old central queue cut the segment of every replica with room on each submit)."""
+    """Segments scheduled per call stay near those of per-replica routing with 16 replicas.
+
+    The old central queue cut the segment of every replica with room on each submit.
+    """
     from planner.sim.replica import ReplicaSim
     from planner.workload import ChatShape
 

@@ -83,8 +83,10 @@ def test_chosen_fleet_passes_by_its_upper_bound_and_one_unit_fewer_fails(study) 
 
 
 def test_upper_bound_is_stricter_than_the_mean() -> None:
-    """An SLO between a candidate's mean p99 and its upper bound: the mean would pass, the
-    study must not."""
+    """An SLO between a candidate's mean p99 and its upper bound.
+
+    The mean would pass, the study must not.
+    """
     base = size_option(GPU_ONLY, CHAT, 200.0, SLO, seed=0, max_racks=32, replications=3)
     check = base.check
     tree_mean, tree_high = check.p99["tree_e2e_s"], check.p99_upper["tree_e2e_s"]

@@ -1,5 +1,8 @@
-"""Issue 12 items 1-3: headroom (knee, load fraction, MBU/MFU, timelines), latency budgets and
-zero-load floors, and verdicts (summary.json ``verdict``, the terminal and the report)."""
+"""Issue 12 items 1-3: headroom, latency budgets and zero-load floors, and verdicts.
+
+Headroom (knee, load fraction, MBU/MFU, timelines), latency budgets and zero-load floors, and
+verdicts (summary.json ``verdict``, the terminal and the report).
+"""
 
 from __future__ import annotations
 
