@@ -353,7 +353,7 @@ def test_atomic_writer_reports_a_full_disk_and_leaves_nothing(
     def full_disk(*_: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(common.os, "replace", full_disk)
+    monkeypatch.setattr("planner.cli.common.os.replace", full_disk)
     target = tmp_path / "summary.json"
     with pytest.raises(OSError) as error_info:
         common.atomic_write_json(target, {"a": 1})

@@ -60,23 +60,25 @@ def mutate(base: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
 
 
 def _conf(group: str, name: str) -> dict[str, Any]:
-    return yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    data = yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
 
 
-LAWS = [
+LAWS: list[dict[str, Any]] = [
     {"kind": "lognormal", "median": 1020, "p90": 2734},
     {"kind": "uniform", "low": 10, "high": 50},
     {"kind": "fixed", "value": 7},
     {"kind": "geometric", "mean_value": 20},
     {"kind": "empirical", "values": [1, 2, 3]},
 ]
-ARRIVALS = [
+ARRIVALS: list[dict[str, Any]] = [
     {"kind": "poisson", "rate_per_s": 2.0},
     {"kind": "gamma", "rate_per_s": 2.0, "cv": 3.0},
     {"kind": "diurnal", "rate_per_s": 1.0, "peak_to_trough": 3.0, "peak_hour": 14},
     {"kind": "offline", "n_requests": 10},
 ]
-TREES = [
+TREES: list[dict[str, Any]] = [
     {"kind": "fanout", "n_subcalls": {"kind": "uniform", "low": 10, "high": 50}, "waves": 2},
     {"kind": "chain"},
     {"kind": "debate", "n_agents": 4, "n_rounds": 2},
@@ -88,7 +90,7 @@ TREES = [
         ],
     },
 ]
-DISTRIBUTIONS = [
+DISTRIBUTIONS: list[dict[str, Any]] = [
     {"dist": "triang", "c": 0.5, "loc": 0.2, "scale": 0.25},
     {"dist": "uniform", "loc": 1.2, "scale": 0.38},
     {"dist": "lognorm", "s": 0.5, "scale": 1.2},
@@ -97,13 +99,13 @@ DISTRIBUTIONS = [
 ]
 
 
-DELAYS = [
+DELAYS: list[dict[str, Any]] = [
     {"kind": "fixed", "value_s": 1.5},
     {"kind": "lognormal", "median_s": 1.0, "sigma": 1.0},
     {"kind": "exponential", "mean_s": 2.0},
     {"kind": "uniform", "low_s": 0.5, "high_s": 3.0},
 ]
-FAILURES = {
+FAILURES: dict[str, Any] = {
     "enabled": True,
     "rate_multiplier": 100.0,
     "blast_radius": "host",

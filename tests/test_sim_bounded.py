@@ -174,17 +174,17 @@ def test_a_run_stopped_by_the_clock_with_a_growing_backlog_is_not_stable() -> No
     seed=st.integers(0, 2**16),
 )
 def test_every_run_ends_and_the_census_holds(
-    replicas,
-    router,
-    multiplier,
-    repair_s,
-    radius,
-    max_retries,
-    agents,
-    n_trees,
-    rate,
-    limit,
-    seed,
+    replicas: int,
+    router: str,
+    multiplier: float,
+    repair_s: float,
+    radius: str,
+    max_retries: int,
+    agents: bool,
+    n_trees: int,
+    rate: float,
+    limit: float | None,
+    seed: int,
 ) -> None:
     failures = FailureSpec(
         rate_multiplier=multiplier,

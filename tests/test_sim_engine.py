@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from tests.sim_helpers import (
 CHAT = ChatShape()
 
 
-def _without_wall_time(summary: dict) -> dict:
+def _without_wall_time(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k != "wall_time_s"}
 
 
@@ -70,7 +71,9 @@ def test_same_seed_same_summary_different_seed_different() -> None:
 
 
 @pytest.mark.parametrize("cut_s", [20.0, 200.0, None])
-def test_conservation_arrived_equals_completed_plus_in_flight_plus_failed(cut_s) -> None:
+def test_conservation_arrived_equals_completed_plus_in_flight_plus_failed(
+    cut_s: float | None,
+) -> None:
     workload = tree_workload(0.2, 60, MIXED_AGENT_SHAPE)
     result = simulate(gpu_fleet(replicas=2), workload, seed=1, max_sim_time_s=cut_s)
     calls = summarize(result, SloSpec())["calls"]

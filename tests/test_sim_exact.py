@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from scipy import stats
 
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import _Engine, simulate
+from planner.sim.results import SimulationResult
 from planner.workload import ChatShape, TreeFactory
 from tests.conftest import load_efficiency, load_model, load_system
 from tests.sim_helpers import (
@@ -221,7 +223,7 @@ def test_jittered_segments_and_stepping_draw_the_same_tpot_distribution() -> Non
     fast = simulate(fleet, workload, seed=5)
     slow = simulate(fleet, workload, seed=5, stepwise=True)
 
-    def tpot(result):
+    def tpot(result: SimulationResult) -> NDArray[np.float64]:
         out = result.trees.output_tokens
         multi = out > 1
         return ((result.finish_s - result.first_token_s)[multi] / (out[multi] - 1)).astype(float)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
 from planner.sim.faults import LLAMA3_FAILURES_PER_GPU_HOUR, FailureSpec
 from planner.sim.metrics import summarize
+from planner.sim.results import SimulationResult
 from planner.specs.errors import ConfigError
 from planner.workload import ChatShape, DelayLaw
 from planner.workload.trees import MIXED_AGENT_SHAPE
@@ -20,8 +23,8 @@ from tests.sim_helpers import (
 )
 
 
-def conserved(result) -> dict:
-    calls = summarize(result, SloSpec())["calls"]
+def conserved(result: SimulationResult) -> dict[str, Any]:
+    calls: dict[str, Any] = summarize(result, SloSpec())["calls"]
     assert calls["arrived"] == calls["completed"] + calls["in_flight"] + calls["failed"]
     assert (
         calls["arrived"] + calls["not_arrived"] + calls["census"]["tree_pending"]
@@ -62,6 +65,7 @@ def test_extreme_failure_rates_retry_and_fail_calls_without_losing_any() -> None
     failed_trees = np.unique(result.call_tree[result.failed])
     assert np.isnan(result.tree_finish_s[failed_trees]).all()
     # A failed call was restarted max_retries times; its next loss failed it (not a restart).
+    assert result.retries is not None and result.failed is not None
     assert (result.retries[result.failed] == 2).all()
     assert calls["retries"] == int(result.retries.sum())
 
@@ -120,7 +124,7 @@ def test_default_rate_is_the_llama3_figure() -> None:
         ({"enabled": True, "mtbf": 3}, "failures.mtbf"),
     ],
 )
-def test_bad_failure_config_names_the_field(data: dict, field: str) -> None:
+def test_bad_failure_config_names_the_field(data: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as error:
         config.failures(data)
     assert error.value.field.startswith(field)
