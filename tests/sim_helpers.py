@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -122,7 +123,7 @@ def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     checked: list[int] = []
     original = engine_module._run
 
-    def run_and_check(engine, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run_and_check(engine: engine_module._Engine, *args: Any, **kwargs: Any) -> str:
         reason = original(engine, *args, **kwargs)
         engine.check_invariants()
         census = engine.census()

@@ -193,6 +193,7 @@ def test_the_simulator_and_the_static_figures_share_one_function() -> None:
     assert isinstance(fn, partial)
     assert fn.func is gpu_step_time_s and fn.args == (replica.coefficients,)
     with pytest.raises(AttributeError):
+        # the point of the test: mypy rightly refuses assigning a frozen field, which must raise
         replica.coefficients.overhead_s = 0.0  # type: ignore[misc]
     lpu = build_replica(
         load_model("llama2_70b"),

@@ -161,6 +161,7 @@ def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None
         replica.kv_free_bytes -= need
         replica.held.add(call)
     landed: list[tuple[int, float]] = []
+    # record the hand-offs instead of running decode: a deliberate method override on one instance
     engine.decode_entry.submit = lambda call: landed.append((call, engine.env.now))  # type: ignore[method-assign]
     engine.hand_off(0, replica)
     engine.hand_off(1, replica)

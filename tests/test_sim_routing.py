@@ -147,7 +147,7 @@ def test_central_queue_wakes_one_replica_per_call(monkeypatch: pytest.MonkeyPatc
     scheduled = [0]
     original = ReplicaSim._schedule
 
-    def counting(self, delay_s):  # type: ignore[no-untyped-def]
+    def counting(self: ReplicaSim, delay_s: float) -> None:
         scheduled[0] += 1
         original(self, delay_s)
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.config_repository import CachingConfigRepository, ConfigRepository
 from hydra.core.global_hydra import GlobalHydra
 from scipy import integrate, stats
@@ -127,11 +128,14 @@ def test_shallow_repository_copy_lists_the_same_groups_and_isolates_sources(
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(common.CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        original: ConfigRepository = loader.repository  # type: ignore[attr-defined]
+        assert isinstance(loader, ConfigLoaderImpl)
+        original = loader.repository
+        assert isinstance(original, ConfigRepository)
         before = list(original.sources)
         caching = CachingConfigRepository(original)
         assert caching.delegate is not original
         caching.initialize_sources(loader.get_search_path())
         assert original.sources == before  # same objects, same list: nothing rebound or mutated
-        assert caching.delegate.sources is not original.sources  # type: ignore[attr-defined]
+        assert isinstance(caching.delegate, ConfigRepository)
+        assert caching.delegate.sources is not original.sources
     GlobalHydra.instance().clear()
