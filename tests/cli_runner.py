@@ -1,5 +1,6 @@
-"""Run the console scripts in-process: the same guard, exit codes and output, without a fresh
-interpreter per call.
+"""Run the console scripts in-process, without a fresh interpreter per call.
+
+The same guard, exit codes and output as a subprocess.
 
 A subprocess pays the interpreter and import start-up (1-3 s on the CI machine) on every call;
 the suite makes a few hundred CLI calls, so running them in-process is most of what keeps

@@ -1,10 +1,14 @@
-"""Builders shared by the simulator tests: small fleets and workloads, queueing formulas, and
-the census check every engine test runs at the end of every simulation (``checked_engine``)."""
+"""Builders shared by the simulator tests.
+
+Small fleets and workloads, queueing formulas, and the census check every engine test runs at the
+end of every simulation (``checked_engine``).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,8 +112,10 @@ def mean_ci(samples: list[float], confidence: float = 0.99) -> tuple[float, floa
 
 @pytest.fixture(autouse=True)
 def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """After every simulation of the test: the census finds every call in exactly one place,
-    the in-flight places hold exactly the engine's active calls, and every KV ledger balances.
+    """Check the census after every simulation of the test.
+
+    The census finds every call in exactly one place, the in-flight places hold exactly the engine's
+    active calls, and every KV ledger balances.
 
     Imported into each ``test_sim_*`` module (so it applies to all of their tests); yields the
     list of checked runs' call counts, so a test can confirm it was checked.
@@ -117,7 +123,7 @@ def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     checked: list[int] = []
     original = engine_module._run
 
-    def run_and_check(engine, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run_and_check(engine: engine_module._Engine, *args: Any, **kwargs: Any) -> str:
         reason = original(engine, *args, **kwargs)
         engine.check_invariants()
         census = engine.census()

@@ -1,6 +1,8 @@
-"""The Python API behind the thin CLI (issue 9): run_simulation's typed summary, the sweep store
-that never re-scores a configuration, infeasible sweep points, and scenarios run with the wrong
-console script."""
+"""The Python API behind the thin CLI (issue 9).
+
+run_simulation's typed summary, the sweep store that never re-scores a configuration, infeasible
+sweep points, and scenarios run with the wrong console script.
+"""
 
 from __future__ import annotations
 

@@ -38,25 +38,36 @@ CASES: list[tuple[str, list[str], str]] = [
     ("planner", ["fleet.pools.gpu.racks=-2"], "fleet.pools.gpu.racks"),
     ("planner", ["fleet.pools.gpu.hardware=h999"], "fleet.pools.gpu.hardware"),
     ("planner", ["fleet.pools.gpu.model=gpt9"], "fleet.pools.gpu.model"),
-    ("planner", ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=fp4"],
-     "fleet.pools.gpu.precision"),
+    (
+        "planner",
+        ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=fp4"],
+        "fleet.pools.gpu.precision",
+    ),
     # 397B at BF16 cannot fit one H100:
-    ("planner", ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=bf16",
-                 "fleet.pools.gpu.ep=1"], "fleet.pools.gpu.model"),
+    (
+        "planner",
+        ["fleet.pools.gpu.hardware=h100", "fleet.pools.gpu.precision=bf16", "fleet.pools.gpu.ep=1"],
+        "fleet.pools.gpu.model",
+    ),
     ("planner", ["fleet.pools.gpu.tp=128"], "fleet.pools.gpu.tp"),  # > the 72-GPU NVLink domain
     ("planner", ["fleet.router=random"], "fleet.router"),
     ("planner", ["workload.arrivals.rate_per_s=-1"], "workload.arrivals.rate_per_s"),
     ("planner", ["workload.arrivals.kind=magic"], "workload.arrivals.kind"),
     ("planner", ["workload.tree.kind=spiral"], "workload.tree.kind"),
     ("planner", ["workload.n_trees=0"], "workload.n_trees"),
-    ("planner", ["workload=agent_fanout",
-                 "workload.tree.n_subcalls={kind: uniform, low: 60, high: 10}"],
-     "workload.tree.n_subcalls"),
+    (
+        "planner",
+        ["workload=agent_fanout", "workload.tree.n_subcalls={kind: uniform, low: 60, high: 10}"],
+        "workload.tree.n_subcalls",
+    ),
     ("planner", ["workload.tree.components.0.weight=1.5"], "workload.tree"),
     ("planner", ["slo.ttft_s=0"], "slo.ttft_s"),
     ("planner", ["fleet.pools.gpu.batching.max_batch=0"], "fleet.pools.gpu.batching.max_batch"),
-    ("planner", ["fleet.pools.gpu.batching.prefix_cache_fraction=1.5"],
-     "fleet.pools.gpu.batching.prefix_cache_fraction"),
+    (
+        "planner",
+        ["fleet.pools.gpu.batching.prefix_cache_fraction=1.5"],
+        "fleet.pools.gpu.batching.prefix_cache_fraction",
+    ),
     ("planner", ["fleet.pools.gpu.step_jitter_cv=-0.1"], "fleet.pools.gpu.step_jitter_cv"),
     ("planner", ["output.calls_table=xlsx"], "output.calls_table"),
     ("planner", ["economics.pue=0.5"], "economics.pue"),
@@ -72,12 +83,18 @@ CASES: list[tuple[str, list[str], str]] = [
     ("planner-size", ["demand.trees_per_s=0"], "demand.trees_per_s"),
     ("planner-size", ["sizing.options.gpu_only.fleet=nope"], "sizing.options.gpu_only.fleet"),
     ("planner-roi", ["mc.inputs.pue.scale=-0.3"], "mc.inputs.pue"),
-    ("planner-roi", ["mc.inputs.demand_growth_per_year.dist=weibull"],
-     "mc.inputs.demand_growth_per_year"),
+    (
+        "planner-roi",
+        ["mc.inputs.demand_growth_per_year.dist=weibull"],
+        "mc.inputs.demand_growth_per_year",
+    ),
     ("planner-roofline", ["tp=0"], "tp"),
-    ("planner-roofline", ["model=llama3_70b", "hardware=groq_lpu_v1", "precision=fp4"],
-     "precision"),
-]  # fmt: skip
+    (
+        "planner-roofline",
+        ["model=llama3_70b", "hardware=groq_lpu_v1", "precision=fp4"],
+        "precision",
+    ),
+]
 
 
 def _arguments(script: str, overrides: list[str], tmp_path: Path) -> list[str]:
@@ -86,8 +103,11 @@ def _arguments(script: str, overrides: list[str], tmp_path: Path) -> list[str]:
         if override.startswith("trace:"):
             path = tmp_path / override.removeprefix("trace:")
             path.write_text(TRACES[path.name])
-            args += ["~workload.arrivals", f"+workload.arrivals={{kind: trace, path: {path}}}",
-                     "workload.tree={kind: chat}"]  # fmt: skip
+            args += [
+                "~workload.arrivals",
+                f"+workload.arrivals={{kind: trace, path: {path}}}",
+                "workload.tree={kind: chat}",
+            ]
         else:
             args.append(override)
     if script == "planner":

@@ -11,11 +11,22 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
 
+from planner.perf.efficiency import EfficiencyFactors
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# The calibration script, its fitted profiles, and its per-row and per-curve-point tables.
+Calibration = tuple[
+    ModuleType,
+    dict[tuple[str, str], EfficiencyFactors],
+    list[dict[str, Any]],
+    list[dict[str, Any]],
+]
 
 # README calibration table (scripts/calibrate.py): median |error| in percent.
 PINNED = {
@@ -36,7 +47,7 @@ def _load_script() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def calibration() -> tuple[ModuleType, dict, list, list]:
+def calibration() -> Calibration:
     script = _load_script()
     rows, points = script.load_rows(), script.load_points()
     fitted = script.fit_all(rows, points)
@@ -44,7 +55,9 @@ def calibration() -> tuple[ModuleType, dict, list, list]:
 
 
 @pytest.mark.parametrize("profile", sorted(PINNED))
-def test_medians_are_what_the_readme_states(calibration, profile: tuple[str, str]) -> None:
+def test_medians_are_what_the_readme_states(
+    calibration: Calibration, profile: tuple[str, str]
+) -> None:
     script, _, table, curve_table = calibration
     rows_pin, gpu_pin, user_pin = PINNED[profile]
     if rows_pin is not None:
@@ -56,13 +69,13 @@ def test_medians_are_what_the_readme_states(calibration, profile: tuple[str, str
         assert gpu <= 25.0 and user <= 25.0  # the issue's bar on the section-7 curves
 
 
-def test_every_curve_point_is_answered_and_counted(calibration) -> None:
+def test_every_curve_point_is_answered_and_counted(calibration: Calibration) -> None:
     _, _, _, curve_table = calibration
     assert len(curve_table) == 50  # 35 H200 + 15 MI300X (configuration, concurrency) medians
     assert sum(e["point"].runs for e in curve_table) == 206 + 106
 
 
-def test_every_held_out_band_contains_its_measurement(calibration) -> None:
+def test_every_held_out_band_contains_its_measurement(calibration: Calibration) -> None:
     _, _, table, _ = calibration
     bands = [e for e in table if "inside_band" in e]
     assert len(bands) == 9
@@ -71,7 +84,7 @@ def test_every_held_out_band_contains_its_measurement(calibration) -> None:
     assert server["row"].use == "held_out"
 
 
-def test_conf_efficiency_files_are_the_scripts_output(calibration) -> None:
+def test_conf_efficiency_files_are_the_scripts_output(calibration: Calibration) -> None:
     script, fitted, _, _ = calibration
     for (family, stack), factors in fitted.items():
         stored = yaml.safe_load(script.profile_path(family, stack).read_text())
@@ -82,19 +95,23 @@ def test_conf_efficiency_files_are_the_scripts_output(calibration) -> None:
                 assert value == pytest.approx(getattr(factors, key), rel=1e-3, abs=1e-9), key
 
 
-def test_one_profile_per_family_and_stack(calibration) -> None:
+def test_one_profile_per_family_and_stack(calibration: Calibration) -> None:
     script, fitted, _, _ = calibration
     assert set(fitted) == {
-        ("nvidia_gpu", "trtllm"), ("nvidia_gpu", "sglang"), ("nvidia_gpu", "vllm"),
+        ("nvidia_gpu", "trtllm"),
+        ("nvidia_gpu", "sglang"),
+        ("nvidia_gpu", "vllm"),
         ("amd_gpu", "sglang"),
-    }  # fmt: skip
+    }
     families = {script.resolve_system(r.hardware).accelerator.family for r in script.load_rows()}
     assert families | {"amd_gpu"} == {family for family, _ in fitted}
 
 
 def test_no_model_or_hardware_name_keys_an_efficiency_profile() -> None:
-    """Factors are per (family, stack), never per (model, hardware): no file name, key or value
-    under conf/efficiency/ may name a model or a hardware system."""
+    """Factors are per (family, stack), never per (model, hardware).
+
+    No file name, key or value under conf/efficiency/ may name a model or a hardware system.
+    """
     models = {p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")}
     hardware = {p.stem for p in (ROOT / "conf" / "hardware").glob("*.yaml")}
     names = models | hardware
@@ -118,7 +135,7 @@ def test_no_model_or_hardware_name_keys_an_efficiency_profile() -> None:
         walk(data, "")
 
 
-def test_profiles_only_see_their_own_stacks_rows(calibration) -> None:
+def test_profiles_only_see_their_own_stacks_rows(calibration: Calibration) -> None:
     """Refitting sglang after removing every trtllm row changes nothing but the borrowed factors."""
     script, fitted, _, _ = calibration
     rows, points = script.load_rows(), script.load_points()
@@ -127,9 +144,13 @@ def test_profiles_only_see_their_own_stacks_rows(calibration) -> None:
     from planner.perf.calibration import fit_profile
 
     again = fit_profile(
-        [], only_sglang, script.resolve_model, script.resolve_system, start,
+        [],
+        only_sglang,
+        script.resolve_model,
+        script.resolve_system,
+        start,
         script.FREE[("nvidia_gpu", "sglang")],
-    )  # fmt: skip
+    )
     for key in script.FREE[("nvidia_gpu", "sglang")]:
         assert getattr(again, key) == pytest.approx(
             getattr(fitted[("nvidia_gpu", "sglang")], key), rel=1e-6, abs=1e-9

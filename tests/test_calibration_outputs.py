@@ -77,9 +77,18 @@ def test_planner_size_marks_the_uncalibrated_option(tmp_path: Path) -> None:
 
 
 def test_planner_roi_marks_the_uncalibrated_candidate(tmp_path: Path) -> None:
-    args = ["roi.n_trees=300", "roi.curve_points=3", "mc.samples=200", "mc.chunk_size=100",
-            "mc.backend=serial", "mc.n_jobs=1", f"cache_dir={tmp_path / 'cache'}",
-            TPU_OPTION, *ONLY_GPU_AND_TPU, "roi.candidate=tpu_only"]  # fmt: skip
+    args = [
+        "roi.n_trees=300",
+        "roi.curve_points=3",
+        "mc.samples=200",
+        "mc.chunk_size=100",
+        "mc.backend=serial",
+        "mc.n_jobs=1",
+        f"cache_dir={tmp_path / 'cache'}",
+        TPU_OPTION,
+        *ONLY_GPU_AND_TPU,
+        "roi.candidate=tpu_only",
+    ]
     summary = run("planner-roi", args, tmp_path / "run")
     assert summary["calibration"]["tpu_only"]["tpu"]["calibrated"] is False
     assert summary["calibration"]["gpu_only"]["gpu"]["calibrated"] is True

@@ -217,6 +217,7 @@ def test_disaggregated_cells_merge_both_pools() -> None:
     plain = simulate(fleet, workload, seed=2)
     one = simulate_cells(fleet, workload, seed=2, cells=1, backend="serial")
     assert_same_tables(plain, one)
+    assert plain.kv_landed_s is not None and one.kv_landed_s is not None
     assert np.array_equal(plain.kv_landed_s, one.kv_landed_s, equal_nan=True)
     two = simulate_cells(fleet, workload, seed=2, cells=2, backend="serial")
     assert two.cells is not None and two.cells["pools"]["dec"]["replicas"] == [6, 3]

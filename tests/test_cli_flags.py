@@ -1,6 +1,8 @@
-"""Hydra's own flags work as Hydra documents them, for all four console scripts (issue 9 item 4):
-``--cfg job``, ``-c job``, ``--info``, ``--shell-completion install=bash``, ``--help`` and
-``--hydra-help``; nothing runs and no run directory is created."""
+"""Hydra's own flags work as Hydra documents them, for all four console scripts.
+
+Issue 9 item 4: ``--cfg job``, ``-c job``, ``--info``, ``--shell-completion install=bash``,
+``--help`` and ``--hydra-help``; nothing runs and no run directory is created.
+"""
 
 from __future__ import annotations
 

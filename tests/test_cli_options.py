@@ -44,9 +44,13 @@ SCRIPTS: dict[str, tuple[str, tuple[str, ...], Callable[[DictConfig], Any], tupl
     "planner": ("planner", simulate.GROUPS, simulate.run, (app_simulation, "simulate")),
     "planner-size": ("size", size.GROUPS, size.run, (size, "run_sizing")),
     "planner-roi": ("roi", roi.GROUPS, roi.run, (roi, "run_roi_study")),
-    "planner-roofline": ("roofline", roofline.GROUPS, roofline.compute,
-                         (app_roofline, "roofline_summary")),
-}  # fmt: skip
+    "planner-roofline": (
+        "roofline",
+        roofline.GROUPS,
+        roofline.compute,
+        (app_roofline, "roofline_summary"),
+    ),
+}
 QUICK = {"planner": ["workload.n_trees=10"]}
 # String options with a fixed set of values (any other string option takes any text).
 CHOICES = {
@@ -92,10 +96,15 @@ def test_every_script_has_options_under_test() -> None:
     counts = {script: sum(1 for s, _, _ in CASES if s == script) for script in SCRIPTS}
     assert all(count >= 6 for count in counts.values()), counts
     keys = {f"{s} {k}" for s, k, _ in CASES}
-    for expected in ("planner seed", "planner run.max_sim_time_s",
-                     "planner-size demand.trees_per_s", "planner-roi mc.samples",
-                     "planner-roi roi.horizon_years", "planner-roi mc.inputs.discount_rate",
-                     "planner-roofline tp"):  # fmt: skip
+    for expected in (
+        "planner seed",
+        "planner run.max_sim_time_s",
+        "planner-size demand.trees_per_s",
+        "planner-roi mc.samples",
+        "planner-roi roi.horizon_years",
+        "planner-roi mc.inputs.discount_rate",
+        "planner-roofline tp",
+    ):
         assert expected in keys
 
 

@@ -14,8 +14,14 @@ import pytest
 from tests.cli_runner import run_cli
 
 SCRIPT = Path(sys.executable).parent / "planner-roi"
-QUICK = ["roi.n_trees=600", "roi.curve_points=4", "mc.samples=400", "mc.chunk_size=100",
-         "mc.backend=serial", "mc.n_jobs=1"]  # fmt: skip
+QUICK = [
+    "roi.n_trees=600",
+    "roi.curve_points=4",
+    "mc.samples=400",
+    "mc.chunk_size=100",
+    "mc.backend=serial",
+    "mc.n_jobs=1",
+]
 
 
 def command(args: list[str], run_dir: Path, cache: Path) -> list[str]:
@@ -95,12 +101,18 @@ def test_killed_study_resumes_without_redoing_finished_samples(tmp_path: Path) -
 
 BAD_INPUTS = [
     (["mc.inputs.pue={dist: uniform, loc: 1.2, scale: -0.3}"], "mc.inputs.pue"),
-    (["mc.inputs.demand_growth_per_year={dist: weibull, c: 2}"],
-     "mc.inputs.demand_growth_per_year"),
+    (
+        ["mc.inputs.demand_growth_per_year={dist: weibull, c: 2}"],
+        "mc.inputs.demand_growth_per_year",
+    ),
     (["mc.inputs.efficiency_gain_per_year.c=3"], "mc.inputs.efficiency_gain_per_year"),
-    (["~mc.inputs.electricity_usd_per_kwh",
-      "+mc.inputs.electricity_usd_per_kwh={dist: loguniform, a: 0.2, b: 0.1}"],
-     "mc.inputs.electricity_usd_per_kwh"),
+    (
+        [
+            "~mc.inputs.electricity_usd_per_kwh",
+            "+mc.inputs.electricity_usd_per_kwh={dist: loguniform, a: 0.2, b: 0.1}",
+        ],
+        "mc.inputs.electricity_usd_per_kwh",
+    ),
     (["mc.inputs.pue={dist: uniform, lo: 1}"], "mc.inputs.pue.lo"),
     (["mc.inputs.pue.scale=[1"], "overrides"),
     (["no_such_key=3"], "no_such_key"),
@@ -116,10 +128,12 @@ BAD_INPUTS = [
     (["+roi.choices.model={no_such_model: 1.0}"], "roi.choices.model.no_such_model"),
     (["+roi.choices.model={llama3_70b: 0.0}"], "roi.choices.model"),
     (["+roi.choices.flavour={a: 1.0}"], "roi.choices"),
-    (["+mc.inputs.lpu_price_factor={dist: uniform, loc: -1, scale: 1}"],
-     "mc.inputs.lpu_price_factor"),
+    (
+        ["+mc.inputs.lpu_price_factor={dist: uniform, loc: -1, scale: 1}"],
+        "mc.inputs.lpu_price_factor",
+    ),
     (["+mc.inputs.context_scal=1.0"], "mc.inputs"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("args", "field"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

@@ -36,10 +36,17 @@ def test_default_run_prints_a_table_and_writes_summary(tmp_path: Path) -> None:
 
 def test_lpu_run_reports_chips_per_replica(tmp_path: Path) -> None:
     result = run(
-        ["model=llama3_70b", "hardware=groq_lpu_v1", "precision=int8", "tp=1", "ep=1", "isl=2048",
-         "osl=256"],
+        [
+            "model=llama3_70b",
+            "hardware=groq_lpu_v1",
+            "precision=int8",
+            "tp=1",
+            "ep=1",
+            "isl=2048",
+            "osl=256",
+        ],
         tmp_path / "run",
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["accelerators_per_replica"] >= 305
@@ -66,9 +73,11 @@ BAD_INPUTS = [
     (["model=deepseek_r1", "hardware=mi300x", "stack=trtllm", "ep=1"], "stack"),
     (["concurrency=0"], "concurrency"),
     (["kv_precision=int4"], "kv_precision"),
-    (["model=llama3_70b", "hardware=groq_lpu_v1", "precision=int8", "tp=1", "ep=1", "chips=100"],
-     "chips"),
-]  # fmt: skip
+    (
+        ["model=llama3_70b", "hardware=groq_lpu_v1", "precision=int8", "tp=1", "ep=1", "chips=100"],
+        "chips",
+    ),
+]
 
 
 @pytest.mark.parametrize(("args", "field"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
@@ -113,9 +122,12 @@ def test_concurrency_sweep_writes_the_serving_curve(tmp_path: Path) -> None:
         assert summary["concurrency"] == c and summary["stack"] == "sglang"
         assert summary["calibrated"] is True
         assert set(at) == {
-            "output_tokens_per_s_per_accelerator", "tokens_per_s_per_user", "ttft_s", "tpot_s",
+            "output_tokens_per_s_per_accelerator",
+            "tokens_per_s_per_user",
+            "ttft_s",
+            "tpot_s",
             "batch",
-        }  # fmt: skip
+        }
         assert at["tokens_per_s_per_user"] == pytest.approx(1.0 / at["tpot_s"])
     low, high = points[4]["at_concurrency"], points[64]["at_concurrency"]
     assert high["output_tokens_per_s_per_accelerator"] > low["output_tokens_per_s_per_accelerator"]
@@ -124,10 +136,18 @@ def test_concurrency_sweep_writes_the_serving_curve(tmp_path: Path) -> None:
 
 def test_borrowed_profile_says_calibrated_false(tmp_path: Path) -> None:
     result = run(
-        ["model=deepseek_r1", "hardware=mi355x", "precision=fp4", "stack=vllm", "tp=8", "ep=8",
-         "dp_attention=true", "concurrency=16"],
+        [
+            "model=deepseek_r1",
+            "hardware=mi355x",
+            "precision=fp4",
+            "stack=vllm",
+            "tp=8",
+            "ep=8",
+            "dp_attention=true",
+            "concurrency=16",
+        ],
         tmp_path / "run",
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["calibrated"] is False and summary["stack"] == "sglang"

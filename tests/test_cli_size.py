@@ -27,8 +27,15 @@ def test_sizes_every_option_and_reports_costs(tmp_path: Path) -> None:
     assert set(summary["options"]) == {"gpu_only", "lpu_only", "gpu_prefill_lpu_decode"}
     for option in summary["options"].values():
         assert option["feasible"]
-        for key in ("racks", "accelerators", "capex_usd", "opex_usd_per_year",
-                    "usd_per_million_output_tokens", "p99", "analytic_racks"):  # fmt: skip
+        for key in (
+            "racks",
+            "accelerators",
+            "capex_usd",
+            "opex_usd_per_year",
+            "usd_per_million_output_tokens",
+            "p99",
+            "analytic_racks",
+        ):
             assert key in option
         assert option["p99"]["tpot_s"] <= summary["slo"]["tpot_p99_s"]
         assert option["capex_usd"] > 0

@@ -5,8 +5,11 @@ The static figures are ``at_concurrency`` of ``planner-roofline`` on the same re
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from planner import config
 from planner.app.roofline import roofline
@@ -14,6 +17,7 @@ from planner.config.options import RooflineOptions
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.faults import FailureSpec
+from planner.sim.results import SimulationResult
 from planner.specs.errors import ConfigError
 from planner.workload import CallLengths, ChatShape, DelayLaw, LengthLaw
 from planner.workload.arrivals import ClosedLoopArrivals
@@ -84,18 +88,22 @@ def test_closed_loop_has_no_precomputed_times() -> None:
 # ------------------------------------------------------------------------------ users' loop
 
 
-def _chat(users: int, requests: int | None, think: DelayLaw | None = None, **limits: object):
+def _chat(
+    users: int, requests: int | None, think: DelayLaw | None = None, **limits: Any
+) -> WorkloadSpec:
     shape = ChatShape(call=CallLengths(LengthLaw.fixed(1), LengthLaw.uniform(5, 40)))
     arrivals = ClosedLoopArrivals(
         users=users, requests=requests, think_time=think or DelayLaw.fixed(0.0)
     )
-    return WorkloadSpec(arrivals=arrivals, tree=shape, **limits)  # type: ignore[arg-type]
+    return WorkloadSpec(arrivals=arrivals, tree=shape, **limits)
 
 
-def _in_flight(result, times: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _in_flight(result: SimulationResult, times: NDArray[np.float64]) -> NDArray[np.int64]:
     """Requests started and not yet finished at each of ``times``."""
     start, end = result.tree_arrival_s, result.tree_finish_s
-    return ((start[None, :] <= times[:, None]) & (end[None, :] > times[:, None])).sum(axis=1)
+    started = (start[None, :] <= times[:, None]) & (end[None, :] > times[:, None])
+    counts: NDArray[np.int64] = started.sum(axis=1)
+    return counts
 
 
 def test_each_user_sends_the_next_request_when_one_ends() -> None:
@@ -171,9 +179,11 @@ def test_a_failed_request_sends_the_user_on_to_the_next() -> None:
     fails.
     """
     failures = FailureSpec(
-        rate_multiplier=2e6, blast_radius="domain", max_retries=1,
+        rate_multiplier=2e6,
+        blast_radius="domain",
+        max_retries=1,
         repair_time=DelayLaw("exponential", mean_s=30.0),
-    )  # fmt: skip
+    )
     workload = WorkloadSpec(
         arrivals=ClosedLoopArrivals(users=6, requests=200, think_time=DelayLaw.fixed(5.0)),
         tree=ChatShape(),

@@ -152,26 +152,75 @@ def test_console_script_refuses_bypass(case_id: str, tmp_path: Path) -> None:
 DOCUMENTED = [
     ("planner", ["workload.n_trees=5"]),
     ("planner", ["-m", "fleet.pools.gpu.racks=1,2,4,8", "hydra/launcher=joblib"]),
-    ("planner", ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                 "fleet.pools.gpu.racks=1,2,3,4", "workload.arrivals.rate_per_s=0.5,1.0"]),
+    (
+        "planner",
+        [
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "fleet.pools.gpu.racks=1,2,3,4",
+            "workload.arrivals.rate_per_s=0.5,1.0",
+        ],
+    ),
     ("planner", ["-m", "hydra/launcher=submitit_local", "fleet.pools.gpu.racks=1,2"]),
-    ("planner", ["-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=cpu",
-                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=8",
-                 "hydra.launcher.timeout_min=60", "hydra.launcher.array_parallelism=64",
-                 'hydra.launcher.setup=["source /shared/planner/.venv/bin/activate"]',
-                 "hydra.sweep.dir=/shared/sweeps/racks", "fleet.pools.gpu.racks=range(1,17)",
-                 "workload.arrivals.rate_per_s=0.5,1,2,4",
-                 "+hydra.launcher.additional_parameters.mail_type=FAIL"]),
-    ("planner", ["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                 "+hydra.launcher.ray.init.include_dashboard=false", "fleet.pools.gpu.racks=1,2"]),
-    ("planner", ["-m", "hydra/launcher=ray", "hydra.launcher.ray.init.address=ray://head:10001",
-                 "+hydra.launcher.ray.remote.num_cpus=1", "fleet.pools.gpu.racks=1,2"]),
+    (
+        "planner",
+        [
+            "-m",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=cpu",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=8",
+            "hydra.launcher.timeout_min=60",
+            "hydra.launcher.array_parallelism=64",
+            'hydra.launcher.setup=["source /shared/planner/.venv/bin/activate"]',
+            "hydra.sweep.dir=/shared/sweeps/racks",
+            "fleet.pools.gpu.racks=range(1,17)",
+            "workload.arrivals.rate_per_s=0.5,1,2,4",
+            "+hydra.launcher.additional_parameters.mail_type=FAIL",
+        ],
+    ),
+    (
+        "planner",
+        [
+            "-m",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "+hydra.launcher.ray.init.include_dashboard=false",
+            "fleet.pools.gpu.racks=1,2",
+        ],
+    ),
+    (
+        "planner",
+        [
+            "-m",
+            "hydra/launcher=ray",
+            "hydra.launcher.ray.init.address=ray://head:10001",
+            "+hydra.launcher.ray.remote.num_cpus=1",
+            "fleet.pools.gpu.racks=1,2",
+        ],
+    ),
     ("planner", ["--config-name", "optuna_fleet_mix", "-m"]),
-    ("planner", ["--config-name=optuna_fleet_mix", "-m", "hydra.sweeper.n_trials=40",
-                 "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                 "hydra.sweeper.storage=sqlite:///fleet_mix.db"]),
-    ("planner", ["-m", "workload.arrivals.rate_per_s=0.5,1,2", "fleet.pools.gpu.racks=1,2",
-                 "hydra.callbacks.sweep_summary.metric=calls.ttft_s.p99"]),
+    (
+        "planner",
+        [
+            "--config-name=optuna_fleet_mix",
+            "-m",
+            "hydra.sweeper.n_trials=40",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.storage=sqlite:///fleet_mix.db",
+        ],
+    ),
+    (
+        "planner",
+        [
+            "-m",
+            "workload.arrivals.rate_per_s=0.5,1,2",
+            "fleet.pools.gpu.racks=1,2",
+            "hydra.callbacks.sweep_summary.metric=calls.ttft_s.p99",
+        ],
+    ),
     ("planner-size", ["-m", "demand.trees_per_s=1,2"]),
     ("planner-size", ["-m", "seed=range(0,1000)"]),  # plain values: no composition each
     ("planner", ["-m", "fleet=glob(*)", "workload.n_trees=5"]),
@@ -180,7 +229,7 @@ DOCUMENTED = [
 ] + [
     ("planner", ["-m", "hydra/sweeper=optuna", f"hydra/sweeper/sampler={sampler}"])
     for sampler in ("tpe", "random", "cmaes", "grid", "nsgaii", "motpe")
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("cli,argv", DOCUMENTED, ids=[" ".join(a) or c for c, a in DOCUMENTED])
@@ -304,7 +353,7 @@ def test_atomic_writer_reports_a_full_disk_and_leaves_nothing(
     def full_disk(*_: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(common.os, "replace", full_disk)
+    monkeypatch.setattr("planner.cli.common.os.replace", full_disk)
     target = tmp_path / "summary.json"
     with pytest.raises(OSError) as error_info:
         common.atomic_write_json(target, {"a": 1})

@@ -33,20 +33,27 @@ def curve(
         demand_trees_per_s=np.array([1.0, 2.0, 4.0]),
         racks={"p": np.array(racks)},
         mean_power_kw={"p": np.array(power)},
-        prices={"p": PoolPrices(kind=kind, rack_capex_usd=price, rack_max_power_kw=10.0,
-                                rack_idle_power_kw=2.0)},
+        prices={
+            "p": PoolPrices(
+                kind=kind, rack_capex_usd=price, rack_max_power_kw=10.0, rack_idle_power_kw=2.0
+            )
+        },
         feasible=np.array([True, True, True]),
-    )  # fmt: skip
+    )
 
 
 def one_future(**overrides: float) -> dict[str, np.ndarray]:
     values = {
-        "base_demand_trees_per_s": 1.0, "demand_growth_per_year": 1.0,
-        "fanout_growth_per_year": 0.0, "efficiency_gain_per_year": 0.0,
+        "base_demand_trees_per_s": 1.0,
+        "demand_growth_per_year": 1.0,
+        "fanout_growth_per_year": 0.0,
+        "efficiency_gain_per_year": 0.0,
         "gpu_price_change_per_year": 0.0,
-        "lpu_price_change_per_year": -0.5, "electricity_usd_per_kwh": 0.1, "pue": 1.5,
+        "lpu_price_change_per_year": -0.5,
+        "electricity_usd_per_kwh": 0.1,
+        "pue": 1.5,
         "discount_rate": 0.1,
-    }  # fmt: skip
+    }
     values.update(overrides)
     return {k: np.array([v]) for k, v in values.items()}
 
@@ -92,22 +99,38 @@ def test_npv_irr_and_payback_of_the_savings() -> None:
 
 def toy_option(name: str) -> SizingOption:
     """Single-sequence servers with a constant iteration time, one server per rack."""
-    system = config.system({
-        "name": "toy", "accelerators_per_system": 1, "scale_up_domain_size": 1,
-        "system_power_kw": 1.0, "system_capex_usd": 10_000.0,
-        "accelerator": {
-            "name": "toy", "kind": "gpu", "family": "nvidia_gpu", "memory_bytes": 1e11,
-            "memory_bandwidth_bytes_per_s": 1e12, "peak_flops_per_s": {"fp8": 1e15},
-            "idle_power_w": 100.0, "max_power_w": 1000.0,
-            "scale_up_bandwidth_bytes_per_s": 1e11, "scale_up_latency_s": 1e-6,
-            "unit_price_usd": 10_000.0,
-        },
-    })  # fmt: skip
+    system = config.system(
+        {
+            "name": "toy",
+            "accelerators_per_system": 1,
+            "scale_up_domain_size": 1,
+            "system_power_kw": 1.0,
+            "system_capex_usd": 10_000.0,
+            "accelerator": {
+                "name": "toy",
+                "kind": "gpu",
+                "family": "nvidia_gpu",
+                "memory_bytes": 1e11,
+                "memory_bandwidth_bytes_per_s": 1e12,
+                "peak_flops_per_s": {"fp8": 1e15},
+                "idle_power_w": 100.0,
+                "max_power_w": 1000.0,
+                "scale_up_bandwidth_bytes_per_s": 1e11,
+                "scale_up_latency_s": 1e-6,
+                "unit_price_usd": 10_000.0,
+            },
+        }
+    )
     pool = PoolSpec(
-        name="q", role="unified", system=system, model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"), racks=1, fixed_step_s=0.005,
+        name="q",
+        role="unified",
+        system=system,
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        fixed_step_s=0.005,
         batching=BatchingSpec(max_batch=1, token_budget=1, prefix_cache_fraction=0.0),
-    )  # fmt: skip
+    )
     return SizingOption(name, FleetSpec(pools=(pool,), router="central_queue"), ("q",))
 
 
@@ -123,13 +146,19 @@ def test_fast_path_agrees_with_the_simulator_at_20_sampled_futures() -> None:
     grid = list(np.geomspace(100.0, 400.0, 6))
     measured = measure_curve(option, workload, slo, grid, seed=0, max_racks=200)
     model = RoiModel(measured, measured, EconomicsSpec(), horizon_years=2)
-    inputs = config.uncertain_inputs({
-        "base_demand_trees_per_s": {"dist": "uniform", "loc": 100.0, "scale": 150.0},
-        "demand_growth_per_year": {"dist": "uniform", "loc": 0.0, "scale": 0.5},
-        "fanout_growth_per_year": 0.0, "efficiency_gain_per_year": 0.0,
-        "gpu_price_change_per_year": 0.0, "lpu_price_change_per_year": 0.0,
-        "electricity_usd_per_kwh": 0.08, "pue": 1.3, "discount_rate": 0.1,
-    })  # fmt: skip
+    inputs = config.uncertain_inputs(
+        {
+            "base_demand_trees_per_s": {"dist": "uniform", "loc": 100.0, "scale": 150.0},
+            "demand_growth_per_year": {"dist": "uniform", "loc": 0.0, "scale": 0.5},
+            "fanout_growth_per_year": 0.0,
+            "efficiency_gain_per_year": 0.0,
+            "gpu_price_change_per_year": 0.0,
+            "lpu_price_change_per_year": 0.0,
+            "electricity_usd_per_kwh": 0.08,
+            "pue": 1.3,
+            "discount_rate": 0.1,
+        }
+    )
     draws = latin_hypercube(inputs, 20, seed=3)
     # The baseline curve only (both options share it here), at every one of the 20 futures.
     checks = spot_check(

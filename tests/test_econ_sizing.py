@@ -27,10 +27,17 @@ SLO = SizingSlo(tree_e2e_p99_s=20.0, ttft_p99_s=1.0, tpot_p99_s=0.05)
 def h100_pool(name: str = "gpu", role: str = "unified") -> PoolSpec:
     """Llama-3-70B FP8 TP8 on DGX H100 racks (4 systems, 4 replicas per rack)."""
     return PoolSpec(
-        name=name, role=role, system=load_system("h100"), model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"), racks=1, precision="fp8", kv_precision="fp8",
-        tp=8, batching=BatchingSpec(max_batch=128, token_budget=4096, prefix_cache_fraction=0.0),
-    )  # fmt: skip
+        name=name,
+        role=role,
+        system=load_system("h100"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        kv_precision="fp8",
+        tp=8,
+        batching=BatchingSpec(max_batch=128, token_budget=4096, prefix_cache_fraction=0.0),
+    )
 
 
 GPU_ONLY = SizingOption("gpu_only", FleetSpec(pools=(h100_pool(),)), ("gpu",))

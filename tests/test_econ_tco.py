@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from planner import config
@@ -66,7 +68,7 @@ def test_cost_per_million_tokens_and_per_tree() -> None:
         ({"pue": "high"}, "economics.pue"),
     ],
 )
-def test_bad_economics_name_the_field(data: dict, field: str) -> None:
+def test_bad_economics_name_the_field(data: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as error:
         config.economics(data)
     assert error.value.field == field

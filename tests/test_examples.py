@@ -1,5 +1,8 @@
-"""``examples/size_and_roi.py``: the Python API alone sizes fleets, runs a small ROI study and
-writes a plot, without Hydra or OmegaConf ever being imported (issue 9 item 6)."""
+"""``examples/size_and_roi.py``: the Python API alone, without Hydra or OmegaConf.
+
+The Python API alone sizes fleets, runs a small ROI study and writes a plot, without Hydra or
+OmegaConf ever being imported (issue 9 item 6).
+"""
 
 from __future__ import annotations
 

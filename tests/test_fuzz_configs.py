@@ -60,30 +60,37 @@ def mutate(base: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
 
 
 def _conf(group: str, name: str) -> dict[str, Any]:
-    return yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    data = yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
 
 
-LAWS = [
+LAWS: list[dict[str, Any]] = [
     {"kind": "lognormal", "median": 1020, "p90": 2734},
     {"kind": "uniform", "low": 10, "high": 50},
     {"kind": "fixed", "value": 7},
     {"kind": "geometric", "mean_value": 20},
     {"kind": "empirical", "values": [1, 2, 3]},
 ]
-ARRIVALS = [
+ARRIVALS: list[dict[str, Any]] = [
     {"kind": "poisson", "rate_per_s": 2.0},
     {"kind": "gamma", "rate_per_s": 2.0, "cv": 3.0},
     {"kind": "diurnal", "rate_per_s": 1.0, "peak_to_trough": 3.0, "peak_hour": 14},
     {"kind": "offline", "n_requests": 10},
 ]
-TREES = [
+TREES: list[dict[str, Any]] = [
     {"kind": "fanout", "n_subcalls": {"kind": "uniform", "low": 10, "high": 50}, "waves": 2},
     {"kind": "chain"},
     {"kind": "debate", "n_agents": 4, "n_rounds": 2},
-    {"kind": "mixture", "components": [{"weight": 0.5, "shape": {"kind": "chat"}},
-                                       {"weight": 0.5, "shape": {"kind": "chain"}}]},
-]  # fmt: skip
-DISTRIBUTIONS = [
+    {
+        "kind": "mixture",
+        "components": [
+            {"weight": 0.5, "shape": {"kind": "chat"}},
+            {"weight": 0.5, "shape": {"kind": "chain"}},
+        ],
+    },
+]
+DISTRIBUTIONS: list[dict[str, Any]] = [
     {"dist": "triang", "c": 0.5, "loc": 0.2, "scale": 0.25},
     {"dist": "uniform", "loc": 1.2, "scale": 0.38},
     {"dist": "lognorm", "s": 0.5, "scale": 1.2},
@@ -92,14 +99,19 @@ DISTRIBUTIONS = [
 ]
 
 
-DELAYS = [
+DELAYS: list[dict[str, Any]] = [
     {"kind": "fixed", "value_s": 1.5},
     {"kind": "lognormal", "median_s": 1.0, "sigma": 1.0},
     {"kind": "exponential", "mean_s": 2.0},
     {"kind": "uniform", "low_s": 0.5, "high_s": 3.0},
 ]
-FAILURES = {"enabled": True, "rate_multiplier": 100.0, "blast_radius": "host", "max_retries": 3,
-            "repair_time": {"kind": "lognormal", "median_s": 1800.0, "sigma": 1.0}}  # fmt: skip
+FAILURES: dict[str, Any] = {
+    "enabled": True,
+    "rate_multiplier": 100.0,
+    "blast_radius": "host",
+    "max_retries": 3,
+    "repair_time": {"kind": "lognormal", "median_s": 1800.0, "sigma": 1.0},
+}
 
 
 @dataclass(frozen=True)
@@ -118,54 +130,141 @@ class Target:
 
 
 TARGETS = [
-    Target("model", config.model,
-           lambda: [_conf("model", n) for n in ("qwen35_397b_a17b", "deepseek_v3", "gpt_oss_120b",
-                                                "llama3_70b", "qwen3_next_80b_a3b")], "model"),
-    Target("hardware", config.system,
-           lambda: [_conf("hardware", n) for n in ("gb200_nvl72", "h100", "groq_lpu_v1")],
-           "hardware"),
-    Target("length_law", lambda d: config.length_law(d, "workload.len"), lambda: LAWS,
-           "workload.len"),
-    Target("delay_law", lambda d: config.delay_law(d, "workload.delay"), lambda: DELAYS,
-           "workload.delay"),
+    Target(
+        "model",
+        config.model,
+        lambda: [
+            _conf("model", n)
+            for n in (
+                "qwen35_397b_a17b",
+                "deepseek_v3",
+                "gpt_oss_120b",
+                "llama3_70b",
+                "qwen3_next_80b_a3b",
+            )
+        ],
+        "model",
+    ),
+    Target(
+        "hardware",
+        config.system,
+        lambda: [_conf("hardware", n) for n in ("gb200_nvl72", "h100", "groq_lpu_v1")],
+        "hardware",
+    ),
+    Target(
+        "length_law", lambda d: config.length_law(d, "workload.len"), lambda: LAWS, "workload.len"
+    ),
+    Target(
+        "delay_law",
+        lambda d: config.delay_law(d, "workload.delay"),
+        lambda: DELAYS,
+        "workload.delay",
+    ),
     Target("arrivals", config.arrivals, lambda: ARRIVALS, "workload.arrivals"),
     Target("tree", config.tree_shape, lambda: TREES, "workload.tree"),
-    Target("workload", config.workload,
-           lambda: [_conf("workload", n) for n in ("agent_fanout", "chat", "mixed_agents")],
-           "workload"),
-    Target("fleet", config.fleet,
-           lambda: [_conf("fleet", n) for n in ("gb200_prefill_lpu_decode", "gb200_unified")],
-           "fleet"),
-    Target("sizing", config.sizing_options, lambda: [_conf("sizing", "llama70b_options")],
-           "sizing"),
+    Target(
+        "workload",
+        config.workload,
+        lambda: [_conf("workload", n) for n in ("agent_fanout", "chat", "mixed_agents")],
+        "workload",
+    ),
+    Target(
+        "fleet",
+        config.fleet,
+        lambda: [_conf("fleet", n) for n in ("gb200_prefill_lpu_decode", "gb200_unified")],
+        "fleet",
+    ),
+    Target(
+        "sizing", config.sizing_options, lambda: [_conf("sizing", "llama70b_options")], "sizing"
+    ),
     Target("economics", config.economics, lambda: [_conf("economics", "default")], "economics"),
     Target("failures", config.failures, lambda: [FAILURES], "failures"),
-    Target("batching", lambda d: config.batching(d, "fleet.pools.gpu.batching"),
-           lambda: [{"max_batch": 256, "token_budget": 8192, "prefix_cache_fraction": 0.2}],
-           "fleet.pools.gpu.batching"),
+    Target(
+        "batching",
+        lambda d: config.batching(d, "fleet.pools.gpu.batching"),
+        lambda: [{"max_batch": 256, "token_budget": 8192, "prefix_cache_fraction": 0.2}],
+        "fleet.pools.gpu.batching",
+    ),
     Target("slo", config.slo, lambda: [{"tree_e2e_s": 60, "ttft_s": 2, "tpot_s": 0.1}], "slo"),
-    Target("distribution", lambda d: config.distribution(d, "mc.inputs.x"),
-           lambda: DISTRIBUTIONS, "mc.inputs.x", exact=False),
-    Target("run", config.run_options,
-           lambda: [{"max_sim_time_s": 100.0, "max_wall_s": 60.0, "stepwise": False}], "run"),
+    Target(
+        "distribution",
+        lambda d: config.distribution(d, "mc.inputs.x"),
+        lambda: DISTRIBUTIONS,
+        "mc.inputs.x",
+        exact=False,
+    ),
+    Target(
+        "run",
+        config.run_options,
+        lambda: [{"max_sim_time_s": 100.0, "max_wall_s": 60.0, "stepwise": False}],
+        "run",
+    ),
     Target("output", config.output_options, lambda: [{"calls_table": "csv"}], "output"),
-    Target("demand", config.demand_options, lambda: [{"trees_per_s": 100.0, "n_trees": 2000}],
-           "demand"),
-    Target("sizing_slo", config.sizing_slo,
-           lambda: [{"tree_e2e_p99_s": 30.0, "ttft_p99_s": 2.0, "tpot_p99_s": 0.05}], "slo"),
-    Target("roi", config.roi_options,
-           lambda: [{"baseline": "gpu_only", "candidate": "lpu_only", "horizon_years": 4,
-                     "n_trees": 3000, "curve_points": 6, "spot_checks": 0}], "roi"),
-    Target("mc", config.mc_options,
-           lambda: [{"samples": 2000, "seed": 1, "backend": "joblib", "n_jobs": 2,
-                     "chunk_size": 500, "ray_address": None, "inputs": {}}], "mc"),
-    Target("mc_inputs", config.uncertain_inputs,
-           lambda: [{"growth": {"dist": "uniform", "loc": 0.0, "scale": 0.5}, "rate": 0.1}],
-           "mc.inputs", exact=False),
-    Target("roofline", config.roofline_options,
-           lambda: [{"precision": "fp8", "kv_precision": "bf16", "tp": 1, "ep": 8, "chips": None,
-                     "isl": 1024, "osl": 1024, "tpot_limit_s": 0.05}], ""),
-]  # fmt: skip
+    Target(
+        "demand", config.demand_options, lambda: [{"trees_per_s": 100.0, "n_trees": 2000}], "demand"
+    ),
+    Target(
+        "sizing_slo",
+        config.sizing_slo,
+        lambda: [{"tree_e2e_p99_s": 30.0, "ttft_p99_s": 2.0, "tpot_p99_s": 0.05}],
+        "slo",
+    ),
+    Target(
+        "roi",
+        config.roi_options,
+        lambda: [
+            {
+                "baseline": "gpu_only",
+                "candidate": "lpu_only",
+                "horizon_years": 4,
+                "n_trees": 3000,
+                "curve_points": 6,
+                "spot_checks": 0,
+            }
+        ],
+        "roi",
+    ),
+    Target(
+        "mc",
+        config.mc_options,
+        lambda: [
+            {
+                "samples": 2000,
+                "seed": 1,
+                "backend": "joblib",
+                "n_jobs": 2,
+                "chunk_size": 500,
+                "ray_address": None,
+                "inputs": {},
+            }
+        ],
+        "mc",
+    ),
+    Target(
+        "mc_inputs",
+        config.uncertain_inputs,
+        lambda: [{"growth": {"dist": "uniform", "loc": 0.0, "scale": 0.5}, "rate": 0.1}],
+        "mc.inputs",
+        exact=False,
+    ),
+    Target(
+        "roofline",
+        config.roofline_options,
+        lambda: [
+            {
+                "precision": "fp8",
+                "kv_precision": "bf16",
+                "tp": 1,
+                "ep": 8,
+                "chips": None,
+                "isl": 1024,
+                "osl": 1024,
+                "tpot_limit_s": 0.05,
+            }
+        ],
+        "",
+    ),
+]
 BY_NAME = {t.name: t for t in TARGETS}
 
 
@@ -209,8 +308,11 @@ NUMERIC = [t for t in TARGETS if t.name != "output"]  # output has one string ch
 
 @pytest.mark.parametrize("target", NUMERIC, ids=[t.name for t in NUMERIC])
 def test_every_number_and_flag_refuses_wrong_types(target: Target) -> None:
-    """Every numeric or boolean leaf of every base config, given a string, a list or a mapping,
-    is refused with a ConfigError naming that leaf (never built, never another exception)."""
+    """A numeric or boolean leaf given a string, a list or a mapping is refused.
+
+    Every such leaf of every base config is refused with a ConfigError naming that leaf (never
+    built, never another exception).
+    """
     checked = 0
     for base in target.bases():
         for path, value in _leaves(base):
@@ -251,19 +353,28 @@ def test_near_misses_are_suggested() -> None:
 @pytest.mark.parametrize(
     ("target", "data", "message"),
     [
-        ("demand", {"trees_per_s": "fast"},
-         "demand.trees_per_s: must be a finite number > 0, got 'fast'"),
+        (
+            "demand",
+            {"trees_per_s": "fast"},
+            "demand.trees_per_s: must be a finite number > 0, got 'fast'",
+        ),
         ("mc", {"samples": 1.5}, "mc.samples: must be an integer in [1, 10,000,000], got 1.5"),
         ("mc", {"backend": "dask"}, "mc.backend: must be one of joblib, ray, serial; got 'dask'"),
-        ("roi", {"baseline": "a", "candidate": "b", "horizon_years": [1]},
-         "roi.horizon_years: must be an integer in [1, 50], got [1]"),
-        ("run", {"max_sim_time_s": "x"},
-         "run.max_sim_time_s: must be a finite number > 0 or null, got 'x'"),
+        (
+            "roi",
+            {"baseline": "a", "candidate": "b", "horizon_years": [1]},
+            "roi.horizon_years: must be an integer in [1, 50], got [1]",
+        ),
+        (
+            "run",
+            {"max_sim_time_s": "x"},
+            "run.max_sim_time_s: must be a finite number > 0 or null, got 'x'",
+        ),
         ("run", {"stepwise": "yes"}, "run.stepwise: must be true or false, got 'yes'"),
         ("roofline", {"tp": "four"}, "tp: must be an integer >= 1, got 'four'"),
         ("demand", {}, "demand.trees_per_s: is required"),
     ],
-)  # fmt: skip
+)
 def test_option_messages(target: str, data: dict[str, Any], message: str) -> None:
     error = builds_or_config_error(BY_NAME[target], data)
     assert error is not None and str(error) == message

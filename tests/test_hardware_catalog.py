@@ -1,5 +1,8 @@
-"""The 2026 inference-silicon catalog (issue 13): sourced figures, loadable systems, borrowed
-efficiency for uncalibrated families, and ``planner-roofline`` on every new part."""
+"""The 2026 inference-silicon catalog (issue 13).
+
+Sourced figures, loadable systems, borrowed efficiency for uncalibrated families, and
+``planner-roofline`` on every new part.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from planner import config
 from planner.econ.montecarlo import (
@@ -48,6 +49,7 @@ def test_lhs_samples_match_median_and_mean(name: str) -> None:
     (inp,) = config.uncertain_inputs({name: VALID_SPECS[name]})
     values = latin_hypercube([inp], 20_000, seed=7)[name]
     dist = inp.distribution
+    assert isinstance(dist, Distribution)
     spread = dist.quantile(0.9) - dist.quantile(0.1)
     tol = 0.01 * spread + 1e-12
     assert abs(float(np.median(values)) - dist.median()) <= tol
@@ -56,6 +58,7 @@ def test_lhs_samples_match_median_and_mean(name: str) -> None:
 
 def test_known_moments_and_round_trip() -> None:
     (u,) = config.uncertain_inputs({"x": VALID_SPECS["uniform"]})
+    assert isinstance(u.distribution, Distribution)
     assert u.distribution.median() == pytest.approx(0.2)
     assert u.distribution.mean() == pytest.approx(0.2)
     lognorm = Distribution.of("lognorm", s=0.5, scale=1.2)
@@ -125,6 +128,7 @@ def test_lhs_is_stratified_in_every_input() -> None:
         if inp.distribution.is_fixed:
             assert np.all(samples[inp.name] == 4.5)
             continue
+        assert isinstance(inp.distribution, Distribution)
         law = inp.distribution._frozen
         bins = np.floor(law.cdf(samples[inp.name]) * n).astype(int)
         assert sorted(bins.tolist()) == list(range(n)), inp.name
@@ -178,7 +182,7 @@ def test_tornado_on_a_linear_function() -> None:
     weights = {"x": 2.0, "y": -30.0, "k": 1.0}
 
     def npv(point: Any) -> float:
-        return sum(weights[name] * point[name] for name in weights)
+        return float(sum(weights[name] * point[name] for name in weights))
 
     bars = tornado(npv, inputs)
     assert [b.name for b in bars] == ["y", "x"]  # fixed k has no bar; y swings most
@@ -201,14 +205,16 @@ def test_tornado_on_a_linear_function() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def npv_model(samples: dict[str, np.ndarray], discount: float = 0.1) -> np.ndarray:
+def npv_model(
+    samples: dict[str, NDArray[np.float64]], discount: float = 0.1
+) -> NDArray[np.float64]:
     """A vectorised toy model (module level, so joblib and Ray workers can import it)."""
     cash = samples["lognorm"] * np.exp(samples["norm"] / 10) - samples["gamma"] ** 1.5
     return cash / (1 + discount) + np.sin(samples["triang"])
 
 
 @functools.cache
-def _samples(n: int = 2503) -> dict[str, np.ndarray]:
+def _samples(n: int = 2503) -> dict[str, NDArray[np.float64]]:
     return latin_hypercube(_inputs(), n, seed=5)
 
 
@@ -219,7 +225,7 @@ class CountingModel:
         self.calls = 0
         self.samples = 0
 
-    def __call__(self, samples: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, samples: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         self.calls += 1
         self.samples += len(samples["norm"])
         return npv_model(samples)

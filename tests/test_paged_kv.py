@@ -16,6 +16,7 @@ from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec, SloSpec
 from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.metrics import summarize
 from planner.sim.replica import KV_BLOCK_TOKENS, paged_kv_bytes
+from planner.sim.results import SimulationResult
 from planner.workload import CallLengths, ChatShape, LengthLaw
 from planner.workload.arrivals import ClosedLoopArrivals
 from tests.conftest import load_efficiency, load_model, load_system
@@ -27,7 +28,7 @@ from tests.sim_helpers import (
 ISL, OSL = 2048, 1024
 
 
-def _pool(role: str = "unified", name: str = "gpu", **batching: object) -> PoolSpec:
+def _pool(role: str = "unified", name: str = "gpu", prefix_cache_fraction: float = 0.0) -> PoolSpec:
     """Llama-3-70B FP8 on 2 H100s: ~40 GB of KV, about 95 sequences of 2,048 + 512 tokens."""
     return PoolSpec(
         name=name,
@@ -42,7 +43,7 @@ def _pool(role: str = "unified", name: str = "gpu", **batching: object) -> PoolS
         batching=BatchingSpec(
             max_batch=1024,
             token_budget=8192,
-            prefix_cache_fraction=batching.get("prefix_cache_fraction", 0.0),  # type: ignore[arg-type]
+            prefix_cache_fraction=prefix_cache_fraction,
         ),
     )
 
@@ -97,7 +98,9 @@ def test_saturated_batch_matches_the_roofline_kv_limited_batch() -> None:
     assert late.preemptions > 0  # memory is the limit: sequences outgrow it and are preempted
 
 
-def _stepwise_and_segments(fleet: FleetSpec, workload: WorkloadSpec):  # type: ignore[no-untyped-def]
+def _stepwise_and_segments(
+    fleet: FleetSpec, workload: WorkloadSpec
+) -> tuple[SimulationResult, SimulationResult]:
     segments = simulate(fleet, workload, seed=2)
     stepwise = simulate(fleet, workload, seed=2, stepwise=True)
     return segments, stepwise

@@ -55,9 +55,13 @@ def lpu(model: str | Model, hardware: str = "groq_lpu_v1", **kwargs: Any) -> Lpu
     spec = load_model(model) if isinstance(model, str) else model
     kwargs.setdefault("kv_precision", "fp8")
     return LpuReplica(
-        spec, load_system(hardware), "int8", kwargs.pop("kv_precision"),
-        load_efficiency("groq_lpu"), **kwargs,
-    )  # fmt: skip
+        spec,
+        load_system(hardware),
+        "int8",
+        kwargs.pop("kv_precision"),
+        load_efficiency("groq_lpu"),
+        **kwargs,
+    )
 
 
 def variant(name: str, **changes: Any) -> Model:
@@ -108,10 +112,14 @@ def test_fit_recovers_known_floor_and_hop_latency(script: ModuleType) -> None:
     data = yaml.safe_load((CONF / "calibration" / "groq_lpu.yaml").read_text())
     speed, _ = load_lpu_rows(data)
     synthetic = [
-        LpuRow(**{**r.__dict__, "measured": predict_lpu_row(
-            r, script.resolve_model, script.resolve_system, truth)})
+        LpuRow(
+            **{
+                **r.__dict__,
+                "measured": predict_lpu_row(r, script.resolve_model, script.resolve_system, truth),
+            }
+        )
         for r in speed
-    ]  # fmt: skip
+    ]
     fitted = fit_lpu_factors(
         synthetic, [], script.resolve_model, script.resolve_system, script.START
     )
@@ -147,9 +155,12 @@ def test_speed_scales_with_layers_not_bytes() -> None:
     base = lpu("llama2_70b")
     # Half the layers, about the same bytes (wider FFN): faster.
     half_layers = variant(
-        "llama2_70b", n_layers=40, n_full_attention_layers=40, n_dense_ffn_layers=40,
+        "llama2_70b",
+        n_layers=40,
+        n_full_attention_layers=40,
+        n_dense_ffn_layers=40,
         dense_ffn_size=2 * 28672 + 8192,
-    )  # fmt: skip
+    )
     assert half_layers.total_params == pytest.approx(base.model.total_params, rel=0.1)
     fewer = lpu(half_layers)
     assert fewer.decode_tokens_per_s_per_user(4096) > 1.8 * base.decode_tokens_per_s_per_user(4096)
@@ -216,9 +227,12 @@ def test_prefill_includes_one_pipeline_traversal() -> None:
 # ------------------------------------------------------------------------- SRAM budget
 def test_sram_fraction_is_derived_and_reported_with_what_pins_it() -> None:
     replica = build_replica(
-        load_model("llama2_70b"), load_system("groq_lpu_v1"), load_efficiency("groq_lpu"),
-        precision="int8", kv_precision="bf16",
-    )  # fmt: skip
+        load_model("llama2_70b"),
+        load_system("groq_lpu_v1"),
+        load_efficiency("groq_lpu"),
+        precision="int8",
+        kv_precision="bf16",
+    )
     summary = roofline_summary(replica, isl=2048, osl=2048, tpot_limit_s=0.05)
     reserve = load_efficiency("groq_lpu").sram_reserve_fraction
     assert 0.0 < summary["sram_usable_fraction"] <= 1.0 - reserve + 1e-9
@@ -245,9 +259,11 @@ def test_too_few_chips_are_refused_naming_the_field() -> None:
 def test_bad_lpu_factors_are_refused_naming_the_field() -> None:
     base = yaml.safe_load((CONF / "efficiency" / "groq_lpu.yaml").read_text())
     bad = (
-        ("layer_floor_s", -1e-6), ("hop_latency_s", -1.0), ("sram_reserve_fraction", 1.5),
+        ("layer_floor_s", -1e-6),
+        ("hop_latency_s", -1.0),
+        ("sram_reserve_fraction", 1.5),
         ("kv_sizing_context_tokens", 0),
-    )  # fmt: skip
+    )
     for key, value in bad:
         with pytest.raises(ConfigError) as error:
             EfficiencyFactors.from_dict({**base, key: value})

@@ -29,33 +29,62 @@ UNIT = EfficiencyFactors(
 
 def toy_system(memory_bytes: float = 100e9) -> System:
     """A made-up GPU with round numbers: 1 TB/s, 100 TFLOP/s bf16, 100 GB."""
-    return config.system({
-        "name": "toy", "accelerators_per_system": 8, "scale_up_domain_size": 8,
-        "system_power_kw": 8.0, "system_capex_usd": 1.0e6,
-        "accelerator": {
-            "name": "toy", "kind": "gpu", "family": "nvidia_gpu", "memory_bytes": memory_bytes,
-            "memory_bandwidth_bytes_per_s": 1.0e12, "peak_flops_per_s": {"bf16": 100.0e12},
-            "idle_power_w": 100.0, "max_power_w": 1000.0,
-            "scale_up_bandwidth_bytes_per_s": 100.0e9, "scale_up_latency_s": 1.0e-6,
-            "unit_price_usd": 10000.0,
-        },
-    })  # fmt: skip
+    return config.system(
+        {
+            "name": "toy",
+            "accelerators_per_system": 8,
+            "scale_up_domain_size": 8,
+            "system_power_kw": 8.0,
+            "system_capex_usd": 1.0e6,
+            "accelerator": {
+                "name": "toy",
+                "kind": "gpu",
+                "family": "nvidia_gpu",
+                "memory_bytes": memory_bytes,
+                "memory_bandwidth_bytes_per_s": 1.0e12,
+                "peak_flops_per_s": {"bf16": 100.0e12},
+                "idle_power_w": 100.0,
+                "max_power_w": 1000.0,
+                "scale_up_bandwidth_bytes_per_s": 100.0e9,
+                "scale_up_latency_s": 1.0e-6,
+                "unit_price_usd": 10000.0,
+            },
+        }
+    )
 
 
 def toy_model(moe: bool = False) -> Model:
     """A 2-layer toy transformer, small enough to count by hand."""
     data = {
-        "name": "toy", "n_layers": 2, "hidden_size": 64, "vocab_size": 100,
-        "tie_word_embeddings": False, "n_heads": 4, "n_kv_heads": 2, "head_dim": 16,
-        "n_full_attention_layers": 2, "n_sliding_window_layers": 0, "sliding_window_tokens": 0,
-        "n_linear_attention_layers": 0, "n_dense_ffn_layers": 2, "dense_ffn_size": 128,
-    }  # fmt: skip
+        "name": "toy",
+        "n_layers": 2,
+        "hidden_size": 64,
+        "vocab_size": 100,
+        "tie_word_embeddings": False,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "head_dim": 16,
+        "n_full_attention_layers": 2,
+        "n_sliding_window_layers": 0,
+        "sliding_window_tokens": 0,
+        "n_linear_attention_layers": 0,
+        "n_dense_ffn_layers": 2,
+        "dense_ffn_size": 128,
+    }
     if moe:
-        data.update({
-            "n_dense_ffn_layers": 0, "dense_ffn_size": 0,
-            "moe": {"n_routed_experts": 8, "n_active_experts": 2, "n_shared_experts": 0,
-                    "expert_ffn_size": 32, "shared_expert_ffn_size": 0},
-        })  # fmt: skip
+        data.update(
+            {
+                "n_dense_ffn_layers": 0,
+                "dense_ffn_size": 0,
+                "moe": {
+                    "n_routed_experts": 8,
+                    "n_active_experts": 2,
+                    "n_shared_experts": 0,
+                    "expert_ffn_size": 32,
+                    "shared_expert_ffn_size": 0,
+                },
+            }
+        )
     return config.model(data)
 
 
@@ -150,9 +179,11 @@ def test_batch_one_decode_never_beats_the_bandwidth_bound(
 
 def test_seventy_b_at_int8_needs_at_least_305_lpu_v1_chips() -> None:
     replica = build_replica(
-        load_model("llama3_70b"), load_system("groq_lpu_v1"), load_efficiency("groq_lpu"),
+        load_model("llama3_70b"),
+        load_system("groq_lpu_v1"),
+        load_efficiency("groq_lpu"),
         precision="int8",
-    )  # fmt: skip
+    )
     assert isinstance(replica, LpuReplica)
     assert replica.min_chips_for_weights >= 305
     assert replica.accelerators >= replica.min_chips_for_weights
@@ -162,45 +193,62 @@ def test_seventy_b_at_int8_needs_at_least_305_lpu_v1_chips() -> None:
 def test_fp4_is_refused_on_hardware_without_it() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(
-            load_model("llama3_70b"), load_system("h100"), load_efficiency("nvidia_gpu"),
-            precision="fp4", tp=8,
-        )  # fmt: skip
+            load_model("llama3_70b"),
+            load_system("h100"),
+            load_efficiency("nvidia_gpu"),
+            precision="fp4",
+            tp=8,
+        )
     assert error.value.field == "precision"
     assert "bf16" in error.value.problem and "fp8" in error.value.problem
 
 
 def test_fp4_is_accepted_on_blackwell() -> None:
     replica = build_replica(
-        load_model("llama3_70b"), load_system("b200"), load_efficiency("nvidia_gpu"),
-        precision="fp4", tp=1,
-    )  # fmt: skip
+        load_model("llama3_70b"),
+        load_system("b200"),
+        load_efficiency("nvidia_gpu"),
+        precision="fp4",
+        tp=1,
+    )
     assert replica.weight_bytes == pytest.approx(load_model("llama3_70b").total_params * 0.5625)
 
 
 def test_a_model_too_large_for_the_replica_is_refused() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(
-            load_model("llama3_70b"), load_system("h100"), load_efficiency("nvidia_gpu"),
-            precision="bf16", tp=1,
-        )  # fmt: skip
+            load_model("llama3_70b"),
+            load_system("h100"),
+            load_efficiency("nvidia_gpu"),
+            precision="bf16",
+            tp=1,
+        )
     assert error.value.field == "model"
 
 
 def test_mapping_larger_than_the_scale_up_domain_is_refused() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(
-            load_model("qwen3_235b_a22b"), load_system("h200"), load_efficiency("nvidia_gpu"),
-            precision="fp8", tp=16, ep=8,
-        )  # fmt: skip
+            load_model("qwen3_235b_a22b"),
+            load_system("h200"),
+            load_efficiency("nvidia_gpu"),
+            precision="fp8",
+            tp=16,
+            ep=8,
+        )
     assert error.value.field == "tp"
 
 
 def test_the_old_tp1_ep8_form_is_refused_with_the_new_spelling() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(
-            load_model("qwen3_235b_a22b"), load_system("h200"), load_efficiency("nvidia_gpu"),
-            precision="fp8", tp=1, ep=8,
-        )  # fmt: skip
+            load_model("qwen3_235b_a22b"),
+            load_system("h200"),
+            load_efficiency("nvidia_gpu"),
+            precision="fp8",
+            tp=1,
+            ep=8,
+        )
     assert error.value.field == "ep"
     assert "tp=8 ep=8 dp_attention=true" in error.value.problem
     assert "\n" not in str(error.value)
@@ -215,17 +263,25 @@ def test_ep_must_divide_tp() -> None:
 def test_expert_parallelism_on_a_dense_model_is_refused() -> None:
     with pytest.raises(ConfigError) as error:
         build_replica(
-            load_model("llama3_70b"), load_system("h200"), load_efficiency("nvidia_gpu"),
-            precision="fp8", ep=2,
-        )  # fmt: skip
+            load_model("llama3_70b"),
+            load_system("h200"),
+            load_efficiency("nvidia_gpu"),
+            precision="fp8",
+            ep=2,
+        )
     assert error.value.field == "ep"
 
 
 def test_max_batch_falls_and_step_time_rises_with_context_and_batch() -> None:
     replica = build_replica(
-        load_model("qwen35_397b_a17b"), load_system("gb200_nvl72"), load_efficiency("nvidia_gpu"),
-        precision="fp8", tp=8, ep=8, dp_attention=True,
-    )  # fmt: skip
+        load_model("qwen35_397b_a17b"),
+        load_system("gb200_nvl72"),
+        load_efficiency("nvidia_gpu"),
+        precision="fp8",
+        tp=8,
+        ep=8,
+        dp_attention=True,
+    )
     batches = [replica.max_batch(c) for c in (1_000, 8_000, 32_000, 128_000)]
     assert batches == sorted(batches, reverse=True) and batches[-1] >= 1
     steps = [replica.step_time_s(b, b * 4096.0) for b in (1, 8, 64, 512)]
@@ -237,13 +293,23 @@ def test_hybrid_attention_grows_step_time_less_with_context_than_full_attention(
     efficiency = load_efficiency("nvidia_gpu")
     system = load_system("b200")
     hybrid = build_replica(
-        load_model("qwen35_397b_a17b"), system, efficiency, precision="fp8", tp=8, ep=8,
+        load_model("qwen35_397b_a17b"),
+        system,
+        efficiency,
+        precision="fp8",
+        tp=8,
+        ep=8,
         dp_attention=True,
-    )  # fmt: skip
+    )
     full = build_replica(
-        load_model("qwen3_235b_a22b"), system, efficiency, precision="fp8", tp=8, ep=8,
+        load_model("qwen3_235b_a22b"),
+        system,
+        efficiency,
+        precision="fp8",
+        tp=8,
+        ep=8,
         dp_attention=True,
-    )  # fmt: skip
+    )
 
     def growth(replica: GpuReplica | LpuReplica) -> float:
         return replica.step_time_s(16, 16 * 256_000.0) / replica.step_time_s(16, 16 * 8_000.0)
@@ -253,9 +319,12 @@ def test_hybrid_attention_grows_step_time_less_with_context_than_full_attention(
 
 def test_tpot_limit_never_raises_throughput() -> None:
     replica = build_replica(
-        load_model("llama3_70b"), load_system("h200"), load_efficiency("nvidia_gpu"),
-        precision="fp8", tp=2,
-    )  # fmt: skip
+        load_model("llama3_70b"),
+        load_system("h200"),
+        load_efficiency("nvidia_gpu"),
+        precision="fp8",
+        tp=2,
+    )
     free = serving_point(replica, 1024, 1024)
     limited = serving_point(replica, 1024, 1024, tpot_limit_s=0.03)
     assert limited.output_tokens_per_s <= free.output_tokens_per_s
@@ -264,15 +333,21 @@ def test_tpot_limit_never_raises_throughput() -> None:
 
 def test_roofline_summary_has_the_public_keys() -> None:
     replica = build_replica(
-        load_model("gpt_oss_120b"), load_system("b200"), load_efficiency("nvidia_gpu"),
+        load_model("gpt_oss_120b"),
+        load_system("b200"),
+        load_efficiency("nvidia_gpu"),
         precision="fp8",
-    )  # fmt: skip
+    )
     summary = roofline_summary(replica, isl=1024, osl=1024, tpot_limit_s=0.05)
     for key in (
-        "accelerators_per_replica", "weight_bytes", "kv_bytes_per_token", "max_batch",
-        "decode_tokens_per_s_per_user", "max_output_tokens_per_s_per_accelerator",
+        "accelerators_per_replica",
+        "weight_bytes",
+        "kv_bytes_per_token",
+        "max_batch",
+        "decode_tokens_per_s_per_user",
+        "max_output_tokens_per_s_per_accelerator",
         "max_output_tokens_per_s_per_accelerator_at_tpot",
-    ):  # fmt: skip
+    ):
         assert key in summary
         assert math.isfinite(summary[key]) and summary[key] > 0
 
@@ -337,8 +412,11 @@ def test_grouped_gemm_efficiency_follows_rows_per_expert() -> None:
 
 
 def test_mla_latent_is_replicated_under_tensor_parallel_attention() -> None:
-    """MLA's KV latent is shared by all heads: TP8 attention keeps a whole copy per GPU, DP
-    attention keeps each sequence on one GPU, so DP attention holds 8x the sequences."""
+    """MLA's KV latent is shared by all heads.
+
+    TP8 attention keeps a whole copy per GPU, DP attention keeps each sequence on one GPU, so DP
+    attention holds 8x the sequences.
+    """
     model, system = load_model("deepseek_r1"), load_system("h200")
     tp8 = GpuReplica(model, system, "fp8", "fp8", Parallelism(8, 8), UNIT)
     dep8 = GpuReplica(model, system, "fp8", "fp8", Parallelism(8, 8, True), UNIT)
@@ -358,9 +436,12 @@ def test_overhead_scales_with_layers() -> None:
 # ------------------------------------------------------- closed-loop concurrency (item 1, static)
 def test_at_concurrency_obeys_littles_law_and_the_tradeoff() -> None:
     replica = build_replica(
-        load_model("deepseek_r1"), load_system("h200"), load_efficiency("nvidia_gpu", "sglang"),
-        precision="fp8", tp=8,
-    )  # fmt: skip
+        load_model("deepseek_r1"),
+        load_system("h200"),
+        load_efficiency("nvidia_gpu", "sglang"),
+        precision="fp8",
+        tp=8,
+    )
     points = [at_concurrency(replica, c, 922, 922, 0.07) for c in (1, 4, 16, 64, 256)]
     for p in points:
         cycle_s = p.ttft_s + (922 - 1) * p.tpot_s

@@ -21,11 +21,20 @@ from planner.perf.replica import build_replica
 from tests.conftest import load_efficiency, load_model, load_system
 
 FACTORS = EfficiencyFactors(
-    family="nvidia_gpu", compute_efficiency=0.65, memory_efficiency=0.88, comm_efficiency=0.5,
-    step_overhead_s=0.0, kv_memory_fraction=0.9, expert_memory_efficiency=0.92, stack="trtllm",
-    layer_overhead_s=2e-5, moe_layer_overhead_s=1.5e-4, attention_compute_efficiency=0.6,
-    expert_gemm_half_tokens=60.0, request_overhead_s=0.07,
-)  # fmt: skip
+    family="nvidia_gpu",
+    compute_efficiency=0.65,
+    memory_efficiency=0.88,
+    comm_efficiency=0.5,
+    step_overhead_s=0.0,
+    kv_memory_fraction=0.9,
+    expert_memory_efficiency=0.92,
+    stack="trtllm",
+    layer_overhead_s=2e-5,
+    moe_layer_overhead_s=1.5e-4,
+    attention_compute_efficiency=0.6,
+    expert_gemm_half_tokens=60.0,
+    request_overhead_s=0.07,
+)
 
 Case = tuple[str, str, str, str, int, int, bool]
 
@@ -153,9 +162,15 @@ def gpu(case: Case, factors: EfficiencyFactors = FACTORS) -> GpuReplica:
     """The GPU replica of one golden case."""
     model, hardware, precision, kv_precision, tp, ep, dp_attention = case
     replica = build_replica(
-        load_model(model), load_system(hardware), factors, precision=precision,
-        kv_precision=kv_precision, tp=tp, ep=ep, dp_attention=dp_attention,
-    )  # fmt: skip
+        load_model(model),
+        load_system(hardware),
+        factors,
+        precision=precision,
+        kv_precision=kv_precision,
+        tp=tp,
+        ep=ep,
+        dp_attention=dp_attention,
+    )
     assert isinstance(replica, GpuReplica)
     return replica
 
@@ -178,11 +193,15 @@ def test_the_simulator_and_the_static_figures_share_one_function() -> None:
     assert isinstance(fn, partial)
     assert fn.func is gpu_step_time_s and fn.args == (replica.coefficients,)
     with pytest.raises(AttributeError):
+        # the point of the test: mypy rightly refuses assigning a frozen field, which must raise
         replica.coefficients.overhead_s = 0.0  # type: ignore[misc]
     lpu = build_replica(
-        load_model("llama2_70b"), load_system("groq_lpu_v1"), load_efficiency("groq_lpu"),
-        precision="int8", kv_precision="fp8",
-    )  # fmt: skip
+        load_model("llama2_70b"),
+        load_system("groq_lpu_v1"),
+        load_efficiency("groq_lpu"),
+        precision="int8",
+        kv_precision="fp8",
+    )
     assert isinstance(lpu, LpuReplica)
     fn = lpu.make_step_time_fn()
     assert isinstance(fn, partial) and fn.func is lpu_step_time_s

@@ -132,8 +132,12 @@ def test_ecdf_and_ccdf_step_through_the_samples() -> None:
 
 
 def test_svg_charts_are_escaped_markup_with_their_reference_lines() -> None:
-    tail = tail_chart({"call <e2e>, s": _TTFT_S}, title="Tail & more", xlabel="latency (s)",
-                      markers={"SLO = 1 s": 1.0})  # fmt: skip
+    tail = tail_chart(
+        {"call <e2e>, s": _TTFT_S},
+        title="Tail & more",
+        xlabel="latency (s)",
+        markers={"SLO = 1 s": 1.0},
+    )
     assert tail.startswith('<svg class="chart"') and tail.endswith("</svg>")
     assert "call &lt;e2e&gt;, s (n=500)" in tail and "Tail &amp; more" in tail
     assert "SLO = 1 s" in tail and "p99 level (1% slower)" in tail

@@ -42,10 +42,22 @@ from tests.sim_helpers import chat_workload, gpu_fleet
 
 BIN = Path(sys.executable).parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PLANNER_SECTIONS = {"Fleet and workload", "Latency", "Utilization", "SLO attainment",
-                    "Power and energy", "Cost"}  # fmt: skip
-ROI_SECTIONS = {"Study", "Net present value", "Sensitivity", "Base case", "Capacity curves",
-                "Spot checks"}  # fmt: skip
+PLANNER_SECTIONS = {
+    "Fleet and workload",
+    "Latency",
+    "Utilization",
+    "SLO attainment",
+    "Power and energy",
+    "Cost",
+}
+ROI_SECTIONS = {
+    "Study",
+    "Net present value",
+    "Sensitivity",
+    "Base case",
+    "Capacity curves",
+    "Spot checks",
+}
 PROGRESS_MARKS = ("━", "\x1b[", "simulated time", "Monte Carlo", "sizing options")
 
 
@@ -151,10 +163,15 @@ def roi_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("roi")
     run_cli(
         "planner-roi",
-        ["roi.n_trees=300", "roi.curve_points=3", "mc.samples=200", "mc.backend=serial",
-         f"cache_dir={root / 'cache'}"],
+        [
+            "roi.n_trees=300",
+            "roi.curve_points=3",
+            "mc.samples=200",
+            "mc.backend=serial",
+            f"cache_dir={root / 'cache'}",
+        ],
         root / "run",
-    )  # fmt: skip
+    )
     return root / "run"
 
 
@@ -262,13 +279,21 @@ def test_formats_and_tables() -> None:
 
 def test_new_plots_are_pngs_and_refuse_mismatched_series() -> None:
     samples = np.random.default_rng(0).lognormal(0.0, 2.0, 20_000)  # thinned to 4,000 points
-    png = latency_cdf_png({"ttft": samples}, title="t", xlabel="s", markers={"SLO": 10.0},
-                          log_x=True)  # fmt: skip
+    png = latency_cdf_png(
+        {"ttft": samples}, title="t", xlabel="s", markers={"SLO": 10.0}, log_x=True
+    )
     assert png.startswith(PNG_SIGNATURE)
-    assert png == latency_cdf_png({"ttft": samples}, title="t", xlabel="s",
-                                  markers={"SLO": 10.0}, log_x=True)  # fmt: skip
-    line = timeline_png([0, 1, 2], {"gpu": [0.1, 0.5, 0.2]}, title="u", xlabel="s", ylabel="%",
-                        markers={"last arrival": 1.5})  # fmt: skip
+    assert png == latency_cdf_png(
+        {"ttft": samples}, title="t", xlabel="s", markers={"SLO": 10.0}, log_x=True
+    )
+    line = timeline_png(
+        [0, 1, 2],
+        {"gpu": [0.1, 0.5, 0.2]},
+        title="u",
+        xlabel="s",
+        ylabel="%",
+        markers={"last arrival": 1.5},
+    )
     assert line.startswith(PNG_SIGNATURE)
     with pytest.raises(ValueError, match="gpu"):
         timeline_png([0, 1], {"gpu": [0.1]}, title="u", xlabel="s", ylabel="%")
@@ -317,8 +342,10 @@ def test_planner_draws_progress_on_a_terminal(tmp_path: Path) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
     process = subprocess.Popen(
         [str(BIN / "planner"), f"hydra.run.dir={tmp_path / 'run'}", "workload.n_trees=20"],
-        stdout=subprocess.DEVNULL, stderr=slave, env=env,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     output = bytearray()
     deadline = time.monotonic() + 120
@@ -379,32 +406,52 @@ load errors and console errors, then checks every image decoded and every chart 
 
 
 def chromium_check(page: Path, tmp_path: Path, screenshot: Path | None = None) -> dict[str, Any]:
-    """Open a copy of ``page`` in headless Chromium; return the checker's findings, with the
-    console messages Chromium logged at error level added to ``problems``."""
+    """Open a copy of ``page`` in headless Chromium and return the checker's findings.
+
+    The console messages Chromium logged at error level are added to ``problems``.
+    """
     assert CHROMIUM is not None
     text = page.read_text(encoding="utf-8")
     probe = tmp_path / f"probe_{page.parent.name}_{page.name}"
     probe.write_text(text.replace("<head>", "<head>" + CHECKER, 1), encoding="utf-8")
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2400",
-             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]  # fmt: skip
+    flags = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,2400",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+    ]
     done = subprocess.run(
         [*flags, "--dump-dom", probe.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     found = re.search(r'<pre id="__check">(.*?)</pre>', done.stdout, re.S)
     assert found, f"the checker did not run: {done.stderr[-2000:]}"
     result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
     result["problems"] += [
-        line for line in done.stderr.splitlines()
+        line
+        for line in done.stderr.splitlines()
         if ":CONSOLE(" in line and ("ERROR" in line or "Uncaught" in line)
-    ]  # fmt: skip
+    ]
     if screenshot is not None:
         subprocess.run(
             [*flags, f"--screenshot={screenshot}", page.resolve().as_uri()],
-            capture_output=True, timeout=120, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
     return result
 
 
@@ -462,8 +509,9 @@ def test_the_clis_start_without_matplotlib_and_a_report_draws_fast() -> None:
         "import sys, planner.cli.simulate, planner.cli.size, planner.cli.roi, planner.cli.roofline;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert done.stdout.strip() == "[]", done.stdout  # imported when a PNG is drawn, not before
     summary, result = _small_run()
     simulation_report(summary, result)  # warm: numpy's first calls

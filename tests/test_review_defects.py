@@ -26,8 +26,8 @@ from planner.report.html_parts import fmt_num, fmt_usd
 from planner.report.html_study import QUESTIONS, header_question, study_question
 from planner.report.sweep import assess
 from planner.report.verdict import verdict_lines
-from planner.sim.config import SloSpec
-from planner.sim.engine import simulate
+from planner.sim.config import FleetSpec, SloSpec
+from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.faults import expected_wait_text
 from planner.sim.metrics import summarize
 from planner.workload import PoissonArrivals
@@ -36,7 +36,7 @@ from tests.cli_runner import run_cli
 PEER_SLO = SloSpec(tree_e2e_s=120.0, ttft_s=10.0, tpot_s=0.08)
 
 
-def _peer(rate_per_s: float, n_trees: int):  # type: ignore[no-untyped-def]
+def _peer(rate_per_s: float, n_trees: int) -> tuple[FleetSpec, WorkloadSpec]:
     fleet = build_fleet(OmegaConf.load(CONF_DIR / "fleet" / "h100_llama2_70b_tp4.yaml"))
     workload = build_workload(OmegaConf.load(CONF_DIR / "workload" / "peer_poisson.yaml"))
     workload = replace(workload, arrivals=PoissonArrivals(rate_per_s=rate_per_s), n_trees=n_trees)

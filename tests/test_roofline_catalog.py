@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ MODELS = config.group_options("model")
 HARDWARE = config.group_options("hardware")
 
 
-def _run_pair(model_name: str, hardware_name: str) -> dict[str, object] | ConfigError:
+def _run_pair(model_name: str, hardware_name: str) -> dict[str, Any] | ConfigError:
     model, system = load_model(model_name), load_system(hardware_name)
     options = config.roofline_options(catalog_shape(model, system))
     try:

@@ -207,7 +207,7 @@ def test_small_silicon_mix_serves_the_class_at_the_cheaper_option() -> None:
 
 def test_variant_overrides_and_their_errors() -> None:
     """Dotted overrides copy the config; bad paths name the variant's field."""
-    cfg = {"fleet": {"pools": {"gpu": {"racks": 1}}}, "seed": 0}
+    cfg: dict[str, Any] = {"fleet": {"pools": {"gpu": {"racks": 1}}}, "seed": 0}
     out = variant_config(cfg, {"fleet.pools.gpu.racks": 3, "workload.n_trees": 5}, "v")
     assert out["fleet"]["pools"]["gpu"]["racks"] == 3 and out["workload"] == {"n_trees": 5}
     assert cfg["fleet"]["pools"]["gpu"]["racks"] == 1  # the scenario's config is untouched

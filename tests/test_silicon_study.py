@@ -48,8 +48,14 @@ def test_long_documents_cost_and_fit_follow_the_kv_footprint() -> None:
     from planner import config
     from planner.app.silicon import document_costs
 
-    shape = {"hardware": "gb200_nvl72", "precision": "fp8", "kv_precision": "fp8", "tp": 8,
-             "ep": 8, "dp_attention": True}  # fmt: skip
+    shape = {
+        "hardware": "gb200_nvl72",
+        "precision": "fp8",
+        "kv_precision": "fp8",
+        "tp": 8,
+        "ep": 8,
+        "dp_attention": True,
+    }
     cases = {
         "hybrid": {"model": "qwen35_397b_a17b", **shape},
         "full": {"model": "qwen3_235b_a22b", **shape},

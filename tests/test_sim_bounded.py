@@ -33,8 +33,10 @@ from tests.sim_helpers import (
 
 
 def test_a_pool_whose_failures_outpace_repairs_gives_up_and_the_run_ends() -> None:
-    """One replica struck ~every 2 s with 30-min repairs can never come back: its calls fail
-    (pool_down) and the run drains instead of running forever."""
+    """One replica struck ~every 2 s with 30-min repairs can never come back.
+
+    Its calls fail (pool_down) and the run drains instead of running forever.
+    """
     failures = FailureSpec(rate_multiplier=5e5, blast_radius="domain", max_retries=3)
     result = simulate(
         gpu_fleet(replicas=1), tree_workload(1.0, 100, ChatShape()), seed=0, failures=failures
@@ -66,16 +68,23 @@ def test_a_pool_with_timely_repairs_never_gives_up() -> None:
 
 
 def test_failed_trees_drain_their_calls_in_flight_and_abandon_the_rest() -> None:
-    """A tree dies when a call fails past max_retries: its running calls drain (the run is not
-    'drained' while they run), its unready calls are abandoned, never silently in flight."""
+    """A tree dies when a call fails past max_retries.
+
+    Its running calls drain (the run is not 'drained' while they run), its unready calls are
+    abandoned, never silently in flight.
+    """
     failures = FailureSpec(
-        rate_multiplier=2e6, blast_radius="host", max_retries=0,
+        rate_multiplier=2e6,
+        blast_radius="host",
+        max_retries=0,
         repair_time=DelayLaw("exponential", mean_s=20.0),
-    )  # fmt: skip
+    )
     result = simulate(
-        gpu_fleet(replicas=8), tree_workload(0.3, 60, MIXED_AGENT_SHAPE), seed=3,
+        gpu_fleet(replicas=8),
+        tree_workload(0.3, 60, MIXED_AGENT_SHAPE),
+        seed=3,
         failures=failures,
-    )  # fmt: skip
+    )
     census = assert_census(result)
     assert result.stop_reason == "drained"
     assert census["failed"] > 0 and census["abandoned"] > 0
@@ -88,8 +97,12 @@ def test_failed_trees_drain_their_calls_in_flight_and_abandon_the_rest() -> None
 
 def test_retries_count_restarts_and_not_arrived_counts_arrived_trees_only() -> None:
     """max_retries 0: calls fail on their first loss and none is ever restarted."""
-    failures = FailureSpec(rate_multiplier=2e6, blast_radius="domain", max_retries=0,
-                           repair_time=DelayLaw("fixed", value_s=10.0))  # fmt: skip
+    failures = FailureSpec(
+        rate_multiplier=2e6,
+        blast_radius="domain",
+        max_retries=0,
+        repair_time=DelayLaw("fixed", value_s=10.0),
+    )
     result = simulate(
         gpu_fleet(replicas=8), tree_workload(1.0, 200, ChatShape()), seed=5, failures=failures
     )
@@ -161,13 +174,24 @@ def test_a_run_stopped_by_the_clock_with_a_growing_backlog_is_not_stable() -> No
     seed=st.integers(0, 2**16),
 )
 def test_every_run_ends_and_the_census_holds(
-    replicas, router, multiplier, repair_s, radius, max_retries, agents, n_trees, rate, limit,
-    seed,
-) -> None:  # fmt: skip
+    replicas: int,
+    router: str,
+    multiplier: float,
+    repair_s: float,
+    radius: str,
+    max_retries: int,
+    agents: bool,
+    n_trees: int,
+    rate: float,
+    limit: float | None,
+    seed: int,
+) -> None:
     failures = FailureSpec(
-        rate_multiplier=multiplier, blast_radius=radius, max_retries=max_retries,
+        rate_multiplier=multiplier,
+        blast_radius=radius,
+        max_retries=max_retries,
         repair_time=DelayLaw("exponential", mean_s=repair_s),
-    )  # fmt: skip
+    )
     shape = MIXED_AGENT_SHAPE if agents else ChatShape()
     result = simulate(
         gpu_fleet(replicas=replicas, router=router, max_batch=8),
@@ -187,23 +211,35 @@ def test_every_run_ends_and_the_census_holds(
 
 
 def test_the_issue_bar_lpu_chain_at_ten_thousand_times_stress_ends_by_itself() -> None:
-    """``planner fleet=lpu_llama70b workload=chat workload.n_trees=200 failures=stress_100x
-    failures.rate_multiplier=10000`` at engine level: the one 1,152-chip chain is struck far
-    faster than it is repaired; it gives up and every call is accounted for."""
+    """The issue's bar, at engine level: an LPU chain at 10,000x stress ends by itself.
+
+    ``planner fleet=lpu_llama70b workload=chat workload.n_trees=200 failures=stress_100x
+    failures.rate_multiplier=10000`` at engine level: the one 1,152-chip chain is struck far faster
+    than it is repaired; it gives up and every call is accounted for.
+    """
     from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
     from tests.conftest import load_efficiency, load_model, load_system
 
     lpu = PoolSpec(
-        name="lpu", role="unified", system=load_system("groq_lpu_v1"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("groq_lpu"), racks=16,
-        chips=1152, precision="int8", kv_precision="fp8",
+        name="lpu",
+        role="unified",
+        system=load_system("groq_lpu_v1"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("groq_lpu"),
+        racks=16,
+        chips=1152,
+        precision="int8",
+        kv_precision="fp8",
         batching=BatchingSpec(max_batch=1152, token_budget=8192, prefix_cache_fraction=0.2),
-    )  # fmt: skip
+    )
     failures = FailureSpec(
-        gpu_failures_per_accelerator_hour=1.97e-05, lpu_failures_per_accelerator_hour=1.97e-05,
-        rate_multiplier=10000.0, blast_radius="host",
-        repair_time=DelayLaw("lognormal", median_s=1800.0, sigma=1.0), max_retries=3,
-    )  # fmt: skip
+        gpu_failures_per_accelerator_hour=1.97e-05,
+        lpu_failures_per_accelerator_hour=1.97e-05,
+        rate_multiplier=10000.0,
+        blast_radius="host",
+        repair_time=DelayLaw("lognormal", median_s=1800.0, sigma=1.0),
+        max_retries=3,
+    )
     result = simulate(
         FleetSpec(pools=(lpu,)), tree_workload(2.0, 200, ChatShape()), seed=0, failures=failures
     )

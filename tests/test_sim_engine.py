@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from tests.sim_helpers import (
 CHAT = ChatShape()
 
 
-def _without_wall_time(summary: dict) -> dict:
+def _without_wall_time(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k != "wall_time_s"}
 
 
@@ -70,7 +71,9 @@ def test_same_seed_same_summary_different_seed_different() -> None:
 
 
 @pytest.mark.parametrize("cut_s", [20.0, 200.0, None])
-def test_conservation_arrived_equals_completed_plus_in_flight_plus_failed(cut_s) -> None:
+def test_conservation_arrived_equals_completed_plus_in_flight_plus_failed(
+    cut_s: float | None,
+) -> None:
     workload = tree_workload(0.2, 60, MIXED_AGENT_SHAPE)
     result = simulate(gpu_fleet(replicas=2), workload, seed=1, max_sim_time_s=cut_s)
     calls = summarize(result, SloSpec())["calls"]
@@ -107,8 +110,10 @@ def test_more_replicas_never_raise_mean_latency() -> None:
 
 
 def test_fifty_way_fanout_amplifies_the_tail_more_than_ten_way() -> None:
-    """Tree p99 / call p99 grows with fan-out at equal utilization: a 50-way join waits for the
-    slowest of 50 concurrently batched branches. Mean over three seeds."""
+    """Tree p99 / call p99 grows with fan-out at equal utilization.
+
+    A 50-way join waits for the slowest of 50 concurrently batched branches. Mean over three seeds.
+    """
     calls_per_s, n_trees = 20.0, 400
     fleet = gpu_fleet(replicas=4, max_batch=128, prefix_cache_fraction=0.0)
     short = CallLengths(LengthLaw.fixed(500), LengthLaw.fixed(20))
@@ -118,10 +123,15 @@ def test_fifty_way_fanout_amplifies_the_tail_more_than_ten_way() -> None:
 
     def ratio_and_utilization(fanout: int, seed: int) -> tuple[float, float]:
         shape = FanoutShape(
-            n_subcalls=LengthLaw.fixed(fanout), waves=1, planner=short, subcall=branch,
-            aggregate=short, tool_delay=DelayLaw.fixed(0.0), append_parent_outputs=False,
+            n_subcalls=LengthLaw.fixed(fanout),
+            waves=1,
+            planner=short,
+            subcall=branch,
+            aggregate=short,
+            tool_delay=DelayLaw.fixed(0.0),
+            append_parent_outputs=False,
             shared_prefix=SharedPrefix(),
-        )  # fmt: skip
+        )
         workload = tree_workload(calls_per_s / (fanout + 2), n_trees, shape)
         result = simulate(fleet, workload, seed=seed)
         call_p99 = np.percentile(result.finish_s - result.ready_s, 99)
@@ -140,16 +150,29 @@ def test_fifty_way_fanout_amplifies_the_tail_more_than_ten_way() -> None:
 
 def test_disaggregated_prefill_on_gpu_decode_on_lpu() -> None:
     prefill = PoolSpec(
-        name="prefill", role="prefill", system=load_system("gb200_nvl72"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("nvidia_gpu"), racks=1,
-        precision="fp8", kv_precision="fp8", tp=8, replicas=2,
-    )  # fmt: skip
+        name="prefill",
+        role="prefill",
+        system=load_system("gb200_nvl72"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        kv_precision="fp8",
+        tp=8,
+        replicas=2,
+    )
     decode = PoolSpec(
-        name="decode", role="decode", system=load_system("groq_lpu_v1"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("groq_lpu"), racks=16,
-        chips=1152, precision="int8", kv_precision="fp8",
+        name="decode",
+        role="decode",
+        system=load_system("groq_lpu_v1"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("groq_lpu"),
+        racks=16,
+        chips=1152,
+        precision="int8",
+        kv_precision="fp8",
         batching=BatchingSpec(max_batch=1152, token_budget=8192, prefix_cache_fraction=0.0),
-    )  # fmt: skip
+    )
     fleet = FleetSpec(pools=(prefill, decode), router="least_outstanding")
     result = simulate(fleet, tree_workload(1.0, 200, CHAT), seed=0)
     summary = summarize(result, SloSpec())
@@ -200,12 +223,14 @@ def test_trace_replay_uses_each_rows_arrival_and_token_counts() -> None:
 
 
 def test_an_overloaded_fleet_is_reported_unstable_and_a_light_one_stable() -> None:
-    over = summarize(simulate(gpu_fleet(replicas=1), tree_workload(40.0, 1500, CHAT), seed=0),
-                     SloSpec())  # fmt: skip
+    over = summarize(
+        simulate(gpu_fleet(replicas=1), tree_workload(40.0, 1500, CHAT), seed=0), SloSpec()
+    )
     assert not over["stability"]["stable"]
     assert "exceed capacity" in over["stability"]["reason"]
-    light = summarize(simulate(gpu_fleet(replicas=8), tree_workload(2.0, 600, CHAT), seed=0),
-                      SloSpec())  # fmt: skip
+    light = summarize(
+        simulate(gpu_fleet(replicas=8), tree_workload(2.0, 600, CHAT), seed=0), SloSpec()
+    )
     assert light["stability"]["stable"]
 
 
@@ -229,6 +254,7 @@ def test_wall_clock_guard_stops_cleanly_with_partial_results() -> None:
 
 
 def test_a_drained_run_is_not_partial() -> None:
-    summary = summarize(simulate(gpu_fleet(replicas=4), tree_workload(2.0, 100, CHAT), seed=0),
-                        SloSpec())  # fmt: skip
+    summary = summarize(
+        simulate(gpu_fleet(replicas=4), tree_workload(2.0, 100, CHAT), seed=0), SloSpec()
+    )
     assert summary["stop_reason"] == "drained" and not summary["partial"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from scipy import stats
 
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import _Engine, simulate
+from planner.sim.results import SimulationResult
 from planner.workload import ChatShape, TreeFactory
 from tests.conftest import load_efficiency, load_model, load_system
 from tests.sim_helpers import (
@@ -48,10 +50,12 @@ def test_one_slot_serves_two_calls_back_to_back() -> None:
 
 
 def test_the_run_counts_its_events_one_segment_per_batch_change() -> None:
-    """The two back-to-back calls above, counted by hand: the arrival process starts and ends
-    (2 events), one plan wakes the idle replica (both calls arrive at t=0), then per call one
-    segment for its prefill and one for its 3 decode steps (4). Stepwise, each decode step is
-    an event of its own (2 x 3 instead of 2 x 1)."""
+    """The two back-to-back calls above, counted by hand.
+
+    The arrival process starts and ends (2 events), one plan wakes the idle replica (both calls
+    arrive at t=0), then per call one segment for its prefill and one for its 3 decode steps (4).
+    Stepwise, each decode step is an event of its own (2 x 3 instead of 2 x 1).
+    """
     fleet, workload = (
         fixed_pool(1, STEP, max_batch=1, token_budget=1),
         trace_workload([0.0, 0.0], [1, 1], [4, 4]),
@@ -75,8 +79,11 @@ def test_two_calls_share_one_prefill_iteration_and_decode_together() -> None:
 
 
 def test_a_call_arriving_mid_segment_joins_at_the_next_iteration_boundary() -> None:
-    """Call 0 decodes 8 tokens from 0.5 to 4.5; call 1 arrives at 1.25, joins at the boundary
-    1.5, prefills alongside call 0's decode (1.5-2.0), decodes its last token (2.0-2.5)."""
+    """A call arriving mid-segment joins at the next iteration boundary.
+
+    Call 0 decodes 8 tokens from 0.5 to 4.5; call 1 arrives at 1.25, joins at the boundary 1.5,
+    prefills alongside call 0's decode (1.5-2.0), decodes its last token (2.0-2.5).
+    """
     result = simulate(
         fixed_pool(1, STEP, max_batch=2, token_budget=2),
         trace_workload([0.0, 1.25], [1, 1], [9, 2]),
@@ -122,16 +129,28 @@ def test_an_event_exactly_at_the_time_limit_stops_cleanly() -> None:
 def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None:
     """Two calls prefilled at once on one replica: the second transfer waits for the first."""
     prefill = PoolSpec(
-        name="prefill", role="prefill", system=load_system("h200"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("nvidia_gpu"), racks=1,
-        precision="fp8", tp=2, replicas=1,
-    )  # fmt: skip
+        name="prefill",
+        role="prefill",
+        system=load_system("h200"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        tp=2,
+        replicas=1,
+    )
     decode = PoolSpec(
-        name="decode", role="decode", system=load_system("h200"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("nvidia_gpu"), racks=1,
-        precision="fp8", tp=2, replicas=1,
+        name="decode",
+        role="decode",
+        system=load_system("h200"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        tp=2,
+        replicas=1,
         batching=BatchingSpec(prefix_cache_fraction=0.0),
-    )  # fmt: skip
+    )
     fleet = FleetSpec(pools=(prefill, decode), kv_link_bandwidth_bytes_per_s=1e9)
     trees = TreeFactory(ChatShape()).sample_batch(np.random.default_rng(0), 2)
     engine = _Engine(fleet, trees, np.array([0.0, 0.0]), np.random.SeedSequence(0), False)
@@ -142,6 +161,7 @@ def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None
         replica.kv_free_bytes -= need
         replica.held.add(call)
     landed: list[tuple[int, float]] = []
+    # record the hand-offs instead of running decode: a deliberate method override on one instance
     engine.decode_entry.submit = lambda call: landed.append((call, engine.env.now))  # type: ignore[method-assign]
     engine.hand_off(0, replica)
     engine.hand_off(1, replica)
@@ -160,15 +180,29 @@ def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None
 
 def test_prefill_pool_reserves_the_prompt_only() -> None:
     prefill = PoolSpec(
-        name="prefill", role="prefill", system=load_system("h200"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("nvidia_gpu"), racks=1,
-        precision="fp8", tp=2, replicas=1, batching=BatchingSpec(prefix_cache_fraction=0.0),
-    )  # fmt: skip
+        name="prefill",
+        role="prefill",
+        system=load_system("h200"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        tp=2,
+        replicas=1,
+        batching=BatchingSpec(prefix_cache_fraction=0.0),
+    )
     decode = PoolSpec(
-        name="decode", role="decode", system=load_system("h200"),
-        model=load_model("llama3_70b"), efficiency=load_efficiency("nvidia_gpu"), racks=1,
-        precision="fp8", tp=2, replicas=1, batching=BatchingSpec(prefix_cache_fraction=0.0),
-    )  # fmt: skip
+        name="decode",
+        role="decode",
+        system=load_system("h200"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        tp=2,
+        replicas=1,
+        batching=BatchingSpec(prefix_cache_fraction=0.0),
+    )
     fleet = FleetSpec(pools=(prefill, decode))
     trees = TreeFactory(ChatShape()).sample_batch(np.random.default_rng(0), 1)
     engine = _Engine(fleet, trees, np.array([0.0]), np.random.SeedSequence(0), False)
@@ -180,14 +214,17 @@ def test_prefill_pool_reserves_the_prompt_only() -> None:
 
 
 def test_jittered_segments_and_stepping_draw_the_same_tpot_distribution() -> None:
-    """Issue 11: per-iteration jitter. At cv 0.3 a two-sample KS test cannot tell segment mode
-    from stepwise mode apart (p > 0.01), and per-call latencies agree closely."""
+    """Issue 11: per-iteration jitter.
+
+    At cv 0.3 a two-sample KS test cannot tell segment mode from stepwise mode apart (p > 0.01), and
+    per-call latencies agree closely.
+    """
     fleet = gpu_fleet(replicas=4, max_batch=32, jitter_cv=0.3)
     workload = tree_workload(3.0, 400, ChatShape())
     fast = simulate(fleet, workload, seed=5)
     slow = simulate(fleet, workload, seed=5, stepwise=True)
 
-    def tpot(result):
+    def tpot(result: SimulationResult) -> NDArray[np.float64]:
         out = result.trees.output_tokens
         multi = out > 1
         return ((result.finish_s - result.first_token_s)[multi] / (out[multi] - 1)).astype(float)
@@ -202,8 +239,11 @@ def test_jittered_segments_and_stepping_draw_the_same_tpot_distribution() -> Non
 
 
 def test_jitter_is_per_iteration_not_per_segment() -> None:
-    """A lone call decoding 2,000 tokens in one segment: with a factor per iteration its TPOT's
-    spread across calls is about cv / sqrt(iterations), not cv (one factor per segment)."""
+    """A lone call decoding 2,000 tokens in one segment.
+
+    With a factor per iteration its TPOT's spread across calls is about cv / sqrt(iterations), not
+    cv (one factor per segment).
+    """
     fleet = gpu_fleet(replicas=1, max_batch=1, jitter_cv=0.3, prefix_cache_fraction=0.0)
     workload = trace_workload([100.0 * i for i in range(30)], [100] * 30, [2000] * 30)
     result = simulate(fleet, workload, seed=3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from planner.sim.config import SloSpec
 from planner.sim.engine import simulate
 from planner.sim.faults import LLAMA3_FAILURES_PER_GPU_HOUR, FailureSpec
 from planner.sim.metrics import summarize
+from planner.sim.results import SimulationResult
 from planner.specs.errors import ConfigError
 from planner.workload import ChatShape, DelayLaw
 from planner.workload.trees import MIXED_AGENT_SHAPE
@@ -20,8 +23,8 @@ from tests.sim_helpers import (
 )
 
 
-def conserved(result) -> dict:
-    calls = summarize(result, SloSpec())["calls"]
+def conserved(result: SimulationResult) -> dict[str, Any]:
+    calls: dict[str, Any] = summarize(result, SloSpec())["calls"]
     assert calls["arrived"] == calls["completed"] + calls["in_flight"] + calls["failed"]
     assert (
         calls["arrived"] + calls["not_arrived"] + calls["census"]["tree_pending"]
@@ -48,17 +51,21 @@ def test_a_hundred_times_the_default_rate_keeps_every_call_accounted_for() -> No
 
 def test_extreme_failure_rates_retry_and_fail_calls_without_losing_any() -> None:
     failures = FailureSpec(
-        rate_multiplier=2e6, blast_radius="domain", max_retries=2,
+        rate_multiplier=2e6,
+        blast_radius="domain",
+        max_retries=2,
         repair_time=DelayLaw("exponential", mean_s=30.0),
-    )  # fmt: skip
-    result = simulate(gpu_fleet(replicas=8), tree_workload(1.0, 300, ChatShape()), seed=5,
-                      failures=failures)  # fmt: skip
+    )
+    result = simulate(
+        gpu_fleet(replicas=8), tree_workload(1.0, 300, ChatShape()), seed=5, failures=failures
+    )
     calls = conserved(result)
     assert calls["retries"] > 0
     assert calls["failed"] > 0 and calls["in_flight"] == 0
     failed_trees = np.unique(result.call_tree[result.failed])
     assert np.isnan(result.tree_finish_s[failed_trees]).all()
     # A failed call was restarted max_retries times; its next loss failed it (not a restart).
+    assert result.retries is not None and result.failed is not None
     assert (result.retries[result.failed] == 2).all()
     assert calls["retries"] == int(result.retries.sum())
 
@@ -108,14 +115,16 @@ def test_default_rate_is_the_llama3_figure() -> None:
     [
         ({"enabled": True, "blast_radius": "galaxy"}, "failures.blast_radius"),
         ({"enabled": True, "rate_multiplier": -1}, "failures.rate_multiplier"),
-        ({"enabled": True, "gpu_failures_per_accelerator_hour": "often"},
-         "failures.gpu_failures_per_accelerator_hour"),
+        (
+            {"enabled": True, "gpu_failures_per_accelerator_hour": "often"},
+            "failures.gpu_failures_per_accelerator_hour",
+        ),
         ({"enabled": True, "max_retries": -1}, "failures.max_retries"),
         ({"enabled": "yes"}, "failures.enabled"),
         ({"enabled": True, "mtbf": 3}, "failures.mtbf"),
     ],
-)  # fmt: skip
-def test_bad_failure_config_names_the_field(data: dict, field: str) -> None:
+)
+def test_bad_failure_config_names_the_field(data: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as error:
         config.failures(data)
     assert error.value.field.startswith(field)
@@ -137,8 +146,9 @@ def test_sizing_with_failures_needs_at_least_as_many_racks() -> None:
     workload = WorkloadSpec(PoissonArrivals(1.0), ChatShape(), n_trees=2000)
     slo = SizingSlo(tree_e2e_p99_s=20.0, ttft_p99_s=1.0, tpot_p99_s=0.05)
     plain = size_option(option, workload, 60.0, slo, seed=0, max_racks=32)
-    stormy = FailureSpec(rate_multiplier=3e5, blast_radius="host",
-                         repair_time=DelayLaw("fixed", value_s=20.0))  # fmt: skip
+    stormy = FailureSpec(
+        rate_multiplier=3e5, blast_radius="host", repair_time=DelayLaw("fixed", value_s=20.0)
+    )
     faulty = size_option(option, workload, 60.0, slo, seed=0, max_racks=32, failures=stormy)
     assert faulty.feasible and faulty.check.meets_slo
     assert faulty.racks["gpu"] >= plain.racks["gpu"]

@@ -9,10 +9,13 @@ closed form lies inside the 99% confidence interval of the replication means.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pytest
 
-from planner.sim.engine import simulate
+from planner.sim.config import FleetSpec
+from planner.sim.engine import WorkloadSpec, simulate
 from planner.workload import LengthLaw
 from tests.sim_helpers import (
     chat_workload,
@@ -30,8 +33,8 @@ WARMUP = 1_000
 REPLICATIONS = 12
 
 
-def _mean_waits(fleet, workload, seeds) -> list[float]:
-    waits = []
+def _mean_waits(fleet: FleetSpec, workload: WorkloadSpec, seeds: Iterable[int]) -> list[float]:
+    waits: list[float] = []
     for seed in seeds:
         result = simulate(fleet, workload, seed=seed)
         wait = (result.admit_s - result.ready_s)[WARMUP:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ from planner.sim.routing import (
     PowerOfTwo,
     PrefixAffinity,
     RoundRobin,
+    RoutedReplica,
+    Router,
 )
 from planner.workload.trees import MIXED_AGENT_SHAPE
 from tests.sim_helpers import (
@@ -36,7 +39,9 @@ class Stub:
     down: bool = False
 
 
-def _random_changes(router, replicas: list[Stub], rng: np.random.Generator, steps: int):
+def _random_changes(
+    router: Router, replicas: list[Stub], rng: np.random.Generator, steps: int
+) -> Iterator[None]:
     """Random load and liveness changes, told to the router; yields after each."""
     for _ in range(steps):
         replica = replicas[int(rng.integers(len(replicas)))]
@@ -47,6 +52,13 @@ def _random_changes(router, replicas: list[Stub], rng: np.random.Generator, step
             replica.outstanding = max(0, replica.outstanding + int(rng.integers(-1, 2)))
         router.on_change(replica)
         yield
+
+
+def _chosen(router: Router, call: int) -> RoutedReplica:
+    """The replica ``router`` picks for ``call``, where some replica is live."""
+    replica = router.choose(call)
+    assert replica is not None
+    return replica
 
 
 def test_least_outstanding_equals_a_linear_scan() -> None:
@@ -80,7 +92,7 @@ def test_round_robin_and_power_of_two_choose_live_replicas_only() -> None:
 def test_power_of_two_picks_the_lighter_of_two() -> None:
     replicas = [Stub(i, outstanding=i) for i in range(10)]
     router = PowerOfTwo(replicas, rng=np.random.default_rng(3))
-    picks = [router.choose(0).index for _ in range(4000)]
+    picks = [_chosen(router, 0).index for _ in range(4000)]
     # The heaviest replica can never win a pair; the lightest wins every pair it is in.
     assert 9 not in picks
     assert picks.count(0) / len(picks) == pytest.approx(2 / 10, abs=0.03)
@@ -90,13 +102,13 @@ def test_prefix_affinity_keeps_a_group_on_one_replica_until_the_load_bound() -> 
     replicas = [Stub(i) for i in range(8)]
     groups = list(range(1000))
     router = PrefixAffinity(replicas, prefix_group=groups)
-    homes = {router.choose(g).index for g in range(0, 1000, 7) for _ in range(3)}
+    homes = {_chosen(router, g).index for g in range(0, 1000, 7) for _ in range(3)}
     assert len(homes) > 4  # groups spread over the ring
-    home = router.choose(5)
+    home = _chosen(router, 5)
     assert all(router.choose(5) is home for _ in range(10))  # stable while loads are equal
     home.outstanding = 50
     router.on_change(home)
-    moved = router.choose(5)
+    moved = _chosen(router, 5)
     assert moved is not home  # over the bound: next replica clockwise
     total = sum(r.outstanding for r in replicas)
     assert moved.outstanding + 1 <= np.ceil(LOAD_BOUND * (total + 1) / len(replicas))
@@ -125,15 +137,17 @@ def test_every_configured_router_is_registered_and_runs() -> None:
 
 
 def test_central_queue_wakes_one_replica_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Segments scheduled per call stay near those of per-replica routing with 16 replicas
-    (the old central queue cut the segment of every replica with room on each submit)."""
+    """Segments scheduled per call stay near those of per-replica routing with 16 replicas.
+
+    The old central queue cut the segment of every replica with room on each submit.
+    """
     from planner.sim.replica import ReplicaSim
     from planner.workload import ChatShape
 
     scheduled = [0]
     original = ReplicaSim._schedule
 
-    def counting(self, delay_s):  # type: ignore[no-untyped-def]
+    def counting(self: ReplicaSim, delay_s: float) -> None:
         scheduled[0] += 1
         original(self, delay_s)
 

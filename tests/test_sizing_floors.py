@@ -12,26 +12,30 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from planner.cli.builders import build_fleet, build_workload
 from planner.sim.budget import call_floors, zero_load_calls
-from planner.sim.config import SloSpec
+from planner.sim.config import FleetSpec, SloSpec
 from planner.sim.engine import simulate
 from planner.sim.metrics import call_latencies, summarize
 from planner.sim.pool import pool_replica
+from planner.sim.results import SimulationResult
 from planner.workload import PoissonArrivals
-from tests.test_verdicts import _conf, _peer, build_fleet, build_workload
+from tests.test_verdicts import _conf, _peer
 
 LOOSE = SloSpec(tree_e2e_s=1e6, ttft_s=1e6, tpot_s=1e6)
 
 
 @pytest.fixture(scope="module")
-def peer():
+def peer() -> tuple[FleetSpec, SimulationResult]:
     """Llama-2-70B on 4 x TP4 H100 (vLLM), 512 in / 256 out, 200 requests at 20/s."""
     fleet, workload = _peer(n_trees=200)
     result = simulate(fleet, workload, seed=0)
     return fleet, result
 
 
-def test_loose_slos_are_feasible_and_call_floors_are_reported(peer) -> None:
+def test_loose_slos_are_feasible_and_call_floors_are_reported(
+    peer: tuple[FleetSpec, SimulationResult],
+) -> None:
     fleet, result = peer
     summary = summarize(result, LOOSE, fleet)
     assert summary["slo"]["feasible"] is True and summary["slo"]["infeasible_reason"] is None
@@ -42,7 +46,7 @@ def test_loose_slos_are_feasible_and_call_floors_are_reported(peer) -> None:
 
 @pytest.mark.parametrize(("field", "label"), [("ttft_s", "TTFT"), ("tpot_s", "TPOT")])
 def test_call_slo_below_its_floor_is_infeasible_naming_slo_and_shape(
-    peer, field: str, label: str
+    peer: tuple[FleetSpec, SimulationResult], field: str, label: str
 ) -> None:
     fleet, result = peer
     floor = summarize(result, LOOSE, fleet)["calls"]["floor_s"]["chat"][field]
@@ -97,6 +101,7 @@ def test_disaggregated_tpot_floor_includes_the_kv_transfer_and_decode_queue_is_r
     assert queue is not None and len(queue) == len(decode["kv_occupancy"])
     assert min(queue) >= 0.0
     # the queue integrates each call's wait from KV landing to decode admission
+    assert result.decode_admit_s is not None and result.kv_landed_s is not None
     waits = result.decode_admit_s - result.kv_landed_s
     assert np.nanmin(waits) >= 0.0
     total_wait = float(np.nansum(waits))

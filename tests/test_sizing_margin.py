@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,9 +30,12 @@ CHAT = WorkloadSpec(PoissonArrivals(1.0), ChatShape(), n_trees=300)
 SLO = SizingSlo(tree_e2e_p99_s=20.0, ttft_p99_s=1.0, tpot_p99_s=0.05)
 GPU_ONLY = SizingOption("gpu_only", FleetSpec(pools=(h100_pool(),)), ("gpu",))
 
+# The study's spec, its progress events and its summary.json.
+Study = tuple[SizingSpec, list[CandidateProgress], dict[str, Any]]
+
 
 @pytest.fixture(scope="module")
-def study() -> tuple[SizingSpec, list[CandidateProgress], dict]:
+def study() -> Study:
     """One study of the H100 option at a demand that needs several racks (3 replications)."""
     spec = SizingSpec(CHAT, 200.0, SLO, (GPU_ONLY,), max_racks=32, replications=3)
     events: list[CandidateProgress] = []
@@ -49,14 +54,16 @@ def test_replication_seeds_are_independent_children_of_the_root() -> None:
 
 
 def test_confidence_interval_is_student_t() -> None:
-    low, high = confidence_interval([1.0, 2.0, 3.0], 0.95)  # type: ignore[misc]
+    interval = confidence_interval([1.0, 2.0, 3.0], 0.95)
+    assert interval is not None
+    low, high = interval
     half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t(0.975, 2) x s / sqrt(n)
     assert low == pytest.approx(2.0 - half) and high == pytest.approx(2.0 + half)
     assert confidence_interval([1.0], 0.95) is None
     assert confidence_interval([1.0, math.inf], 0.95) == (math.inf, math.inf)
 
 
-def test_chosen_fleet_passes_by_its_upper_bound_and_one_unit_fewer_fails(study) -> None:
+def test_chosen_fleet_passes_by_its_upper_bound_and_one_unit_fewer_fails(study: Study) -> None:
     _, _, summary = study
     option = summary["options"]["gpu_only"]
     assert option["feasible"] and option["replications"] == 3
@@ -83,8 +90,10 @@ def test_chosen_fleet_passes_by_its_upper_bound_and_one_unit_fewer_fails(study) 
 
 
 def test_upper_bound_is_stricter_than_the_mean() -> None:
-    """An SLO between a candidate's mean p99 and its upper bound: the mean would pass, the
-    study must not."""
+    """An SLO between a candidate's mean p99 and its upper bound.
+
+    The mean would pass, the study must not.
+    """
     base = size_option(GPU_ONLY, CHAT, 200.0, SLO, seed=0, max_racks=32, replications=3)
     check = base.check
     tree_mean, tree_high = check.p99["tree_e2e_s"], check.p99_upper["tree_e2e_s"]
@@ -100,7 +109,7 @@ def test_upper_bound_is_stricter_than_the_mean() -> None:
         assert same.p99 == check.p99 and not same.meets_slo
 
 
-def test_progress_reports_every_candidate_once(study) -> None:
+def test_progress_reports_every_candidate_once(study: Study) -> None:
     _, events, summary = study
     option = summary["options"]["gpu_only"]
     assert len(events) == option["simulations"] == len(option["candidates"])
@@ -110,7 +119,7 @@ def test_progress_reports_every_candidate_once(study) -> None:
     assert ("meets the SLOs" in line) == events[0].check.meets_slo
 
 
-def test_summary_names_model_stack_power_and_floor_space(study) -> None:
+def test_summary_names_model_stack_power_and_floor_space(study: Study) -> None:
     _, _, summary = study
     json.dumps(summary, allow_nan=False)  # strict JSON: no inf / NaN
     option = summary["options"]["gpu_only"]
@@ -122,7 +131,7 @@ def test_summary_names_model_stack_power_and_floor_space(study) -> None:
     assert "gpu_only" in summary["answer"] and "misses" in summary["answer"]
 
 
-def test_report_embeds_the_chart_with_slo_lines(study) -> None:
+def test_report_embeds_the_chart_with_slo_lines(study: Study) -> None:
     _, _, summary = study
     png = p99_chart_png(summary)
     assert png.startswith(b"\x89PNG") and png == p99_chart_png(summary)  # deterministic
@@ -132,7 +141,7 @@ def test_report_embeds_the_chart_with_slo_lines(study) -> None:
     assert "Candidates simulated" in page
 
 
-def test_cli_writes_chart_report_and_refuses_bad_replication(tmp_path) -> None:
+def test_cli_writes_chart_report_and_refuses_bad_replication(tmp_path: Path) -> None:
     from tests.test_cli_size import QUICK, run
 
     result = run([*QUICK, "replication.count=2"], tmp_path / "run")

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.config_repository import CachingConfigRepository, ConfigRepository
 from hydra.core.global_hydra import GlobalHydra
 from scipy import integrate, stats
@@ -24,6 +25,7 @@ from scipy import integrate, stats
 from planner.cli import common, hydra_repo, simulate
 from planner.perf.gpu import expected_max_standard_normal
 from planner.report import calls
+from planner.sim.results import SimulationResult
 from planner.workload.lengths import Z_90
 
 ENTRY_MODULES = (
@@ -66,7 +68,7 @@ def test_expected_max_is_bit_identical_to_the_scipy_stats_quadrature(n: int) -> 
 
 
 @pytest.fixture(scope="module")
-def partial_result() -> simulate.SimulationResult:
+def partial_result() -> SimulationResult:
     """A small run stopped early, so the time columns hold NaN (never reached)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(common.CONF_DIR), version_base="1.3"):
@@ -77,7 +79,7 @@ def partial_result() -> simulate.SimulationResult:
 
 
 def test_arrow_calls_table_is_the_file_pandas_writes(
-    partial_result: simulate.SimulationResult, tmp_path: Path
+    partial_result: SimulationResult, tmp_path: Path
 ) -> None:
     path = calls.write_calls_table(partial_result, tmp_path, "parquet")
     reference = tmp_path / "pandas.parquet"
@@ -90,7 +92,7 @@ def test_arrow_calls_table_is_the_file_pandas_writes(
 
 
 def test_csv_calls_table_still_has_the_call_index(
-    partial_result: simulate.SimulationResult, tmp_path: Path
+    partial_result: SimulationResult, tmp_path: Path
 ) -> None:
     path = calls.write_calls_table(partial_result, tmp_path, "csv")
     table = pd.read_csv(path)
@@ -126,11 +128,14 @@ def test_shallow_repository_copy_lists_the_same_groups_and_isolates_sources(
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(common.CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        original: ConfigRepository = loader.repository  # type: ignore[attr-defined]
+        assert isinstance(loader, ConfigLoaderImpl)
+        original = loader.repository
+        assert isinstance(original, ConfigRepository)
         before = list(original.sources)
         caching = CachingConfigRepository(original)
         assert caching.delegate is not original
-        caching.initialize_sources(loader.get_search_path())  # type: ignore[attr-defined]
+        caching.initialize_sources(loader.get_search_path())
         assert original.sources == before  # same objects, same list: nothing rebound or mutated
-        assert caching.delegate.sources is not original.sources  # type: ignore[attr-defined]
+        assert isinstance(caching.delegate, ConfigRepository)
+        assert caching.delegate.sources is not original.sources
     GlobalHydra.instance().clear()

@@ -1,10 +1,14 @@
-"""Issue 12 items 1-3: headroom (knee, load fraction, MBU/MFU, timelines), latency budgets and
-zero-load floors, and verdicts (summary.json ``verdict``, the terminal and the report)."""
+"""Issue 12 items 1-3: headroom, latency budgets and zero-load floors, and verdicts.
+
+Headroom (knee, load fraction, MBU/MFU, timelines), latency budgets and zero-load floors, and
+verdicts (summary.json ``verdict``, the terminal and the report).
+"""
 
 from __future__ import annotations
 
 import io
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,11 +20,15 @@ from planner.cli.common import CONF_DIR
 from planner.report.console import render_run as render
 from planner.report.verdict import headline_cost, verdict, verdict_lines
 from planner.sim.budget import PARTS, critical_path_parts
-from planner.sim.config import SloSpec
-from planner.sim.engine import simulate
+from planner.sim.config import FleetSpec, SloSpec
+from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.headroom import interval_timeline
 from planner.sim.metrics import summarize
+from planner.sim.results import SimulationResult
 from planner.workload import PoissonArrivals
+
+# The mixed-agents run on GB200 prefill + LPU decode: its fleet, result and summary.
+Agents = tuple[FleetSpec, SimulationResult, dict[str, Any]]
 
 PEER_SLO = SloSpec(tree_e2e_s=120.0, ttft_s=10.0, tpot_s=0.08)  # conf/planner.yaml's SLOs
 
@@ -29,7 +37,7 @@ def _conf(group: str, name: str) -> object:
     return OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
 
 
-def _peer(rate_per_s: float = 20.0, n_trees: int = 2000):
+def _peer(rate_per_s: float = 20.0, n_trees: int = 2000) -> tuple[FleetSpec, WorkloadSpec]:
     fleet = build_fleet(_conf("fleet", "h100_llama2_70b_tp4"))
     workload = build_workload(_conf("workload", "peer_poisson"))
     workload = replace(workload, arrivals=PoissonArrivals(rate_per_s=rate_per_s), n_trees=n_trees)
@@ -103,18 +111,18 @@ def test_interval_timeline_matches_brute_force() -> None:
 
 
 @pytest.fixture(scope="module")
-def disaggregated_agents():
+def disaggregated_agents() -> Agents:
     fleet = build_fleet(_conf("fleet", "gb200_prefill_lpu_decode"))
     workload = replace(build_workload(_conf("workload", "mixed_agents")), n_trees=80)
     result = simulate(fleet, workload, seed=2)
     return fleet, result, summarize(result, PEER_SLO, fleet)
 
 
-def test_critical_path_parts_add_up_to_tree_latency(disaggregated_agents) -> None:
+def test_critical_path_parts_add_up_to_tree_latency(disaggregated_agents: Agents) -> None:
     _, result, summary = disaggregated_agents
     parts = critical_path_parts(result)
     done = np.isfinite(result.tree_finish_s)
-    total = sum(parts[name] for name in PARTS)
+    total = np.sum([parts[name] for name in PARTS], axis=0)
     np.testing.assert_allclose(
         total[done], (result.tree_finish_s - result.tree_arrival_s)[done], rtol=1e-9, atol=1e-6
     )
@@ -145,16 +153,21 @@ def test_floor_is_below_every_tree_at_low_load() -> None:
 
     perf = pool_replica(fleet.pools[0])
     parts = zero_load_parts(
-        result, perf, perf, None, 0.0, prefix_cache=True,
+        result,
+        perf,
+        perf,
+        None,
+        0.0,
+        prefix_cache=True,
         token_budget=fleet.pools[0].batching.token_budget,
-    )  # fmt: skip
+    )
     zero = sum(parts[name] for name in PARTS)
     assert (zero <= e2e * 1.02).all(), np.max(zero / e2e)
     assert (zero >= 0.5 * e2e).all()  # nearly idle: the floor explains most of the latency
     assert set(floors) <= {"chat", "fanout", "chain", "debate"} and floors
 
 
-def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents) -> None:
+def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents: Agents) -> None:
     fleet, result, summary = disaggregated_agents
     tight = SloSpec(tree_e2e_s=min(summary["trees"]["floor_s"].values()) / 2, ttft_s=10.0)
     slo = summarize(result, tight, fleet)["slo"]
@@ -166,17 +179,28 @@ def test_slo_below_a_floor_is_infeasible_with_a_reason(disaggregated_agents) -> 
     assert loose["feasible"] is True
 
 
-def _summary_with_cost(fleet, result, slo):
+def _summary_with_cost(fleet: FleetSpec, result: SimulationResult, slo: SloSpec) -> dict[str, Any]:
     summary = summarize(result, slo, fleet)
-    summary["cost"] = {"usd_per_million_output_tokens": 2.0, "usd_per_tree": 0.5,
-                       "capex_usd": 1e6, "opex_usd_per_year": 1e5}  # fmt: skip
+    summary["cost"] = {
+        "usd_per_million_output_tokens": 2.0,
+        "usd_per_tree": 0.5,
+        "capex_usd": 1e6,
+        "opex_usd_per_year": 1e5,
+    }
     summary["scenario"] = "test"
     summary["fleet"] = {
-        p.name: {"role": p.role, "hardware": p.system.name, "model": p.model.name,
-                 "racks": p.racks, "precision": p.precision, "tp": p.tp, "ep": p.ep,
-                 "stack": p.stack}
+        p.name: {
+            "role": p.role,
+            "hardware": p.system.name,
+            "model": p.model.name,
+            "racks": p.racks,
+            "precision": p.precision,
+            "tp": p.tp,
+            "ep": p.ep,
+            "stack": p.stack,
+        }
         for p in fleet.pools
-    }  # fmt: skip
+    }
     summary["cost"]["headline"] = headline_cost(summary)
     summary["verdict"] = verdict(summary)
     return summary
@@ -230,7 +254,7 @@ def test_verdict_counts_failures_and_pools_that_gave_up() -> None:
     assert any(line.startswith(f"pool gpu GAVE UP at {pool['gave_up_s']:,.0f} s") for line in lines)
 
 
-def test_agent_trees_cost_per_tree(disaggregated_agents) -> None:
+def test_agent_trees_cost_per_tree(disaggregated_agents: Agents) -> None:
     fleet, result, _ = disaggregated_agents
     summary = _summary_with_cost(fleet, result, PEER_SLO)
     assert summary["cost"]["headline"]["metric"] == "usd_per_tree"

@@ -274,7 +274,8 @@ def test_critical_path_hand_built() -> None:
     assert critical_path_s(tree, latency) == pytest.approx(11.25)
     assert critical_path(tree, latency)[1] == ["plan", "a", "join"]
     latency["c"] = 4.0  # c now ends 9.5 -> join ends 12.75 via b and c
-    assert critical_path(tree, latency) == (pytest.approx(12.75), ["plan", "b", "c", "join"])
+    length, path = critical_path(tree, latency)
+    assert length == pytest.approx(12.75) and path == ["plan", "b", "c", "join"]
 
 
 def test_critical_path_of_a_fanout_is_its_slowest_branch() -> None:
