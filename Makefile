@@ -22,8 +22,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check planner tests benchmarks scripts
-	$(BIN)/ruff format --check planner tests benchmarks scripts
+	$(BIN)/ruff check planner tests benchmarks scripts examples
+	$(BIN)/ruff format --check planner tests benchmarks scripts examples
 	$(BIN)/mypy
 
 bench: setup

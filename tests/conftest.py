@@ -10,6 +10,8 @@ import pytest
 from planner import config
 from planner.perf.borrowed import ResolvedEfficiency
 from planner.perf.efficiency import EfficiencyFactors
+from planner.sim.config import FleetSpec
+from planner.sim.engine import WorkloadSpec
 from planner.specs.hardware import System
 from planner.specs.model import Model
 
@@ -37,6 +39,16 @@ def load_resolved_efficiency(family: str, stack: str | None = None) -> ResolvedE
 def load_efficiency(family: str, stack: str | None = None) -> EfficiencyFactors:
     """The factors of a family and stack, fitted or borrowed (see load_resolved_efficiency)."""
     return load_resolved_efficiency(family, stack).factors
+
+
+def load_fleet(name: str) -> FleetSpec:
+    """A fleet from conf/fleet/<name>.yaml."""
+    return config.fleet(config.load_named("fleet", name, "fleet"))
+
+
+def load_workload(name: str) -> WorkloadSpec:
+    """A workload from conf/workload/<name>.yaml."""
+    return config.workload(config.load_named("workload", name, "workload"))
 
 
 def model_names() -> list[str]:

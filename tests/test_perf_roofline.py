@@ -466,7 +466,7 @@ def test_dp_attention_prefill_runs_on_one_rank() -> None:
 
 
 def test_stack_profiles_load_and_borrow() -> None:
-    from planner.cli.common import load_efficiency as load
+    from planner.config import efficiency as load
 
     assert load("nvidia_gpu").stack == "trtllm"
     assert load("nvidia_gpu", "sglang").stack == "sglang"

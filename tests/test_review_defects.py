@@ -20,7 +20,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from planner.app.studies import STUDIES
-from planner.cli.builders import build_fleet, build_workload
 from planner.cli.common import CONF_DIR, SCENARIO_DIR
 from planner.report.html_parts import fmt_num, fmt_usd
 from planner.report.html_study import QUESTIONS, header_question, study_question
@@ -32,13 +31,14 @@ from planner.sim.faults import expected_wait_text
 from planner.sim.metrics import summarize
 from planner.workload import PoissonArrivals
 from tests.cli_runner import run_cli
+from tests.conftest import load_fleet, load_workload
 
 PEER_SLO = SloSpec(tree_e2e_s=120.0, ttft_s=10.0, tpot_s=0.08)
 
 
 def _peer(rate_per_s: float, n_trees: int) -> tuple[FleetSpec, WorkloadSpec]:
-    fleet = build_fleet(OmegaConf.load(CONF_DIR / "fleet" / "h100_llama2_70b_tp4.yaml"))
-    workload = build_workload(OmegaConf.load(CONF_DIR / "workload" / "peer_poisson.yaml"))
+    fleet = load_fleet("h100_llama2_70b_tp4")
+    workload = load_workload("peer_poisson")
     workload = replace(workload, arrivals=PoissonArrivals(rate_per_s=rate_per_s), n_trees=n_trees)
     return fleet, workload
 
@@ -77,8 +77,8 @@ def test_a_decode_pools_kv_occupancy_counts_what_its_replicas_hold() -> None:
     A decode replica reserves a call's KV when it admits the call, not when its transfer lands
     (calls then wait in the decode queue holding nothing there), so occupancy stays <= 1.
     """
-    fleet = build_fleet(OmegaConf.load(CONF_DIR / "fleet" / "gb200_prefill_lpu_decode.yaml"))
-    workload = build_workload(OmegaConf.load(CONF_DIR / "workload" / "mixed_agents.yaml"))
+    fleet = load_fleet("gb200_prefill_lpu_decode")
+    workload = load_workload("mixed_agents")
     workload = replace(workload, n_trees=40)
     summary = summarize(simulate(fleet, workload, seed=0), PEER_SLO, fleet)
     decode = summary["pools"]["decode"]

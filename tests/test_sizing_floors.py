@@ -12,7 +12,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from planner.cli.builders import build_fleet, build_workload
 from planner.sim.budget import call_floors, zero_load_calls
 from planner.sim.config import FleetSpec, SloSpec
 from planner.sim.engine import simulate
@@ -20,7 +19,8 @@ from planner.sim.metrics import call_latencies, summarize
 from planner.sim.pool import pool_replica
 from planner.sim.results import SimulationResult
 from planner.workload import PoissonArrivals
-from tests.test_verdicts import _conf, _peer
+from tests.conftest import load_fleet, load_workload
+from tests.test_verdicts import _peer
 
 LOOSE = SloSpec(tree_e2e_s=1e6, ttft_s=1e6, tpot_s=1e6)
 
@@ -67,10 +67,10 @@ def test_no_call_beats_its_zero_load_floor_on_an_idle_fleet() -> None:
     Step-time jitter is switched off: the floor is the static model's step time, and a jittered
     step may run a few % faster than it.
     """
-    fleet = build_fleet(_conf("fleet", "gb200_unified"))
+    fleet = load_fleet("gb200_unified")
     fleet = replace(fleet, pools=tuple(replace(p, step_jitter_cv=0.0) for p in fleet.pools))
     workload = replace(
-        build_workload(_conf("workload", "mixed_agents")),
+        load_workload("mixed_agents"),
         arrivals=PoissonArrivals(rate_per_s=0.01),
         n_trees=30,
     )
@@ -92,8 +92,8 @@ def test_no_call_beats_its_zero_load_floor_on_an_idle_fleet() -> None:
 
 
 def test_disaggregated_tpot_floor_includes_the_kv_transfer_and_decode_queue_is_reported() -> None:
-    fleet = build_fleet(_conf("fleet", "gb200_prefill_lpu_decode"))
-    workload = replace(build_workload(_conf("workload", "mixed_agents")), n_trees=60)
+    fleet = load_fleet("gb200_prefill_lpu_decode")
+    workload = replace(load_workload("mixed_agents"), n_trees=60)
     result = simulate(fleet, workload, seed=2)
     summary = summarize(result, LOOSE, fleet)
     decode = summary["pools"]["decode"]

@@ -12,11 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from rich.console import Console
 
-from planner.cli.builders import build_fleet, build_workload
-from planner.cli.common import CONF_DIR
 from planner.report.console import render_run as render
 from planner.report.verdict import headline_cost, verdict, verdict_lines
 from planner.sim.budget import PARTS, critical_path_parts
@@ -26,6 +23,7 @@ from planner.sim.headroom import interval_timeline
 from planner.sim.metrics import summarize
 from planner.sim.results import SimulationResult
 from planner.workload import PoissonArrivals
+from tests.conftest import load_fleet, load_workload
 
 # The mixed-agents run on GB200 prefill + LPU decode: its fleet, result and summary.
 Agents = tuple[FleetSpec, SimulationResult, dict[str, Any]]
@@ -33,13 +31,9 @@ Agents = tuple[FleetSpec, SimulationResult, dict[str, Any]]
 PEER_SLO = SloSpec(tree_e2e_s=120.0, ttft_s=10.0, tpot_s=0.08)  # conf/planner.yaml's SLOs
 
 
-def _conf(group: str, name: str) -> object:
-    return OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
-
-
 def _peer(rate_per_s: float = 20.0, n_trees: int = 2000) -> tuple[FleetSpec, WorkloadSpec]:
-    fleet = build_fleet(_conf("fleet", "h100_llama2_70b_tp4"))
-    workload = build_workload(_conf("workload", "peer_poisson"))
+    fleet = load_fleet("h100_llama2_70b_tp4")
+    workload = load_workload("peer_poisson")
     workload = replace(workload, arrivals=PoissonArrivals(rate_per_s=rate_per_s), n_trees=n_trees)
     return fleet, workload
 
@@ -112,8 +106,8 @@ def test_interval_timeline_matches_brute_force() -> None:
 
 @pytest.fixture(scope="module")
 def disaggregated_agents() -> Agents:
-    fleet = build_fleet(_conf("fleet", "gb200_prefill_lpu_decode"))
-    workload = replace(build_workload(_conf("workload", "mixed_agents")), n_trees=80)
+    fleet = load_fleet("gb200_prefill_lpu_decode")
+    workload = replace(load_workload("mixed_agents"), n_trees=80)
     result = simulate(fleet, workload, seed=2)
     return fleet, result, summarize(result, PEER_SLO, fleet)
 
@@ -138,9 +132,9 @@ def test_critical_path_parts_add_up_to_tree_latency(disaggregated_agents: Agents
 
 def test_floor_is_below_every_tree_at_low_load() -> None:
     """On an idle-ish fleet (trees far apart) no tree beats its shape's zero-load floor."""
-    fleet = build_fleet(_conf("fleet", "gb200_unified"))
+    fleet = load_fleet("gb200_unified")
     workload = replace(
-        build_workload(_conf("workload", "mixed_agents")),
+        load_workload("mixed_agents"),
         arrivals=PoissonArrivals(rate_per_s=0.01),
         n_trees=40,
     )
