@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,3 +121,14 @@ def test_trace_replay_replays_every_row(tmp_path: Path) -> None:
     assert (
         missing.stderr.strip() == "error: workload.arrivals.path: is required: the trace CSV file"
     )
+
+
+def test_readme_python_blocks_run_without_hydra() -> None:
+    """Every ``python`` block of the README runs as written, and never imports Hydra."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+    assert blocks, "the README shows the Python API"
+    code = "\n".join(blocks) + "\nimport sys\nassert 'hydra' not in sys.modules\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -44,7 +44,7 @@ from planner.config.options import (
     seed,
     sizing_slo,
 )
-from planner.config.resolve import CONF_DIR, group_options, load_named, load_yaml
+from planner.config.resolve import CONF_DIR, group_options, load_named, load_primary, load_yaml
 from planner.config.specs import accelerator, model, system
 from planner.config.workload import (
     arrivals,
@@ -72,6 +72,7 @@ __all__ = [
     "group_options",
     "length_law",
     "load_named",
+    "load_primary",
     "load_yaml",
     "mc_options",
     "model",

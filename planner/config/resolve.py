@@ -44,3 +44,27 @@ def load_named(group: str, name: Any, field: str) -> dict[str, Any]:
     """
     require_choice(field, str(name), group_options(group))
     return load_yaml(CONF_DIR / group / f"{name}.yaml", field)
+
+
+def load_primary(name: str, **choices: str) -> dict[str, Any]:
+    """``conf/<name>.yaml`` with its group defaults filled in, as plain mappings (no Hydra).
+
+    What a notebook passes to :func:`planner.app.simulation.simulation_spec`,
+    :func:`planner.app.sizing.sizing_spec` or :func:`planner.app.roi_spec.study_spec`: each
+    ``defaults`` entry ``group: option`` becomes ``cfg[group] = conf/<group>/<option>.yaml``
+    (``choices`` replace options, as ``group=option`` does on the command line). Group files have
+    no defaults of their own, so one level is the whole composition; interpolations are not
+    resolved (the shipped primary configs use none outside ``hydra``).
+
+    Raises:
+        ConfigError: An unknown config, group or option.
+    """
+    cfg = load_yaml(CONF_DIR / f"{name}.yaml", name)
+    for entry in cfg.pop("defaults", []):
+        if isinstance(entry, dict):
+            for group, option in entry.items():
+                cfg[str(group)] = load_named(str(group), choices.pop(str(group), option), group)
+    for group, option in choices.items():
+        raise ConfigError(group, f"is not a config group of {name}.yaml (option {option!r})")
+    cfg.pop("hydra", None)
+    return cfg
