@@ -111,11 +111,11 @@ def test_reexported_targets_are_live_without_the_guard() -> None:
     import os as os_module
     import shutil
 
-    assert _locate("planner.cli.common.shutil.copy") is shutil.copy
-    assert _locate("planner.cli.common.os.system") is os_module.system
-    assert _locate("planner.cli.common.shutil.os.system") is os_module.system
-    assert callable(_locate("planner.cli.common.atomic_write_text"))
-    assert callable(_locate("planner.cli.common.Path.write_text"))
+    assert _locate("planner.app.files.shutil.copy") is shutil.copy
+    assert _locate("planner.app.files.os.system") is os_module.system
+    assert _locate("planner.app.files.shutil.os.system") is os_module.system
+    assert callable(_locate("planner.app.files.atomic_write_text"))
+    assert callable(_locate("planner.app.files.Path.write_text"))
 
 
 SUBPROCESS_CASES = [
@@ -353,7 +353,7 @@ def test_atomic_writer_reports_a_full_disk_and_leaves_nothing(
     def full_disk(*_: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("planner.cli.common.os.replace", full_disk)
+    monkeypatch.setattr("planner.app.files.os.replace", full_disk)
     target = tmp_path / "summary.json"
     with pytest.raises(OSError) as error_info:
         common.atomic_write_json(target, {"a": 1})
