@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -133,25 +134,17 @@ def run_simulation(spec: SimulationSpec, progress: SimulationUpdate | None = Non
     Returns:
         The typed summary (``summary.to_json()`` is ``summary.json``) and the raw result.
     """
-    if spec.run.cells > 1:  # a region split into cells (planner.app.cells): no progress bar
-        result = cells_simulator(spec.run)(
-            spec.fleet,
-            spec.workload,
-            seed=spec.seed,
-            stepwise=spec.run.stepwise,
-            max_sim_time_s=spec.run.max_sim_time_s,
-            failures=spec.failures,
-            max_wall_s=spec.run.max_wall_s,
-        )
-    else:
-        result = simulate(
-            spec.fleet,
-            spec.workload,
-            seed=spec.seed,
-            stepwise=spec.run.stepwise,
-            max_sim_time_s=spec.run.max_sim_time_s,
-            failures=spec.failures,
-            max_wall_s=spec.run.max_wall_s,
-            progress=progress,
-        )
+    # A region split into cells (planner.app.cells) runs without a progress bar.
+    simulator: Callable[..., SimulationResult] = (
+        cells_simulator(spec.run) if spec.run.cells > 1 else partial(simulate, progress=progress)
+    )
+    result = simulator(
+        spec.fleet,
+        spec.workload,
+        seed=spec.seed,
+        stepwise=spec.run.stepwise,
+        max_sim_time_s=spec.run.max_sim_time_s,
+        failures=spec.failures,
+        max_wall_s=spec.run.max_wall_s,
+    )
     return RunResult(RunSummary.from_json(summary_mapping(spec, result)), result)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from planner.app.formatting import finite as _finite
 from planner.app.formatting import fmt_usd as fmt_usd  # re-exported: one money format
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
@@ -38,16 +39,6 @@ def esc(value: Any) -> Html:
     if isinstance(value, Html):
         return value
     return Html(html.escape(str(value), quote=True))
-
-
-def _finite(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def fmt_num(value: Any, significant: int = 3) -> str:
