@@ -19,7 +19,7 @@ run: setup
 	$(BIN)/planner
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check planner tests benchmarks scripts examples
