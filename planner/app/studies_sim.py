@@ -81,7 +81,8 @@ def fanout_tail(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyRe
         "x": list(range(len(rows))),
         "ys": {"tree p99 / call p99": [r["tree_to_call_p99"] for r in rows.values()]},
         "title": "Fan-out amplifies the tail: " + " vs ".join(rows),
-        "xlabel": "variant (" + ", ".join(rows) + ")",
+        "xlabel": "variant",
+        "categories": list(rows),
         "ylabel": "tree p99 / call p99",
     }
     return {"answer": answer + ".", "variants": rows}, {"fanout_tail.png": chart}

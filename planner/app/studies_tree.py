@@ -109,7 +109,8 @@ def tree_cost(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyResu
             f"$ per {unit} at the simulated load": [r["usd_per_tree"] for r in priced.values()],
         },
         "title": f"Cost per {unit}: " + " vs ".join(priced),
-        "xlabel": "variant (" + ", ".join(priced) + ")",
+        "xlabel": "fleet",
+        "categories": list(priced),
         "ylabel": f"USD per {unit}",
     }
     return summary, {"tree_cost.png": chart}

@@ -279,6 +279,7 @@ def line_png(
     flagged: tuple[str, Sequence[float], Sequence[float]] | None = None,
     best: tuple[str, float, float] | None = None,
     xticks: Sequence[float] | ArrayLike | None = None,
+    categories: Sequence[str] | None = None,
 ) -> bytes:
     """Several series against one x axis (e.g. p99 latency in s against racks).
 
@@ -292,6 +293,9 @@ def line_png(
         flagged: ``(label, xs, ys)`` of points marked with a red cross (e.g. infeasible).
         best: ``(label, x, y)`` of one point circled (e.g. the best feasible point).
         xticks: x tick positions (e.g. exactly the swept values; default: matplotlib's).
+        categories: Names of the x positions when x only numbers categories (fleets, variants):
+            the ticks are labelled with them and the points are not joined by lines (nothing
+            lies between two categories).
 
     Returns:
         PNG bytes.
@@ -305,7 +309,8 @@ def line_png(
         values = np.asarray(y, dtype=np.float64)
         if values.shape != xs.shape:
             raise ValueError(f"series {label!r} has {values.shape} values, x has {xs.shape}")
-        ax.plot(xs, values, marker="o", markersize=3, label=label)
+        style = {"linestyle": "none", "markersize": 7} if categories else {"markersize": 3}
+        ax.plot(xs, values, marker="o", label=label, **style)
     for i, (label, y) in enumerate((hlines or {}).items()):
         ax.axhline(
             y,
@@ -331,7 +336,12 @@ def line_png(
         )
     if xticks is None and xs.size and xs.size <= 12 and np.all(xs == np.round(xs)):
         xticks = np.unique(xs)  # integer x (counts, variant numbers): no ticks at 0.25 steps
-    if xticks is not None:
+    if categories is not None:
+        ax.set_xticks(xs.tolist(), list(categories))
+        ax.set_xlim(float(xs.min()) - 0.5, float(xs.max()) + 0.5)
+        if all(np.nanmin(np.asarray(y, dtype=np.float64)) >= 0 for y in ys.values()):
+            ax.set_ylim(bottom=0.0)  # side-by-side amounts: compared from zero
+    elif xticks is not None:
         ax.set_xticks(np.asarray(xticks, dtype=np.float64).tolist())
     if ys or hlines or flagged or best:
         ax.legend(loc="best", fontsize="small")
