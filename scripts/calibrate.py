@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner import config  # noqa: E402
+from planner.config import named_model, named_system  # noqa: E402
 from planner.perf.calibration import (  # noqa: E402
     CalibrationRow,
     CurvePoint,
@@ -45,8 +45,6 @@ from planner.perf.calibration import (  # noqa: E402
     predict_point,
 )
 from planner.perf.efficiency import DEFAULT_STACK, EfficiencyFactors  # noqa: E402
-from planner.specs.hardware import System  # noqa: E402
-from planner.specs.model import Model  # noqa: E402
 
 CONF = ROOT / "conf"
 CURVES = {
@@ -118,17 +116,6 @@ PROFILE_KEYS = (
 
 
 @cache
-def resolve_model(name: str) -> Model:
-    """The model of conf/model/<name>.yaml."""
-    return config.model(config.load_named("model", name, "model"))
-
-
-@cache
-def resolve_system(name: str) -> System:
-    """The system of conf/hardware/<name>.yaml."""
-    return config.system(config.load_named("hardware", name, "hardware"))
-
-
 def load_rows() -> list[CalibrationRow]:
     """The measured rows of conf/calibration/measurements.yaml."""
     data = yaml.safe_load((CONF / "calibration" / "measurements.yaml").read_text())
@@ -151,7 +138,7 @@ def fit_all(
 
     def fit(start: EfficiencyFactors, *extra: EfficiencyFactors) -> EfficiencyFactors:
         free = FREE[(start.family, start.stack)]
-        return fit_profile(rows, points, resolve_model, resolve_system, start, free, extra)
+        return fit_profile(rows, points, named_model, named_system, start, free, extra)
 
     trtllm = fit(GPU_START)
     sglang = fit(trtllm.replace(stack="sglang"))
@@ -177,7 +164,7 @@ def evaluate(
     """Prediction and error of every scalar row under its profile."""
     table = []
     for row in rows:
-        predicted = predict(row, resolve_model, resolve_system, fitted[(row.family, row.stack)])
+        predicted = predict(row, named_model, named_system, fitted[(row.family, row.stack)])
         entry: dict[str, object] = {"row": row, "predicted": predicted}
         if len(predicted) == 1:
             entry["error_pct"] = percentage_error(predicted[0], row.measured)
@@ -194,9 +181,7 @@ def evaluate_points(
     """Predicted tok/s/GPU, tok/s/user and TTFT of every curve point, with errors in %."""
     table = []
     for p in points:
-        gpu, user, ttft = predict_point(
-            p, resolve_model, resolve_system, fitted[(p.family, p.stack)]
-        )
+        gpu, user, ttft = predict_point(p, named_model, named_system, fitted[(p.family, p.stack)])
         table.append(
             {
                 "point": p,

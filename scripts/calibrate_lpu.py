@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner import config  # noqa: E402
+from planner.config import named_model, named_system  # noqa: E402
 from planner.perf.efficiency import EfficiencyFactors  # noqa: E402
 from planner.perf.lpu_fit import (  # noqa: E402
     LpuFit,
@@ -29,8 +29,6 @@ from planner.perf.lpu_fit import (  # noqa: E402
     load_lpu_rows,
     predict_lpu_row,
 )
-from planner.specs.hardware import System  # noqa: E402
-from planner.specs.model import Model  # noqa: E402
 
 CONF = ROOT / "conf"
 
@@ -73,22 +71,11 @@ TAGS = {
 
 
 @cache
-def resolve_model(name: str) -> Model:
-    """The model of conf/model/<name>.yaml."""
-    return config.model(config.load_named("model", name, "model"))
-
-
-@cache
-def resolve_system(name: str) -> System:
-    """The system of conf/hardware/<name>.yaml."""
-    return config.system(config.load_named("hardware", name, "hardware"))
-
-
 def run_fit() -> LpuFit:
     """Load the rows and fit (the test suite calls this too)."""
     data = yaml.safe_load((CONF / "calibration" / "groq_lpu.yaml").read_text())
     speed, chips = load_lpu_rows(data)
-    return fit_lpu_factors(speed, chips, resolve_model, resolve_system, START)
+    return fit_lpu_factors(speed, chips, named_model, named_system, START)
 
 
 def print_table(fit: LpuFit) -> None:
@@ -144,7 +131,7 @@ def notes(fit: LpuFit) -> list[str]:
     for r in checks:  # how much the check leans on the [A] KV precision
         alt = "bf16" if r.row.kv_precision != "bf16" else "fp8"
         other = replace(r.row, kv_precision=alt)
-        chips = predict_lpu_row(other, resolve_model, resolve_system, eff)
+        chips = predict_lpu_row(other, named_model, named_system, eff)
         lines.append(
             f"With {alt} KV instead of {r.row.kv_precision} the check gives {chips:.0f} chips."
         )

@@ -21,13 +21,13 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 @cache
 def load_model(name: str) -> Model:
     """A model from conf/model/<name>.yaml."""
-    return config.model(config.load_named("model", name, "model"))
+    return config.named_model(name)
 
 
 @cache
 def load_system(name: str) -> System:
     """A system from conf/hardware/<name>.yaml."""
-    return config.system(config.load_named("hardware", name, "hardware"))
+    return config.named_system(name)
 
 
 @cache

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from planner import config
 from planner.perf.efficiency import EfficiencyFactors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +104,7 @@ def test_one_profile_per_family_and_stack(calibration: Calibration) -> None:
         ("nvidia_gpu", "vllm"),
         ("amd_gpu", "sglang"),
     }
-    families = {script.resolve_system(r.hardware).accelerator.family for r in script.load_rows()}
+    families = {config.named_system(r.hardware).accelerator.family for r in script.load_rows()}
     assert families | {"amd_gpu"} == {family for family, _ in fitted}
 
 
@@ -146,8 +147,8 @@ def test_profiles_only_see_their_own_stacks_rows(calibration: Calibration) -> No
     again = fit_profile(
         [],
         only_sglang,
-        script.resolve_model,
-        script.resolve_system,
+        config.named_model,
+        config.named_system,
         start,
         script.FREE[("nvidia_gpu", "sglang")],
     )

@@ -115,14 +115,12 @@ def test_fit_recovers_known_floor_and_hop_latency(script: ModuleType) -> None:
         LpuRow(
             **{
                 **r.__dict__,
-                "measured": predict_lpu_row(r, script.resolve_model, script.resolve_system, truth),
+                "measured": predict_lpu_row(r, config.named_model, config.named_system, truth),
             }
         )
         for r in speed
     ]
-    fitted = fit_lpu_factors(
-        synthetic, [], script.resolve_model, script.resolve_system, script.START
-    )
+    fitted = fit_lpu_factors(synthetic, [], config.named_model, config.named_system, script.START)
     assert fitted.efficiency.layer_floor_s == pytest.approx(30e-6, rel=1e-3)
     assert fitted.efficiency.hop_latency_s == pytest.approx(0.4e-6, rel=1e-2)
     assert fitted.at_bound == ()

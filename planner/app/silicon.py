@@ -48,8 +48,8 @@ def compare_cases(
     for name, raw in cases.items():
         prefix = f"{field}.cases.{name}"
         case = config.validate(LpuLatencyCase, raw, prefix)
-        model = config.model(config.load_named("model", case.model, f"{prefix}.model"))
-        system = config.system(config.load_named("hardware", case.hardware, f"{prefix}.hardware"))
+        model = config.named_model(case.model, f"{prefix}.model")
+        system = config.named_system(case.hardware, f"{prefix}.hardware")
         shape = case.model_dump(exclude={"model", "hardware"})
         options = config.roofline_options(
             {**shape, "isl": isl, "osl": osl, "tpot_limit_s": tpot_limit_s}
@@ -137,8 +137,8 @@ def document_costs(
     for name, raw in cases.items():
         prefix = f"{field}.cases.{name}"
         case = config.validate(LpuLatencyCase, raw, prefix)
-        model = config.model(config.load_named("model", case.model, f"{prefix}.model"))
-        system = config.system(config.load_named("hardware", case.hardware, f"{prefix}.hardware"))
+        model = config.named_model(case.model, f"{prefix}.model")
+        system = config.named_system(case.hardware, f"{prefix}.hardware")
         try:
             replicas[str(name)] = build_replica(
                 model,

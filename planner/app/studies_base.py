@@ -30,8 +30,6 @@ from planner.sim.headroom import knee_rate_per_s
 from planner.sim.metrics import offered_call_rate_per_s, summarize
 from planner.sim.pool import pool_replica
 from planner.specs.errors import ConfigError
-from planner.specs.hardware import System
-from planner.specs.model import Model
 
 ChartSpec = dict[str, Any]
 """Keyword arguments of :func:`planner.report.plots.line_png` (title, x, ys, labels)."""
@@ -161,16 +159,6 @@ def run_variants(
         name: run_variant(variant_config(cfg, overrides, name), base_dir, headroom=headroom)
         for name, overrides in variants(cfg).items()
     }
-
-
-def load_system(name: str, field: str) -> System:
-    """The system ``conf/hardware/NAME.yaml`` (``field`` names the reference in errors)."""
-    return config.system(config.load_named("hardware", name, field), field)
-
-
-def load_model(name: str, field: str) -> Model:
-    """The model ``conf/model/NAME.yaml`` (``field`` names the reference in errors)."""
-    return config.model(config.load_named("model", name, field), field)
 
 
 class BatchCapped:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from planner import config
-from planner.app.studies_base import BatchCapped, StudyResult, load_model, load_system, study_block
+from planner.app.studies_base import BatchCapped, StudyResult, study_block
 from planner.config.options import LpuLatencyCase
 from planner.econ.tco import EconomicsSpec, pool_cost
 from planner.perf.replica import Replica, build_replica
@@ -94,7 +94,7 @@ def _classes(study: Mapping[str, Any]) -> list[WorkloadClass]:
 
 def _options(study: Mapping[str, Any], economics: EconomicsSpec) -> dict[str, Option]:
     model = str(study.get("model", ""))
-    load_model(model, "study.model")  # refuses an unknown model once, naming the field
+    config.named_model(model, "study.model")  # refuses an unknown model once, naming the field
     options: dict[str, Option] = {}
     for kind, key in (("gpu", "gpus"), ("asic", "asics")):
         raw = study.get(key)
@@ -107,11 +107,11 @@ def _options(study: Mapping[str, Any], economics: EconomicsSpec) -> dict[str, Op
             shape = dict(data)
             max_batch = require_positive_int(f"{field}.max_batch", shape.pop("max_batch", 256))
             case = config.validate(LpuLatencyCase, {"model": model, **shape}, field)
-            system = load_system(case.hardware, f"{field}.hardware")
+            system = config.named_system(case.hardware, f"{field}.hardware")
             resolved = config.resolved_efficiency(system.accelerator.family)
             try:
                 replica = build_replica(
-                    load_model(model, "study.model"),
+                    config.named_model(model, "study.model"),
                     system,
                     resolved.factors,
                     precision=case.precision,

@@ -14,7 +14,7 @@ from typing import Any
 
 from planner import config
 from planner.app.silicon import compare_cases, document_costs
-from planner.app.studies_base import StudyResult, load_model, load_system, study_block
+from planner.app.studies_base import StudyResult, study_block
 from planner.config.options import LongContextModel, LpuLatencyCase
 from planner.perf.replica import build_replica
 from planner.specs.errors import ConfigError, require_positive, require_positive_int
@@ -34,9 +34,9 @@ def lpu_latency(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyRe
     for name, raw in cases.items():
         prefix = f"study.cases.{name}"
         case = config.validate(LpuLatencyCase, raw, prefix)
-        system = load_system(case.hardware, f"{prefix}.hardware")
+        system = config.named_system(case.hardware, f"{prefix}.hardware")
         replica = build_replica(
-            load_model(case.model, f"{prefix}.model"),
+            config.named_model(case.model, f"{prefix}.model"),
             system,
             config.efficiency(system.accelerator.family),
             precision=case.precision,
@@ -72,7 +72,7 @@ def _contexts(study: Mapping[str, Any]) -> list[int]:
 def long_context(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyResult:
     """Decode speed and memory per sequence of a hybrid- and a full-attention model by context."""
     study = study_block(cfg)
-    system = load_system(study.get("hardware", "gb200_nvl72"), "study.hardware")
+    system = config.named_system(study.get("hardware", "gb200_nvl72"), "study.hardware")
     contexts = _contexts(study)
     batch = require_positive_int("study.batch", study.get("batch", 8))
     models = study.get("models")
@@ -81,7 +81,7 @@ def long_context(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyR
     replicas = {}
     for role, raw in models.items():
         case = config.validate(LongContextModel, raw, f"study.models.{role}")
-        model = load_model(case.model, f"study.models.{role}.model")
+        model = config.named_model(case.model, f"study.models.{role}.model")
         replicas[role] = build_replica(
             model,
             system,

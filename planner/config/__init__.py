@@ -45,7 +45,7 @@ from planner.config.options import (
     sizing_slo,
 )
 from planner.config.resolve import CONF_DIR, group_options, load_named, load_primary, load_yaml
-from planner.config.specs import accelerator, model, system
+from planner.config.specs import accelerator, model, named_model, named_system, system
 from planner.config.workload import (
     arrivals,
     call_lengths,
@@ -76,6 +76,8 @@ __all__ = [
     "load_yaml",
     "mc_options",
     "model",
+    "named_model",
+    "named_system",
     "output_options",
     "pool",
     "reject_unknown",

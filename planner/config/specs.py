@@ -12,6 +12,7 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from planner.config.errors import reject_unknown
+from planner.config.resolve import load_named
 from planner.specs.errors import (
     ConfigError,
     require_choice,
@@ -134,3 +135,13 @@ def system(data: object, prefix: str = "hardware") -> System:
         system_capex_usd=_positive(prefix, data, "system_capex_usd"),
         accelerators_per_host=positive_int("accelerators_per_host", default=min(8, per_system)),
     )
+
+
+def named_model(name: object, field: str = "model") -> Model:
+    """The model of ``conf/model/<name>.yaml``; ``field`` names the reference in errors."""
+    return model(load_named("model", name, field), field)
+
+
+def named_system(name: object, field: str = "hardware") -> System:
+    """The system of ``conf/hardware/<name>.yaml``; ``field`` names the reference in errors."""
+    return system(load_named("hardware", name, field), field)
