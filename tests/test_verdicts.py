@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from planner.app.simulation import fleet_section
 from planner.report.console import render_run as render
 from planner.report.verdict import headline_cost, verdict, verdict_lines
 from planner.sim.budget import PARTS, critical_path_parts
@@ -182,19 +183,7 @@ def _summary_with_cost(fleet: FleetSpec, result: SimulationResult, slo: SloSpec)
         "opex_usd_per_year": 1e5,
     }
     summary["scenario"] = "test"
-    summary["fleet"] = {
-        p.name: {
-            "role": p.role,
-            "hardware": p.system.name,
-            "model": p.model.name,
-            "racks": p.racks,
-            "precision": p.precision,
-            "tp": p.tp,
-            "ep": p.ep,
-            "stack": p.stack,
-        }
-        for p in fleet.pools
-    }
+    summary["fleet"] = fleet_section(fleet)
     summary["cost"]["headline"] = headline_cost(summary)
     summary["verdict"] = verdict(summary)
     return summary

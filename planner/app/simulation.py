@@ -97,13 +97,9 @@ class RunResult:
     result: SimulationResult
 
 
-def summary_mapping(spec: SimulationSpec, result: SimulationResult) -> dict[str, Any]:
-    """The ``summary.json`` mapping of a finished run: metrics, cost, fleet, verdict."""
-    summary = summarize(result, spec.slo, spec.fleet)
-    summary["cost"] = summary_cost(spec.fleet, summary, spec.economics)
-    summary["scenario"] = spec.scenario
-    summary["fleet_name"] = spec.fleet_name
-    summary["fleet"] = {
+def fleet_section(fleet: FleetSpec) -> dict[str, dict[str, Any]]:
+    """``summary.json``'s ``fleet``: per pool its role, hardware, model, racks and mapping."""
+    return {
         p.name: {
             "role": p.role,
             "hardware": p.system.name,
@@ -114,8 +110,17 @@ def summary_mapping(spec: SimulationSpec, result: SimulationResult) -> dict[str,
             "ep": p.ep,
             "stack": p.stack,
         }
-        for p in spec.fleet.pools
+        for p in fleet.pools
     }
+
+
+def summary_mapping(spec: SimulationSpec, result: SimulationResult) -> dict[str, Any]:
+    """The ``summary.json`` mapping of a finished run: metrics, cost, fleet, verdict."""
+    summary = summarize(result, spec.slo, spec.fleet)
+    summary["cost"] = summary_cost(spec.fleet, summary, spec.economics)
+    summary["scenario"] = spec.scenario
+    summary["fleet_name"] = spec.fleet_name
+    summary["fleet"] = fleet_section(spec.fleet)
     headline = headline_cost(summary)
     processed = headline["metric"] == "usd_per_million_tokens_processed"
     summary["cost"]["usd_per_million_tokens_processed"] = headline["usd"] if processed else None
