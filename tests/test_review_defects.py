@@ -20,11 +20,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from planner.app.studies import STUDIES
+from planner.app.verdict import verdict_lines
 from planner.cli.common import CONF_DIR, SCENARIO_DIR
 from planner.report.html_parts import fmt_num, fmt_usd
 from planner.report.html_study import QUESTIONS, header_question, study_question
 from planner.report.sweep import assess
-from planner.report.verdict import verdict_lines
 from planner.sim.config import FleetSpec, SloSpec
 from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.faults import expected_wait_text

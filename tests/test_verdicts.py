@@ -15,8 +15,8 @@ import pytest
 from rich.console import Console
 
 from planner.app.simulation import fleet_section
+from planner.app.verdict import headline_cost, verdict, verdict_lines
 from planner.report.console import render_run as render
-from planner.report.verdict import headline_cost, verdict, verdict_lines
 from planner.sim.budget import PARTS, critical_path_parts
 from planner.sim.config import FleetSpec, SloSpec
 from planner.sim.engine import WorkloadSpec, simulate

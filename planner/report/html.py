@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from planner.app.verdict import BUDGET_PARTS, verdict_lines
 from planner.report.html_parts import (
     MISSING,
     Html,
@@ -333,8 +334,6 @@ def _budget_table(summary: Mapping[str, Any]) -> Html:
     From ``trees.latency_budget`` (the split of the tree at that percentile: its parts add up
     to it) and ``trees.floor_s`` (the p99 zero-load critical path); empty without a budget.
     """
-    from planner.report.verdict import BUDGET_PARTS  # here: the import block is shared
-
     budget = get(summary, "trees", "latency_budget") or {}
     if not budget:
         return Html("")
@@ -638,8 +637,6 @@ def _verdict_paragraphs(summary: Mapping[str, Any]) -> list[Html]:
     Pass/fail, overload, partial run, failures, floors, headroom and cost; the bad news carries
     a red badge, a pass a green one.
     """
-    from planner.report.verdict import verdict_lines  # here: the import block is shared
-
     out = []
     for line in verdict_lines(summary):
         label, _, rest = line.partition(": ")

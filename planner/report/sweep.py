@@ -21,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from planner.app.verdict import ATTAINMENT_TO_PASS, passes
 from planner.report.html_parts import (
     Html,
     badge,
@@ -36,7 +37,6 @@ from planner.report.html_parts import (
     strong,
 )
 from planner.report.plots import line_png
-from planner.report.verdict import ATTAINMENT_TO_PASS, passes
 
 STATUS_OK: Final = "ok"
 STATUS_FAILED: Final = "failed"
@@ -64,7 +64,7 @@ SLO_CHECKS: Final = (
 limit (the limits are the runs' own ``slo`` block, so each point is judged by its own SLOs)."""
 
 HEADLINE_COST: Final = "cost.headline.usd"
-"""The run's headline cost (:func:`planner.report.verdict.headline_cost`: per tree for agent
+"""The run's headline cost (:func:`planner.app.verdict.headline_cost`: per tree for agent
 trees, per million tokens processed when prompts dominate, else per million output tokens)."""
 
 COST_COLUMNS: Final = (
@@ -154,7 +154,7 @@ def _flag(row: pd.Series, column: str) -> bool | None:
 def _is_feasible(row: pd.Series) -> bool | None:
     """Whether a point passes, by its own run's verdict where the row carries what it needs.
 
-    With ``slo.attainment`` the rule is the run verdict's (:func:`~planner.report.verdict.
+    With ``slo.attainment`` the rule is the run verdict's (:func:`~planner.app.verdict.
     passes`: attainment, ``stability.stable``, ``partial``) and the objective's constraints;
     rows without it (other commands' summaries) are judged on their p99s against the SLOs,
     ``slo.feasible`` and the constraints.
