@@ -54,6 +54,30 @@ def tree_workload(rate_per_s: float, n: int, shape: TreeShape) -> WorkloadSpec:
     return WorkloadSpec(arrivals=PoissonArrivals(rate_per_s=rate_per_s), tree=shape, n_trees=n)
 
 
+def llama70b_pool(
+    name: str = "gpu",
+    role: str = "unified",
+    hardware: str = "h200",
+    replicas: int | None = 1,
+    batching: BatchingSpec | None = None,
+    step_jitter_cv: float = 0.0,
+) -> PoolSpec:
+    """Llama-3-70B FP8 TP2 replicas on one rack of ``hardware``, the roofline model's factors."""
+    return PoolSpec(
+        name=name,
+        role=role,
+        system=load_system(hardware),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("nvidia_gpu"),
+        racks=1,
+        precision="fp8",
+        tp=2,
+        replicas=replicas,
+        step_jitter_cv=step_jitter_cv,
+        batching=batching if batching is not None else BatchingSpec(),
+    )
+
+
 def gpu_fleet(
     replicas: int | None = None,
     router: str = "least_outstanding",
@@ -62,15 +86,7 @@ def gpu_fleet(
     prefix_cache_fraction: float = 0.2,
 ) -> FleetSpec:
     """Llama-3-70B FP8 TP2 replicas on one H200 rack (16 replicas) with the roofline model."""
-    pool = PoolSpec(
-        name="gpu",
-        role="unified",
-        system=load_system("h200"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"),
-        racks=1,
-        precision="fp8",
-        tp=2,
+    pool = llama70b_pool(
         replicas=replicas,
         step_jitter_cv=jitter_cv,
         batching=BatchingSpec(

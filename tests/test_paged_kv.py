@@ -19,10 +19,10 @@ from planner.sim.replica import KV_BLOCK_TOKENS, paged_kv_bytes
 from planner.sim.results import SimulationResult
 from planner.workload import CallLengths, ChatShape, LengthLaw
 from planner.workload.arrivals import ClosedLoopArrivals
-from tests.conftest import load_efficiency, load_model, load_system
 from tests.sim_helpers import (
     assert_census,
     checked_engine,  # noqa: F401 (autouse: census and KV ledgers after every run)
+    llama70b_pool,
 )
 
 ISL, OSL = 2048, 1024
@@ -30,16 +30,10 @@ ISL, OSL = 2048, 1024
 
 def _pool(role: str = "unified", name: str = "gpu", prefix_cache_fraction: float = 0.0) -> PoolSpec:
     """Llama-3-70B FP8 on 2 H100s: ~40 GB of KV, about 95 sequences of 2,048 + 512 tokens."""
-    return PoolSpec(
-        name=name,
-        role=role,
-        system=load_system("h100"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"),
-        racks=1,
-        precision="fp8",
-        tp=2,
-        replicas=1,
+    return llama70b_pool(
+        name,
+        role,
+        hardware="h100",
         batching=BatchingSpec(
             max_batch=1024,
             token_budget=8192,

@@ -12,16 +12,16 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 
-from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
+from planner.sim.config import BatchingSpec, FleetSpec
 from planner.sim.engine import _Engine, simulate
 from planner.sim.results import SimulationResult
 from planner.workload import ChatShape, TreeFactory
-from tests.conftest import load_efficiency, load_model, load_system
 from tests.sim_helpers import (
     assert_census,
     checked_engine,  # noqa: F401 (autouse: census after every run)
     fixed_pool,
     gpu_fleet,
+    llama70b_pool,
     trace_workload,
     tree_workload,
 )
@@ -128,29 +128,8 @@ def test_an_event_exactly_at_the_time_limit_stops_cleanly() -> None:
 
 def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None:
     """Two calls prefilled at once on one replica: the second transfer waits for the first."""
-    prefill = PoolSpec(
-        name="prefill",
-        role="prefill",
-        system=load_system("h200"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"),
-        racks=1,
-        precision="fp8",
-        tp=2,
-        replicas=1,
-    )
-    decode = PoolSpec(
-        name="decode",
-        role="decode",
-        system=load_system("h200"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"),
-        racks=1,
-        precision="fp8",
-        tp=2,
-        replicas=1,
-        batching=BatchingSpec(prefix_cache_fraction=0.0),
-    )
+    prefill = llama70b_pool("prefill", "prefill")
+    decode = llama70b_pool("decode", "decode", batching=BatchingSpec(prefix_cache_fraction=0.0))
     fleet = FleetSpec(pools=(prefill, decode), kv_link_bandwidth_bytes_per_s=1e9)
     trees = TreeFactory(ChatShape()).sample_batch(np.random.default_rng(0), 2)
     engine = _Engine(fleet, trees, np.array([0.0, 0.0]), np.random.SeedSequence(0), False)
@@ -179,30 +158,8 @@ def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None
 
 
 def test_prefill_pool_reserves_the_prompt_only() -> None:
-    prefill = PoolSpec(
-        name="prefill",
-        role="prefill",
-        system=load_system("h200"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"),
-        racks=1,
-        precision="fp8",
-        tp=2,
-        replicas=1,
-        batching=BatchingSpec(prefix_cache_fraction=0.0),
-    )
-    decode = PoolSpec(
-        name="decode",
-        role="decode",
-        system=load_system("h200"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("nvidia_gpu"),
-        racks=1,
-        precision="fp8",
-        tp=2,
-        replicas=1,
-        batching=BatchingSpec(prefix_cache_fraction=0.0),
-    )
+    prefill = llama70b_pool("prefill", "prefill", batching=BatchingSpec(prefix_cache_fraction=0.0))
+    decode = llama70b_pool("decode", "decode", batching=BatchingSpec(prefix_cache_fraction=0.0))
     fleet = FleetSpec(pools=(prefill, decode))
     trees = TreeFactory(ChatShape()).sample_batch(np.random.default_rng(0), 1)
     engine = _Engine(fleet, trees, np.array([0.0]), np.random.SeedSequence(0), False)
