@@ -17,8 +17,29 @@ from planner import config
 from planner.app.roofline import roofline
 from planner.config.options import LpuLatencyCase
 from planner.econ.tco import EconomicsSpec, pool_cost
-from planner.perf.replica import build_replica, serving_point
+from planner.perf.replica import Replica, build_replica, serving_point
 from planner.specs.errors import ConfigError, require_positive_int
+from planner.specs.hardware import System
+from planner.specs.model import Model
+
+
+def case_replica(case: LpuLatencyCase, model: Model, system: System) -> Replica:
+    """The replica a study case describes (its mapping), on its family's efficiency factors.
+
+    Raises:
+        ConfigError: The mapping does not fit the hardware.
+    """
+    return build_replica(
+        model,
+        system,
+        config.efficiency(system.accelerator.family),
+        precision=case.precision,
+        kv_precision=case.kv_precision,
+        tp=case.tp,
+        ep=case.ep,
+        dp_attention=case.dp_attention,
+        chips=case.chips,
+    )
 
 
 def compare_cases(
@@ -140,17 +161,7 @@ def document_costs(
         model = config.named_model(case.model, f"{prefix}.model")
         system = config.named_system(case.hardware, f"{prefix}.hardware")
         try:
-            replicas[str(name)] = build_replica(
-                model,
-                system,
-                config.efficiency(system.accelerator.family),
-                precision=case.precision,
-                kv_precision=case.kv_precision,
-                tp=case.tp,
-                ep=case.ep,
-                dp_attention=case.dp_attention,
-                chips=case.chips,
-            )
+            replicas[str(name)] = case_replica(case, model, system)
         except ConfigError as error:
             raise ConfigError(prefix, str(error)) from None
         kv_bytes[str(name)] = 1.0 if case.kv_precision in ("fp8", "int8") else 2.0

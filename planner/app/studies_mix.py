@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from planner import config
+from planner.app.silicon import case_replica
 from planner.app.studies_base import BatchCapped, StudyResult, study_block
 from planner.config.options import LpuLatencyCase
 from planner.econ.tco import EconomicsSpec, pool_cost
-from planner.perf.replica import Replica, build_replica
+from planner.perf.replica import Replica
 from planner.sim.config import SloSpec
 from planner.sim.headroom import knee_rate_per_s
 from planner.specs.errors import ConfigError, require_positive, require_positive_int
@@ -110,17 +111,7 @@ def _options(study: Mapping[str, Any], economics: EconomicsSpec) -> dict[str, Op
             system = config.named_system(case.hardware, f"{field}.hardware")
             resolved = config.resolved_efficiency(system.accelerator.family)
             try:
-                replica = build_replica(
-                    config.named_model(model, "study.model"),
-                    system,
-                    resolved.factors,
-                    precision=case.precision,
-                    kv_precision=case.kv_precision,
-                    tp=case.tp,
-                    ep=case.ep,
-                    dp_attention=case.dp_attention,
-                    chips=case.chips,
-                )
+                replica = case_replica(case, config.named_model(model, "study.model"), system)
             except ConfigError as error:
                 raise ConfigError(field, str(error)) from None
             rack_kw = system.system_power_kw * system.systems_per_rack

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import config
-from planner.app.silicon import compare_cases, document_costs
+from planner.app.silicon import case_replica, compare_cases, document_costs
 from planner.app.studies_base import StudyResult, study_block
 from planner.config.options import LongContextModel, LpuLatencyCase
 from planner.perf.replica import build_replica
@@ -35,17 +35,7 @@ def lpu_latency(cfg: Mapping[str, Any], base_dir: Path | None = None) -> StudyRe
         prefix = f"study.cases.{name}"
         case = config.validate(LpuLatencyCase, raw, prefix)
         system = config.named_system(case.hardware, f"{prefix}.hardware")
-        replica = build_replica(
-            config.named_model(case.model, f"{prefix}.model"),
-            system,
-            config.efficiency(system.accelerator.family),
-            precision=case.precision,
-            kv_precision=case.kv_precision,
-            tp=case.tp,
-            ep=case.ep,
-            dp_attention=case.dp_attention,
-            chips=case.chips,
-        )
+        replica = case_replica(case, config.named_model(case.model, f"{prefix}.model"), system)
         replica.require_fit(context)
         rows[str(name)] = {
             "model": case.model,
