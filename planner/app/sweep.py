@@ -52,7 +52,9 @@ VERDICT_COLUMNS: Final = (
     "slo.attainment",
     "stability.stable",
     "partial",
-    "cost.headline.*",
+    "cost.headline.usd",
+    "cost.headline.metric",
+    "cost.headline.unit",
 )
 """Summary keys always kept (when present): the SLO limits and what the run's verdict judges by
 (attainment, stability, partial: :func:`planner.app.verdict.passes`), the headline cost."""
