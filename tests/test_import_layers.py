@@ -28,7 +28,7 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("planner.config.fleet", "planner.perf.efficiency"): "PoolSpec needs EfficiencyFactors",
     ("planner.config.fleet", "planner.perf.borrowed"): "borrowed EfficiencyFactors",
     ("planner.config.fleet", "planner.sim.config"): "BatchingSpec/SloSpec/PoolSpec/FleetSpec",
-    ("planner.config.fleet", "planner.sim.engine"): "WorkloadSpec lives in the engine",
+    ("planner.config.fleet", "planner.sim.workload_draw"): "WorkloadSpec samples its trees",
     ("planner.config.fleet", "planner.sim.faults"): "FailureSpec lives beside FaultInjector",
     ("planner.config.workload", "planner.workload.arrivals"): "arrival specs sample",
     ("planner.config.workload", "planner.workload.lengths"): "length/delay laws sample",

@@ -15,7 +15,8 @@ import pytest
 
 from planner.perf.efficiency import EfficiencyFactors
 from planner.perf.fixed import FixedStepReplica, fixed_step_time_s
-from planner.perf.gpu import GpuReplica, gpu_step_components_s, gpu_step_time_s, prefill_ranks_used
+from planner.perf.gpu import GpuReplica
+from planner.perf.gpu_step import gpu_step_components_s, gpu_step_time_s, prefill_ranks_used
 from planner.perf.lpu import LpuReplica, lpu_step_time_s
 from planner.perf.replica import build_replica
 from tests.conftest import load_efficiency, load_model, load_system

@@ -25,8 +25,8 @@ from planner.perf.borrowed import (
 )
 from planner.perf.efficiency import DEFAULT_STACK, STACKS, EfficiencyFactors, profile_file
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec, SloSpec
-from planner.sim.engine import WorkloadSpec
 from planner.sim.faults import FailureSpec
+from planner.sim.workload_draw import WorkloadSpec
 from planner.specs.errors import (
     ConfigError,
     field_prefix,
