@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench calibrate scenarios clean
+.PHONY: setup native run test lint bench calibrate scenarios clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The engine's hot modules compiled with mypyc (planner/native.py lists them; a test checks this
+# list against it). Rebuilt when one of them changes; PLANNER_NATIVE=0 keeps them Python.
+NATIVE_SOURCES := planner/perf/gpu_step.py planner/sim/routing.py planner/sim/replica.py \
+	planner/sim/pool.py planner/sim/engine.py
+NATIVE := planner/_native_build.json
+
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES) scripts/build_native.py
+	$(BIN)/python scripts/build_native.py
+
+native: $(NATIVE)
+
 run: setup
 	$(BIN)/planner
 
-test: setup
+test: setup native
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: setup
@@ -26,7 +37,7 @@ lint: setup
 	$(BIN)/ruff format --check planner tests benchmarks scripts examples
 	$(BIN)/mypy
 
-bench: setup
+bench: setup native
 	$(BIN)/python benchmarks/run.py
 
 calibrate: setup
@@ -37,4 +48,5 @@ scenarios: setup
 	$(BIN)/python scripts/run_scenarios.py
 
 clean:
+	rm -f planner/*.so planner/*/*.so $(NATIVE)
 	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from planner.sim import engine as engine_module
+from planner.sim.checks import AFTER_RUN
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
 from planner.sim.engine import WorkloadSpec
 from planner.sim.results import CENSUS_PLACES, SimulationResult
@@ -127,7 +127,7 @@ def mean_ci(samples: list[float], confidence: float = 0.99) -> tuple[float, floa
 
 
 @pytest.fixture(autouse=True)
-def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def checked_engine() -> Iterator[list[int]]:
     """Check the census after every simulation of the test.
 
     The census finds every call in exactly one place, the in-flight places hold exactly the engine's
@@ -137,10 +137,8 @@ def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     list of checked runs' call counts, so a test can confirm it was checked.
     """
     checked: list[int] = []
-    original = engine_module._run
 
-    def run_and_check(engine: engine_module._Engine, *args: Any, **kwargs: Any) -> str:
-        reason = original(engine, *args, **kwargs)
+    def check(engine: engine_module._Engine, reason: str) -> None:
         engine.check_invariants()
         census = engine.census()
         assert sum(census[p] for p in CENSUS_PLACES) == engine.trees.n_calls, census
@@ -148,10 +146,12 @@ def checked_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
             in_flight = ("parked", "queue", "prefill", "transfer", "decode", "timer")
             assert all(census[p] == 0 for p in in_flight), census
         checked.append(engine.trees.n_calls)
-        return reason
 
-    monkeypatch.setattr(engine_module, "_run", run_and_check)
-    yield checked
+    AFTER_RUN.append(check)
+    try:
+        yield checked
+    finally:
+        AFTER_RUN.remove(check)
 
 
 def assert_census(result: SimulationResult) -> dict[str, int]:

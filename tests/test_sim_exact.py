@@ -139,9 +139,6 @@ def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None
         engine.entry.reserved_bytes[call] = need
         replica.kv_free_bytes -= need
         replica.held.add(call)
-    landed: list[tuple[int, float]] = []
-    # record the hand-offs instead of running decode: a deliberate method override on one instance
-    engine.decode_entry.submit = lambda call: landed.append((call, engine.env.now))  # type: ignore[method-assign]
     engine.hand_off(0, replica)
     engine.hand_off(1, replica)
     engine.env.run()
@@ -153,7 +150,8 @@ def test_kv_transfers_share_one_link_per_prefill_replica_in_fifo_order() -> None
     first_done = 0.0 + sizes[0] / 1e9
     second_done = first_done + sizes[1] / 1e9
     latency = fleet.kv_link_latency_s
-    assert landed == [(0, first_done + latency), (1, second_done + latency)]
+    landed = [engine.kv_landed_s[c] for c in (0, 1)]
+    assert landed == [first_done + latency, second_done + latency]
     assert replica.kv_free_bytes == engine.entry.kv_capacity_bytes and not replica.held
 
 
