@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from planner import config  # noqa: E402
+from planner import config, native  # noqa: E402
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec  # noqa: E402
 from planner.sim.engine import WorkloadSpec, simulate  # noqa: E402
 from planner.workload import (  # noqa: E402
@@ -102,6 +102,8 @@ def main() -> None:
                     np.percentile(result.tree_finish_s - result.tree_arrival_s, 99)
                 ),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                "native": native.status(),
+                "compiled": native.running_compiled(),
             }
         )
     )

@@ -13,6 +13,8 @@ Sections:
         ~1M sub-calls.
     engine.utilization: replica utilization of the reference run (a check on the setup).
     engine.load_average: the machine's 1-minute load average when the engine runs started.
+    engine.native: whether the engine ran compiled (``compiled``: make built the mypyc
+        extensions, planner/native.py) or as Python (``python``, ``stale``, ``disabled``).
     engine.scaling.<k>x: calls, wall_s, cpu_s, calls_per_s, calls_per_cpu_s, peak_rss_mb,
         events_per_call, events_per_cpu_s (SimPy events), ratio (calls_per_s against 1x),
         ratio_cpu and ratio_events_cpu at k = 1, 10, 100, 1000 times the
@@ -128,6 +130,7 @@ def bench_engine(runs: int = 3) -> dict[str, Any]:
         "subcalls": float(reports[0]["subcalls"]),
         "wall_s": statistics.median(r["wall_s"] for r in reports),
         "load_average": load_average,
+        "native": reports[0]["native"],
         "scaling": bench_engine_scaling(),
     }
 
@@ -191,8 +194,8 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def _rows(prefix: str, figures: dict[str, Any]) -> list[tuple[str, float]]:
-    rows: list[tuple[str, float]] = []
+def _rows(prefix: str, figures: dict[str, Any]) -> list[tuple[str, float | str]]:
+    rows: list[tuple[str, float | str]] = []
     for name, value in sorted(figures.items()):
         if isinstance(value, dict):
             rows += _rows(f"{prefix}.{name}", value)
@@ -219,7 +222,8 @@ def main() -> None:
     print(f"{'benchmark':48} {'median':>16}")
     for section, figures in sorted(results.items()):
         for name, value in _rows(section, figures):
-            print(f"{name:48} {value:>16,.3f}")
+            shown = value if isinstance(value, str) else f"{value:,.3f}"
+            print(f"{name:48} {shown:>16}")
     print(f"wrote {RESULTS}")
 
 

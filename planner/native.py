@@ -30,6 +30,7 @@ from types import ModuleType
 
 NATIVE_MODULES = (
     "planner.perf.gpu_step",
+    "planner.sim.clock",
     "planner.sim.routing",
     "planner.sim.replica",
     "planner.sim.pool",

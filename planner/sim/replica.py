@@ -44,6 +44,7 @@ from typing import Protocol
 
 import simpy
 
+from planner.sim.clock import EventQueue, Wakeup
 from planner.sim.jitter import JitterStream
 
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
@@ -145,6 +146,7 @@ class ReplicaSim:
         "cache_capacity_tokens",
         "cache_tokens",
         "charged",
+        "clock",
         "ctx_base",
         "decode_heap",
         "decode_tokens",
@@ -188,6 +190,7 @@ class ReplicaSim:
     ) -> None:
         """Start idle and empty, with all of the pool's KV memory free."""
         self.env = env
+        self.clock = EventQueue(env)
         self.pool = pool
         self.index = index
         self.jitter = jitter
@@ -207,7 +210,7 @@ class ReplicaSim:
         self.prefill_enqueued = 0.0
         self.prefill_done = 0.0
         self.outstanding = 0
-        self.seg_event: simpy.Event | None = None
+        self.seg_event: Wakeup | None = None
         self.seg_start = 0.0
         self.seg_steps = 0
         self.seg_duration_s = 0.0
@@ -257,7 +260,7 @@ class ReplicaSim:
             if not self._plan_pending:
                 # Plan in a zero-delay event so every call arriving at this instant joins at once.
                 self._plan_pending = True
-                self.env.timeout(0.0).callbacks.append(self._planned)
+                self.clock.schedule(Wakeup(self._planned), 0.0)
             return
         if not self._has_room():
             return
@@ -305,7 +308,7 @@ class ReplicaSim:
                 low = middle
         return high
 
-    def _planned(self, _event: simpy.Event) -> None:
+    def _planned(self, _event: Wakeup) -> None:
         self._plan_pending = False
         if self.seg_event is None and not self.down:
             self._plan()
@@ -616,11 +619,11 @@ class ReplicaSim:
         )
 
     def _schedule(self, delay_s: float) -> None:
-        event = self.env.timeout(delay_s if delay_s > 0 else 0.0)
-        event.callbacks.append(self._segment_end)
+        event = Wakeup(self._segment_end)
+        self.clock.schedule(event, delay_s if delay_s > 0 else 0.0)
         self.seg_event = event
 
-    def _segment_end(self, event: simpy.Event) -> None:
+    def _segment_end(self, event: Wakeup) -> None:
         if event is not self.seg_event:
             return  # superseded: the segment was cut short at an earlier boundary
         steps = self.seg_steps
