@@ -7,11 +7,17 @@ import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from planner import native
+from planner.perf.gpu_step import gpu_step_time_s
+from planner.sim.engine import _Engine
+from planner.workload import ChatShape, TreeFactory
+from tests.sim_helpers import gpu_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,3 +147,17 @@ def test_compiled_and_python_engines_give_bit_equal_results() -> None:
     # Where make built the extensions (CI, make test) the default run is the compiled engine.
     assert default["compiled"] is (default["status"] == "compiled")
     assert default["digest"] == python["digest"]
+
+
+def test_a_gpu_pool_hands_the_replica_its_step_functions_own_coefficients() -> None:
+    """The replica calls gpu_step_time_s natively with what the pool's step function is bound to.
+
+    So the native call is the pool's step function on the same arguments.
+    """
+    trees = TreeFactory(ChatShape()).sample_batch(np.random.default_rng(0), 1)
+    engine = _Engine(gpu_fleet(replicas=2), trees, np.zeros(1), np.random.SeedSequence(0), False)
+    pool = engine.entry
+    step_fn = pool.step_time_fn
+    assert isinstance(step_fn, partial) and step_fn.func is gpu_step_time_s
+    assert pool.gpu_step_coefficients is step_fn.args[0]
+    assert all(replica.gpu_coefficients is step_fn.args[0] for replica in pool.replicas)

@@ -44,6 +44,7 @@ from typing import Protocol
 
 import simpy
 
+from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
 from planner.sim.clock import EventQueue, Wakeup
 from planner.sim.jitter import JitterStream
 
@@ -98,6 +99,7 @@ class ReplicaPool(Protocol):
     shared_prefix_tokens: list[int]
     prefix_group: list[int]
     step_time_fn: Callable[[float, float, float, float], float]
+    gpu_step_coefficients: GpuStepCoefficients | None
     prefill_attention_flops: Callable[[float, float], float]
     busy_timeline: list[float]
     timeline_bin_s: float
@@ -153,6 +155,7 @@ class ReplicaSim:
         "down",
         "down_since",
         "env",
+        "gpu_coefficients",
         "held",
         "hit_tokens",
         "index",
@@ -191,6 +194,7 @@ class ReplicaSim:
         """Start idle and empty, with all of the pool's KV memory free."""
         self.env = env
         self.clock = EventQueue(env)
+        self.gpu_coefficients = pool.gpu_step_coefficients
         self.pool = pool
         self.index = index
         self.jitter = jitter
@@ -551,12 +555,13 @@ class ReplicaSim:
         decode, chunk = self.seg_decode, self.seg_chunk
         context = float(self.ctx_base + decode * (self.step + index)) if decode else 0.0
         pool = self.pool
+        flops = 0.0
         if chunk > 0:
-            position = self.seg_position + index * chunk
-            return pool.step_time_fn(
-                decode, context, chunk, pool.prefill_attention_flops(chunk, position)
-            )
-        return pool.step_time_fn(decode, context, chunk, 0.0)
+            flops = pool.prefill_attention_flops(chunk, self.seg_position + index * chunk)
+        coefficients = self.gpu_coefficients
+        if coefficients is not None:  # pool.step_time_fn, called natively (pool.py)
+            return gpu_step_time_s(coefficients, decode, context, chunk, flops)
+        return pool.step_time_fn(decode, context, chunk, flops)
 
     def _segment_s(self, steps: int) -> float:
         """Exact total time of the current segment's first ``steps`` iterations, jitter included.
