@@ -88,6 +88,7 @@ class _Engine:
         horizon_s: float = math.inf,
     ) -> None:
         self.env = simpy.Environment()
+        self.clock = EventQueue(self.env)  # the one view of its heap (planner.sim.clock)
         self.fleet = fleet
         self.trees = trees
         self.stepwise = stepwise
@@ -403,15 +404,20 @@ def _run(
     horizon = float(engine.tree_arrival_s[-1]) if len(engine.tree_arrival_s) else 0.0
     if engine.closed_loop is not None:  # arrival times not known in advance
         horizon = engine.closed_loop.horizon_s
-    queue = EventQueue(env).heap
+    clock = engine.clock
+    queue, soon = clock.heap, clock.soon
+    pop, pop_soon = heapq.heappop, soon.popleft
     while True:
         for done in range(CHECK_EVERY_EVENTS):
             if engine.all_settled:
                 engine.events += done
                 return "drained"
-            upcoming = queue[0][0] if queue else math.inf
+            # The next event: the FIFO's head or the heap's top, by (time, priority, id).
+            from_soon = bool(soon) and (not queue or soon[0] < queue[0])
+            upcoming = soon[0][0] if from_soon else (queue[0][0] if queue else math.inf)
             if upcoming > stop_at:
                 engine.events += done
+                clock.flush_soon()
                 if env.now < stop_at:  # SimPy refuses until <= now
                     env.run(until=stop_at)
                 return "max_sim_time"
@@ -420,7 +426,7 @@ def _run(
                 return "stalled"
             # Environment.step of simpy 4.1 (core.py), inlined (planner.sim.clock).
             # Its StopSimulation branch serves env.run(until=...), which this loop never is.
-            now, _, _, event = heapq.heappop(queue)
+            now, _, _, event = pop_soon() if from_soon else pop(queue)
             env._now = now
             callbacks = event.callbacks
             event.callbacks = None

@@ -21,6 +21,7 @@ from planner.perf.fixed import FixedStepReplica
 from planner.perf.gpu import GpuReplica
 from planner.perf.gpu_step import GpuStepCoefficients
 from planner.perf.replica import Replica, build_replica
+from planner.sim.clock import EventQueue
 from planner.sim.config import PoolSpec
 from planner.sim.jitter import JitterStream
 from planner.sim.replica import KV_BLOCK_TOKENS, ReplicaSim, paged_kv_bytes
@@ -52,6 +53,7 @@ class PoolHost(Protocol):
     """What a pool needs from the engine that runs it."""
 
     env: simpy.Environment
+    clock: EventQueue
     stepwise: bool
     timeline_bin_s: float
     input_tokens: list[int]
@@ -154,6 +156,7 @@ class PoolRuntime:
         """Build the pool's cost model, replicas, router and ledgers (see the class docstring)."""
         self.spec = spec
         self.host = host
+        self.clock = host.clock
         self.perf = pool_replica(spec)
         n_replicas = replica_count(spec, self.perf)
         self.role = spec.role

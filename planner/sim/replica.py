@@ -84,6 +84,7 @@ def paged_kv_bytes(kv_bytes_for_context: Callable[[float], float]) -> tuple[int,
 class ReplicaPool(Protocol):
     """What a replica needs from its pool: limits, call data, and where to report."""
 
+    clock: EventQueue
     max_batch: int
     token_budget: int
     prefills: bool
@@ -193,7 +194,7 @@ class ReplicaSim:
     ) -> None:
         """Start idle and empty, with all of the pool's KV memory free."""
         self.env = env
-        self.clock = EventQueue(env)
+        self.clock = pool.clock
         self.gpu_coefficients = pool.gpu_step_coefficients
         self.pool = pool
         self.index = index
@@ -264,7 +265,7 @@ class ReplicaSim:
             if not self._plan_pending:
                 # Plan in a zero-delay event so every call arriving at this instant joins at once.
                 self._plan_pending = True
-                self.clock.schedule(Wakeup(self._planned), 0.0)
+                self.clock.schedule_now(Wakeup(self._planned))
             return
         if not self._has_room():
             return
