@@ -3,7 +3,7 @@
 ``make test`` and ``make bench`` compile :data:`NATIVE_MODULES` with mypyc
 (``scripts/build_native.py``): the same typed Python, turned into C extensions that sit beside
 the sources (``replica.cpython-311-x86_64-linux-gnu.so`` next to ``replica.py``) and that
-Python's import system then prefers. They run the engine about 2.3x faster with bit-equal
+Python's import system then prefers. They run the engine about 2.5x faster with bit-equal
 results (the suite runs on them; ``benchmarks/results.json`` records ``engine.native``). A
 plain ``pip install`` builds nothing and runs the same modules as Python.
 

@@ -10,7 +10,7 @@ setuptools ``build_ext --inplace`` step puts each beside its source, with the sh
 ``planner/_native__mypyc*.so``. The build records the digest of the sources it compiled in
 ``planner/_native_build.json``; ``planner.native.install_guard`` ignores the extensions once a
 source differs from it. Set ``PLANNER_NATIVE=0`` to skip compiling (``make`` then runs the
-engine as Python, about 2.3x slower, with the same results).
+engine as Python, about 2.5x slower, with the same results).
 
 A machine without a C compiler or Python headers cannot compile: the script then says so on
 one line, removes any partial build and exits 0, and everything runs as Python.
@@ -84,7 +84,7 @@ def main() -> int:
         reason = text.splitlines()[-1] if text else type(error).__name__
         # Recorded so make does not retry on every run; no extension exists, so none is used.
         native.MANIFEST.write_text(json.dumps({"sources_sha256": None, "failed": reason}) + "\n")
-        print(f"native: not compiled ({reason}); the engine runs as Python, ~2.3x slower")
+        print(f"native: not compiled ({reason}); the engine runs as Python, ~2.5x slower")
         return 0
     native.MANIFEST.write_text(
         json.dumps({"sources_sha256": digest, "modules": list(native.NATIVE_MODULES)}, indent=1)

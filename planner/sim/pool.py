@@ -180,7 +180,8 @@ class PoolRuntime:
         self.step_time_fn = self.perf.make_step_time_fn()
         # A GPU replica's step function is GpuReplica.make_step_time_fn's partial of
         # gpu_step_time_s on these coefficients; the compiled replica calls it natively with them
-        # (the same function on the same arguments, without a Python-level call: ~7% of a run).
+        # (the same function on the same arguments, without a Python-level call: reference run
+        # 95,500 -> 99,700 sub-calls/s, medians of 3).
         self.gpu_step_coefficients: GpuStepCoefficients | None = (
             self.perf.coefficients if isinstance(self.perf, GpuReplica) else None
         )

@@ -80,7 +80,8 @@ def check_workload_size(workload: WorkloadSpec) -> None:
 
 CLOSED_LOOP_FIRST_REQUESTS = 32
 """Requests per user drawn for a first closed-loop run bounded only by a horizon; a run that
-uses them up before the horizon is repeated with more (:func:`_closed_loop_growth`)."""
+uses them up before the horizon is repeated with more
+(``planner.sim.engine._closed_loop_growth``)."""
 
 
 @dataclass(frozen=True)
