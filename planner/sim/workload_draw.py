@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,12 +71,17 @@ def check_workload_size(workload: WorkloadSpec) -> None:
             trees = min(trees, rate * workload.horizon_s)
     if trees * BYTES_PER_CALL > MAX_CALLS_BYTES:
         field = "workload.n_trees" if workload.n_trees is not None else "workload.horizon_s"
-        raise ConfigError(
-            field,
-            f"about {trees:,.0f} trees (at least one call each) would need at least "
-            f"{trees * BYTES_PER_CALL / 1e9:,.1f} GB of simulator state; allowed: at most "
-            f"{MAX_CALLS_BYTES // BYTES_PER_CALL:,} calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
-        )
+        _refuse_size(field, f"about {trees:,.0f} trees (at least one call each)", "at least", trees)
+
+
+def _refuse_size(field: str, what: str, bound: str, calls: float) -> NoReturn:
+    """Raise the one refusal of a workload whose ``calls`` need more than MAX_CALLS_BYTES."""
+    raise ConfigError(
+        field,
+        f"{what} would need {bound} {calls * BYTES_PER_CALL / 1e9:,.1f} GB of simulator state; "
+        f"allowed: at most {MAX_CALLS_BYTES // BYTES_PER_CALL:,} calls per run "
+        f"({MAX_CALLS_BYTES / 1e9:.1f} GB)",
+    )
 
 
 CLOSED_LOOP_FIRST_REQUESTS = 32
@@ -128,12 +134,8 @@ def draw_workload(
         np.random.default_rng(trees_seed), len(arrival_s)
     )
     if trees.n_calls * BYTES_PER_CALL > MAX_CALLS_BYTES:
-        raise ConfigError(
-            "workload.horizon_s" if loop is not None else "workload.n_trees",
-            f"{trees.n_calls:,} calls would need about {trees.n_calls * BYTES_PER_CALL / 1e9:,.1f}"
-            f" GB of simulator state; allowed: at most {MAX_CALLS_BYTES // BYTES_PER_CALL:,} "
-            f"calls per run ({MAX_CALLS_BYTES / 1e9:.1f} GB)",
-        )
+        field = "workload.horizon_s" if loop is not None else "workload.n_trees"
+        _refuse_size(field, f"{trees.n_calls:,} calls", "about", trees.n_calls)
     zero_output = 0
     if isinstance(workload.arrivals, TraceArrivals) and isinstance(workload.tree, ChatShape):
         trace = workload.arrivals.trace
