@@ -49,18 +49,14 @@ def _compile() -> None:
     from setuptools import setup
 
     paths = [str(native.source_path(m).relative_to(ROOT)) for m in native.NATIVE_MODULES]
-    with tempfile.TemporaryDirectory(prefix="planner-native-") as build_dir:
-        cwd = Path.cwd()
-        os.chdir(ROOT)  # mypyc names modules by their path from the working directory
-        try:
-            extensions = mypycify(
-                paths, opt_level="3", group_name=native.NATIVE_GROUP, target_dir=build_dir
-            )
-            build = ["build_ext", "--inplace", "--build-temp", build_dir]
-            build += ["--build-lib", f"{build_dir}/lib"]
-            setup(name="planner-native", ext_modules=extensions, script_args=["-q", *build])
-        finally:
-            os.chdir(cwd)
+    # mypyc names modules by their path from the working directory.
+    with tempfile.TemporaryDirectory(prefix="planner-native-") as build_dir, contextlib.chdir(ROOT):
+        extensions = mypycify(
+            paths, opt_level="3", group_name=native.NATIVE_GROUP, target_dir=build_dir
+        )
+        build = ["build_ext", "--inplace", "--build-temp", build_dir]
+        build += ["--build-lib", f"{build_dir}/lib"]
+        setup(name="planner-native", ext_modules=extensions, script_args=["-q", *build])
 
 
 def main() -> int:
