@@ -78,6 +78,26 @@ def llama70b_pool(
     )
 
 
+def lpu_llama70b_pool(
+    name: str = "lpu", role: str = "unified", prefix_cache_fraction: float = 0.2
+) -> PoolSpec:
+    """Llama-3-70B INT8 on one 1,152-chip LPU v1 chain (16 racks), the LPU family's factors."""
+    return PoolSpec(
+        name=name,
+        role=role,
+        system=load_system("groq_lpu_v1"),
+        model=load_model("llama3_70b"),
+        efficiency=load_efficiency("groq_lpu"),
+        racks=16,
+        chips=1152,
+        precision="int8",
+        kv_precision="fp8",
+        batching=BatchingSpec(
+            max_batch=1152, token_budget=8192, prefix_cache_fraction=prefix_cache_fraction
+        ),
+    )
+
+
 def gpu_fleet(
     replicas: int | None = None,
     router: str = "least_outstanding",

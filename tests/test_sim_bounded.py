@@ -217,21 +217,10 @@ def test_the_issue_bar_lpu_chain_at_ten_thousand_times_stress_ends_by_itself() -
     failures.rate_multiplier=10000`` at engine level: the one 1,152-chip chain is struck far faster
     than it is repaired; it gives up and every call is accounted for.
     """
-    from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec
-    from tests.conftest import load_efficiency, load_model, load_system
+    from planner.sim.config import FleetSpec
+    from tests.sim_helpers import lpu_llama70b_pool
 
-    lpu = PoolSpec(
-        name="lpu",
-        role="unified",
-        system=load_system("groq_lpu_v1"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("groq_lpu"),
-        racks=16,
-        chips=1152,
-        precision="int8",
-        kv_precision="fp8",
-        batching=BatchingSpec(max_batch=1152, token_budget=8192, prefix_cache_fraction=0.2),
-    )
+    lpu = lpu_llama70b_pool()
     failures = FailureSpec(
         gpu_failures_per_accelerator_hour=1.97e-05,
         lpu_failures_per_accelerator_hour=1.97e-05,

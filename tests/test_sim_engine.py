@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec, SloSpec
+from planner.sim.config import FleetSpec, PoolSpec, SloSpec
 from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.metrics import summarize
 from planner.specs.errors import ConfigError
@@ -27,6 +27,7 @@ from tests.sim_helpers import (
     chat_workload,
     checked_engine,  # noqa: F401 (autouse: census after every run)
     gpu_fleet,
+    lpu_llama70b_pool,
     queue_pool,
     tree_workload,
 )
@@ -161,18 +162,7 @@ def test_disaggregated_prefill_on_gpu_decode_on_lpu() -> None:
         tp=8,
         replicas=2,
     )
-    decode = PoolSpec(
-        name="decode",
-        role="decode",
-        system=load_system("groq_lpu_v1"),
-        model=load_model("llama3_70b"),
-        efficiency=load_efficiency("groq_lpu"),
-        racks=16,
-        chips=1152,
-        precision="int8",
-        kv_precision="fp8",
-        batching=BatchingSpec(max_batch=1152, token_budget=8192, prefix_cache_fraction=0.0),
-    )
+    decode = lpu_llama70b_pool("decode", "decode", prefix_cache_fraction=0.0)
     fleet = FleetSpec(pools=(prefill, decode), router="least_outstanding")
     result = simulate(fleet, tree_workload(1.0, 200, CHAT), seed=0)
     summary = summarize(result, SloSpec())
