@@ -25,6 +25,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -321,6 +322,9 @@ def fit_profile(
     solution of least loss, so a flat direction (a factor the rows barely pin) cannot strand it
     at a worse local minimum when a neighbouring profile's start moves a little.
     """
+    # Every residual evaluation resolves each row's model and hardware by name: read each file
+    # once (re-parsing the YAML was 94% of a fit's time).
+    resolve_model, resolve_system = cache(resolve_model), cache(resolve_system)
     fit_rows = [
         r for r in rows if r.use == "fit" and r.family == start.family and r.stack == start.stack
     ]
