@@ -10,7 +10,7 @@ setuptools ``build_ext --inplace`` step puts each beside its source, with the sh
 ``planner/_native__mypyc*.so``. The build records the digest of the sources it compiled in
 ``planner/_native_build.json``; ``planner.native.install_guard`` ignores the extensions once a
 source differs from it. Set ``PLANNER_NATIVE=0`` to skip compiling (``make`` then runs the
-engine as Python, about 2.5x slower, with the same results).
+engine as Python, about 2.5x slower, with the same results). A build takes about 20 s.
 
 A machine without a C compiler or Python headers cannot compile: the script then says so on
 one line, removes any partial build and exits 0, and everything runs as Python.
@@ -43,6 +43,21 @@ def _remove_extensions() -> None:
     native.MANIFEST.unlink(missing_ok=True)
 
 
+MYPY_CONFIG = """\
+[mypy]
+ignore_missing_imports = True
+follow_imports = skip
+
+[mypy-planner.*,numpy.*,simpy.*]
+follow_imports = silent
+"""
+"""The type analysis mypyc compiles from: planner and the two libraries the compiled modules use
+(numpy, simpy); other third-party packages are not read. With pyproject's [tool.mypy] (which
+follows every import into scipy, pandas, pydantic, matplotlib...) the analysis took 44 s of a
+60 s build, with this one 4 s, and the generated C and IR (``ops.txt``) are byte-identical
+(measured with ``mypycify(..., target_dir=...)`` under both). ``make lint`` runs the strict check."""
+
+
 def _compile() -> None:
     """Run mypycify on the modules and build the extensions in place (raises on a failed build)."""
     from mypyc.build import mypycify
@@ -51,8 +66,13 @@ def _compile() -> None:
     paths = [str(native.source_path(m).relative_to(ROOT)) for m in native.NATIVE_MODULES]
     # mypyc names modules by their path from the working directory.
     with tempfile.TemporaryDirectory(prefix="planner-native-") as build_dir, contextlib.chdir(ROOT):
+        config = Path(build_dir) / "mypyc.ini"
+        config.write_text(MYPY_CONFIG)
         extensions = mypycify(
-            paths, opt_level="3", group_name=native.NATIVE_GROUP, target_dir=build_dir
+            [f"--config-file={config}", *paths],
+            opt_level="3",
+            group_name=native.NATIVE_GROUP,
+            target_dir=build_dir,
         )
         build = ["build_ext", "--inplace", "--build-temp", build_dir]
         build += ["--build-lib", f"{build_dir}/lib"]
