@@ -30,7 +30,7 @@ run: setup
 	$(BIN)/planner
 
 test: setup native
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check planner tests benchmarks scripts examples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -62,3 +63,16 @@ def hardware_names() -> list[str]:
 @pytest.fixture
 def conf_dir() -> Path:
     return CONF
+
+
+# Tests that start a local Ray instance (or a Ray launcher): two at once on one machine collide
+# (both workers' ray.init on the same session directory), so xdist's loadgroup runs them on one
+# worker, one after another; every other test is scheduled on its own (``make test``).
+_RAY_TEST = re.compile(r"(?<![a-z])ray(?![a-z])", re.IGNORECASE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test whose id names Ray into xdist group ``ray``."""
+    for item in items:
+        if _RAY_TEST.search(item.nodeid):
+            item.add_marker(pytest.mark.xdist_group("ray"))

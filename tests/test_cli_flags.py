@@ -1,27 +1,27 @@
 """Hydra's own flags work as Hydra documents them, for all four console scripts.
 
 Issue 9 item 4: ``--cfg job``, ``-c job``, ``--info``, ``--shell-completion install=bash``,
-``--help`` and ``--hydra-help``; nothing runs and no run directory is created.
+``--help`` and ``--hydra-help``; nothing runs and no run directory is created. In-process
+(tests/cli_runner.py); the console scripts' own start-up is covered by the subprocess tests of
+test_startup.py and test_packaging.py.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-BIN = Path(sys.executable).parent
+from tests.cli_runner import run_cli
+
 SCRIPTS = ("planner", "planner-size", "planner-roi", "planner-roofline")
 
 
 def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / script), *args], capture_output=True, text=True, timeout=120, cwd=cwd
-    )
+    return run_cli(script, args, cwd=cwd)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -62,11 +62,9 @@ def test_shell_completion_outside_hydras_forms_is_one_line_exit_2(
 
 def test_completion_query_completes_a_group(tmp_path: Path) -> None:
     """The installed bash function calls ``-sc query=bash`` with COMP_LINE: it must answer."""
-    proc = subprocess.run(
-        [str(BIN / "planner"), "--shell-completion", "query=bash"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_cli(
+        "planner",
+        ["--shell-completion", "query=bash"],
         cwd=tmp_path,
         env={**os.environ, "COMP_LINE": "planner fleet="},
     )
