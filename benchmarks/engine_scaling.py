@@ -19,6 +19,12 @@ Usage::
     python benchmarks/engine_scaling.py                       # 1x, 10x, 100x, 1000x
     python benchmarks/engine_scaling.py --scales 1 10         # a quick look
     python benchmarks/engine_scaling.py --trees 2000          # trees at 1x (default 1,000)
+    python benchmarks/engine_scaling.py --fixed-trees 40000 --repeats 1   # same calls at every
+                                                              # scale (the window shrinks as 1/k)
+
+``--fixed-trees`` separates the fleet's size from the run's length: every scale simulates the
+same trees (so the same calls, per-call arrays of the same size), and only the number of
+replicas they share grows.
 
 Prints one JSON object: ``{"<k>x": {calls, subcalls, trees, replicas, wall_s, cpu_s,
 calls_per_s, calls_per_cpu_s, events_per_call, events_per_cpu_s, subcalls_per_s, peak_rss_mb,
@@ -128,6 +134,12 @@ def main() -> None:
         default=1000,
         help="scales from this one on simulate a 10x shorter window",
     )
+    parser.add_argument(
+        "--fixed-trees",
+        type=int,
+        default=None,
+        help="simulate this many trees at every scale (the window shrinks as 1/k)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="processes for the 1x median")
     parser.add_argument(
         "--one", type=int, nargs=2, metavar=("SCALE", "TREES"), help=argparse.SUPPRESS
@@ -139,6 +151,8 @@ def main() -> None:
     report: dict[str, dict[str, float]] = {}
     for scale in args.scales:
         trees = args.trees * scale // (10 if scale >= args.short_from else 1)
+        if args.fixed_trees is not None:
+            trees = args.fixed_trees
         runs = [run_one(scale, trees) for _ in range(args.repeats if scale == 1 else 1)]
         entry = dict(runs[0])
         for key in MEDIAN_KEYS:
