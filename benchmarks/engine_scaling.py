@@ -21,6 +21,7 @@ Usage::
     python benchmarks/engine_scaling.py --trees 2000          # trees at 1x (default 1,000)
     python benchmarks/engine_scaling.py --fixed-trees 40000 --repeats 1   # same calls at every
                                                               # scale (the window shrinks as 1/k)
+    python benchmarks/engine_scaling.py --router round_robin  # another fleet.router
 
 ``--fixed-trees`` separates the fleet's size from the run's length: every scale simulates the
 same trees (so the same calls, per-call arrays of the same size), and only the number of
@@ -68,7 +69,7 @@ def reference_pool_and_shape() -> tuple[Any, Any]:
     return reference(replicas=REPLICAS_1X)
 
 
-def measure(scale: int, trees: int) -> dict[str, float]:
+def measure(scale: int, trees: int, router: str = "least_outstanding") -> dict[str, float]:
     """One scale in this process: build the scaled fleet and workload, simulate, time it."""
     from dataclasses import replace
 
@@ -84,7 +85,7 @@ def measure(scale: int, trees: int) -> dict[str, float]:
     workload = WorkloadSpec(PoissonArrivals(rate_per_s=TREES_PER_S_1X * scale), shape, trees)
     cpu_start = time.process_time()
     start = time.perf_counter()
-    result = simulate(FleetSpec(pools=(pool,)), workload, seed=0)
+    result = simulate(FleetSpec(pools=(pool,), router=router), workload, seed=0)
     wall_s = time.perf_counter() - start
     cpu_s = time.process_time() - cpu_start
     calls = int(result.trees.n_calls)
@@ -111,10 +112,10 @@ def measure(scale: int, trees: int) -> dict[str, float]:
     }
 
 
-def run_one(scale: int, trees: int) -> dict[str, float]:
+def run_one(scale: int, trees: int, router: str) -> dict[str, float]:
     """One scale in a fresh process (so its peak RSS is its own)."""
     out = subprocess.run(
-        [sys.executable, __file__, "--one", str(scale), str(trees)],
+        [sys.executable, __file__, "--router", router, "--one", str(scale), str(trees)],
         capture_output=True,
         text=True,
         check=True,
@@ -141,19 +142,22 @@ def main() -> None:
         help="simulate this many trees at every scale (the window shrinks as 1/k)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="processes for the 1x median")
+    parser.add_argument("--router", default="least_outstanding", help="fleet.router to run")
     parser.add_argument(
         "--one", type=int, nargs=2, metavar=("SCALE", "TREES"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(*args.one)))
+        print(json.dumps(measure(*args.one, router=args.router)))
         return
     report: dict[str, dict[str, float]] = {}
     for scale in args.scales:
         trees = args.trees * scale // (10 if scale >= args.short_from else 1)
         if args.fixed_trees is not None:
             trees = args.fixed_trees
-        runs = [run_one(scale, trees) for _ in range(args.repeats if scale == 1 else 1)]
+        runs = [
+            run_one(scale, trees, args.router) for _ in range(args.repeats if scale == 1 else 1)
+        ]
         entry = dict(runs[0])
         for key in MEDIAN_KEYS:
             entry[key] = statistics.median(run[key] for run in runs)
