@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -65,9 +67,9 @@ def conf_dir() -> Path:
     return CONF
 
 
-# Tests that start a local Ray instance (or a Ray launcher): two at once on one machine collide
-# (both workers' ray.init on the same session directory), so xdist's loadgroup runs them on one
-# worker, one after another; every other test is scheduled on its own (``make test``).
+# Tests that start a local Ray instance (or a Ray launcher) run on one xdist worker, one after
+# another (``make test`` uses --dist loadgroup): each instance starts workers for both cores.
+# Every other test is scheduled on its own.
 _RAY_TEST = re.compile(r"(?<![a-z])ray(?![a-z])", re.IGNORECASE)
 
 
@@ -76,3 +78,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _RAY_TEST.search(item.nodeid):
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_left_running() -> Iterator[None]:
+    """Shut down a Ray instance a test left connected in this worker.
+
+    A later ``ray.init()`` in the same process would otherwise fail ("Maybe you called ray.init
+    twice by accident?"), as test_montecarlo's did when another Ray test ran before it there.
+    """
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
