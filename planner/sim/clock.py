@@ -1,43 +1,35 @@
-"""SimPy's event heap as the compiled engine drives it: light events, pushed and stepped directly.
+"""SimPy's event heap as the compiled engine drives it: replica wake-ups pushed and popped directly.
 
 SimPy 4's ``Environment`` keeps its pending events in a binary heap of ``(time, priority, id,
 event)`` entries (``env._queue``, ids from ``env._eid``) and its clock in ``env._now``;
 ``Environment.step`` pops the least entry, sets the clock and calls the event's callbacks. The
-engine's hot path does exactly that itself (``planner.sim.engine._run``) and schedules a
-replica's segment ends as :class:`Wakeup` entries through :class:`EventQueue`, which saves a
-``simpy.Timeout`` (a Python constructor) and two Python-level calls per event (measured: a
-1000x run 12.6 s -> 12.1 s; the 1x reference run within its noise). The order of events is
-SimPy's own (same keys, same id counter), so results are those of ``env.timeout``. This module
-is the only one that touches SimPy's private state; pyproject pins simpy below 5, and
-:class:`EventQueue` refuses a SimPy without it.
+engine's hot path does exactly that itself (``planner.sim.engine._run``), and a replica's own
+wake-ups (its segment ends, its re-planning) are entries whose fourth element is the replica
+itself, pushed through :class:`EventQueue` with SimPy's id counter: the loop hands such an entry
+to the replica with its id (``ReplicaSim.fire``), which tells a live wake-up from one it has
+superseded by that id. No event object, callback list or bound method is made per wake-up
+(measured with ``benchmarks/run.py --only engine``: the reference run 103,800 -> 118,000
+sub-calls/s, the 1000x fleet 47,800 -> 54,800 calls/s). The order of events is SimPy's own
+(same keys, same id counter), so results are those of ``env.timeout``. This module is the only one that touches SimPy's private state; pyproject pins
+simpy below 5, and :class:`EventQueue` refuses a SimPy without it.
 
 Zero-delay wake-ups (a replica re-planning at the current instant) skip the heap: they wait in
 a FIFO (:meth:`EventQueue.schedule_now`) that the engine's loop merges with the heap by the same
 ``(time, priority, id)`` key, so they fire in SimPy's order at O(1) instead of two O(log n) heap
 operations on a heap of one entry per busy replica (16,000 at 1000x). Only the engine's loop
-steps them: :meth:`EventQueue.flush_soon` moves them into the heap before SimPy steps on its own.
+steps replica entries: SimPy itself runs only to a time limit, after every pending entry's time
+(:meth:`EventQueue.flush_soon` moves the FIFO into the heap before it does).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import simpy
 from simpy.events import NORMAL
-
-
-class Wakeup:
-    """A callback at a simulated time: what ``Environment.step`` reads of an event.
-
-    The step reads ``callbacks`` (setting it to ``None`` as it fires) and ``_ok``.
-    """
-
-    def __init__(self, callback: Callable[[Wakeup], None]) -> None:
-        self.callbacks: list[Callable[[Wakeup], None]] | None = [callback]
-        self._ok = True
 
 
 class EventQueue:
@@ -63,15 +55,31 @@ class EventQueue:
         self.ids: Iterator[int] = ids
         self.soon: deque[tuple[float, int, int, Any]] = deque()
 
-    def schedule(self, event: Wakeup, delay_s: float) -> None:
-        """Fire ``event`` after ``delay_s`` seconds (``>= 0``), ordered as ``env.timeout``."""
-        heapq.heappush(self.heap, (self.env._now + delay_s, NORMAL, next(self.ids), event))
+    def schedule(self, target: Any, delay_s: float) -> int:
+        """Wake ``target`` after ``delay_s`` seconds (``>= 0``), ordered as ``env.timeout``.
 
-    def schedule_now(self, event: Wakeup) -> None:
-        """Fire ``event`` at the current time, after what is already due now (the FIFO)."""
-        self.soon.append((self.env._now, NORMAL, next(self.ids), event))
+        Returns:
+            The wake-up's event id, which the engine's loop hands back to ``target.fire``.
+        """
+        event_id = next(self.ids)
+        heapq.heappush(self.heap, (self.env._now + delay_s, NORMAL, event_id, target))
+        return event_id
+
+    def schedule_now(self, target: Any) -> int:
+        """Wake ``target`` at the current time, after what is already due now (the FIFO).
+
+        Returns:
+            The wake-up's event id, as :meth:`schedule`'s.
+        """
+        event_id = next(self.ids)
+        self.soon.append((self.env._now, NORMAL, event_id, target))
+        return event_id
 
     def flush_soon(self) -> None:
-        """Move the FIFO's wake-ups into SimPy's heap (same keys), for SimPy to step them."""
+        """Move the FIFO's wake-ups into SimPy's heap (same keys) before SimPy runs on its own.
+
+        SimPy then runs only to a time limit earlier than every pending entry, so it never steps
+        a replica's entry (which has no callbacks).
+        """
         while self.soon:
             heapq.heappush(self.heap, self.soon.popleft())

@@ -426,8 +426,11 @@ def _run(
                 return "stalled"
             # Environment.step of simpy 4.1 (core.py), inlined (planner.sim.clock).
             # Its StopSimulation branch serves env.run(until=...), which this loop never is.
-            now, _, _, event = pop_soon() if from_soon else pop(queue)
+            now, _, event_id, event = pop_soon() if from_soon else pop(queue)
             env._now = now
+            if isinstance(event, ReplicaSim):  # a replica's own wake-up (planner.sim.clock)
+                event.fire(event_id)
+                continue
             callbacks = event.callbacks
             event.callbacks = None
             for callback in callbacks:

@@ -40,16 +40,18 @@ import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 import simpy
 
 from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
-from planner.sim.clock import EventQueue, Wakeup
+from planner.sim.clock import EventQueue
 from planner.sim.jitter import JitterStream
 
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
 _EPS = 1e-6
+NO_EVENT: Final = -1
+"""A replica's ``seg_id`` / ``plan_id`` when no such wake-up is pending (event ids are >= 0)."""
 
 KV_BLOCK_TOKENS = 16
 """[V] Tokens per KV block: vLLM's default ``block_size`` (16 on CUDA; SGLang pages by 1 token,
@@ -141,7 +143,6 @@ class ReplicaSim:
     """
 
     __slots__ = (
-        "_plan_pending",
         "batch_s",
         "block_bytes",
         "busy_s",
@@ -168,6 +169,7 @@ class ReplicaSim:
         "outstanding",
         "paged",
         "phase",
+        "plan_id",
         "pool",
         "preemptions",
         "prefill_done",
@@ -179,7 +181,7 @@ class ReplicaSim:
         "seg_chunk",
         "seg_decode",
         "seg_duration_s",
-        "seg_event",
+        "seg_id",
         "seg_position",
         "seg_start",
         "seg_steps",
@@ -215,14 +217,14 @@ class ReplicaSim:
         self.prefill_enqueued = 0.0
         self.prefill_done = 0.0
         self.outstanding = 0
-        self.seg_event: Wakeup | None = None
+        self.seg_id = NO_EVENT  # event id of the live segment end (NO_EVENT: no segment)
         self.seg_start = 0.0
         self.seg_steps = 0
         self.seg_duration_s = 0.0
         self.seg_position = 0.0
         self.seg_chunk = 0.0
         self.seg_decode = 0
-        self._plan_pending = False
+        self.plan_id = NO_EVENT  # event id of the pending zero-delay re-plan
         self.busy_s = 0.0
         self.batch_s = 0.0
         self.down = False
@@ -261,11 +263,10 @@ class ReplicaSim:
         """Re-plan at the next iteration boundary because new work may be admissible."""
         if self.down:
             return
-        if self.seg_event is None:
-            if not self._plan_pending:
+        if self.seg_id == NO_EVENT:
+            if self.plan_id == NO_EVENT:
                 # Plan in a zero-delay event so every call arriving at this instant joins at once.
-                self._plan_pending = True
-                self.clock.schedule_now(Wakeup(self._planned))
+                self.plan_id = self.clock.schedule_now(self)
             return
         if not self._has_room():
             return
@@ -313,10 +314,17 @@ class ReplicaSim:
                 low = middle
         return high
 
-    def _planned(self, _event: Wakeup) -> None:
-        self._plan_pending = False
-        if self.seg_event is None and not self.down:
-            self._plan()
+    def fire(self, event_id: int) -> None:
+        """One of this replica's wake-ups is due (the engine's loop calls this; planner.sim.clock).
+
+        A segment end that a cut superseded (its id is no longer ``seg_id``) does nothing.
+        """
+        if event_id == self.seg_id:
+            self._segment_end()
+        elif event_id == self.plan_id:
+            self.plan_id = NO_EVENT
+            if self.seg_id == NO_EVENT and not self.down:
+                self._plan()
 
     def _has_room(self) -> bool:
         pool = self.pool
@@ -448,7 +456,7 @@ class ReplicaSim:
         decode = self.n_decode
         left = self.prefill_enqueued - self.prefill_done
         if decode == 0 and left <= _EPS:
-            self.seg_event = None
+            self.seg_id = NO_EVENT
             return
         pool = self.pool
         chunk = 0.0
@@ -625,13 +633,9 @@ class ReplicaSim:
         )
 
     def _schedule(self, delay_s: float) -> None:
-        event = Wakeup(self._segment_end)
-        self.clock.schedule(event, delay_s if delay_s > 0 else 0.0)
-        self.seg_event = event
+        self.seg_id = self.clock.schedule(self, delay_s if delay_s > 0 else 0.0)
 
-    def _segment_end(self, event: Wakeup) -> None:
-        if event is not self.seg_event:
-            return  # superseded: the segment was cut short at an earlier boundary
+    def _segment_end(self) -> None:
         steps = self.seg_steps
         duration = self.seg_duration_s
         self.busy_s += duration
@@ -758,7 +762,7 @@ class ReplicaSim:
         (a call whose KV was waiting for its transfer is among the admitted ones: it is lost).
         """
         now = self.env.now
-        if self.seg_event is not None:
+        if self.seg_id != NO_EVENT:
             elapsed = now - self.seg_start
             self.busy_s += elapsed
             self.batch_s += self.seg_decode * elapsed
@@ -785,7 +789,7 @@ class ReplicaSim:
         self.cache.clear()
         self.cache_tokens = 0
         self.outstanding = 0
-        self.seg_event = None
+        self.seg_id = NO_EVENT
         self.down = True
         self.down_since = now
         self.pool.on_load_change(self)
