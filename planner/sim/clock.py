@@ -10,8 +10,9 @@ to the replica with its id (``ReplicaSim.fire``), which tells a live wake-up fro
 superseded by that id. No event object, callback list or bound method is made per wake-up
 (measured with ``benchmarks/run.py --only engine``: the reference run 103,800 -> 118,000
 sub-calls/s, the 1000x fleet 47,800 -> 54,800 calls/s). The order of events is SimPy's own
-(same keys, same id counter), so results are those of ``env.timeout``. This module is the only one that touches SimPy's private state; pyproject pins
-simpy below 5, and :class:`EventQueue` refuses a SimPy without it.
+(same keys, same id counter), so results are those of ``env.timeout``. This module is the
+only one that touches SimPy's private state; pyproject pins simpy below 5, and
+:class:`EventQueue` refuses a SimPy without it.
 
 Zero-delay wake-ups (a replica re-planning at the current instant) skip the heap: they wait in
 a FIFO (:meth:`EventQueue.schedule_now`) that the engine's loop merges with the heap by the same
