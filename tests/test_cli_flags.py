@@ -9,7 +9,6 @@ test_startup.py and test_packaging.py.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,25 +19,21 @@ from tests.cli_runner import run_cli
 SCRIPTS = ("planner", "planner-size", "planner-roi", "planner-roofline")
 
 
-def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli(script, args, cwd=cwd)
-
-
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_hydra_flags(script: str, tmp_path: Path) -> None:
     for flag in ("--cfg", "-c"):
-        shown = _run(script, [flag, "job"], tmp_path)
+        shown = run_cli(script, [flag, "job"], cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         job = yaml.safe_load(shown.stdout)  # the job's config, without Hydra's own node
         assert isinstance(job, dict) and job and "hydra" not in job
-    info = _run(script, ["--info"], tmp_path)
+    info = run_cli(script, ["--info"], cwd=tmp_path)
     assert info.returncode == 0 and "Installed Hydra Plugins" in info.stdout, info.stderr
-    install = _run(script, ["--shell-completion", "install=bash"], tmp_path)
+    install = run_cli(script, ["--shell-completion", "install=bash"], cwd=tmp_path)
     assert install.returncode == 0, install.stderr
     assert "complete -o nospace -o default -F hydra_bash_completion " + script in install.stdout
-    helped = _run(script, ["--help"], tmp_path)
+    helped = run_cli(script, ["--help"], cwd=tmp_path)
     assert helped.returncode == 0 and "== Configuration groups ==" in helped.stdout, helped.stderr
-    hydra_help = _run(script, ["--hydra-help"], tmp_path)
+    hydra_help = run_cli(script, ["--hydra-help"], cwd=tmp_path)
     assert hydra_help.returncode == 0 and "--shell-completion" in hydra_help.stdout
     assert list(tmp_path.iterdir()) == []  # no run directory, no outputs
 
@@ -54,7 +49,7 @@ def test_hydra_flags(script: str, tmp_path: Path) -> None:
 def test_shell_completion_outside_hydras_forms_is_one_line_exit_2(
     args: list[str], tmp_path: Path
 ) -> None:
-    proc = _run("planner", args, tmp_path)
+    proc = run_cli("planner", args, cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --shell-completion: takes one of")
