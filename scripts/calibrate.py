@@ -6,6 +6,8 @@ Usage:
     python scripts/calibrate.py            # fit and print the table (writes nothing)
     python scripts/calibrate.py --write    # also write conf/efficiency/<family>[__<stack>].yaml
     python scripts/calibrate.py --markdown # print the tables as Markdown for the README
+    python scripts/calibrate.py --scan-layer-overhead   # refit trtllm with its dense-layer
+                                           # overhead held at 0-50 us: loss, rows, batch-1 speed
 
 Reads conf/calibration/measurements.yaml and the serving curves conf/calibration/inferencex_*.csv
 (measured rows with sources), conf/model/ and conf/hardware/. Profiles are fitted in order, each
@@ -43,8 +45,10 @@ from planner.perf.calibration import (  # noqa: E402
     percentage_error,
     predict,
     predict_point,
+    profile_loss,
 )
 from planner.perf.efficiency import DEFAULT_STACK, EfficiencyFactors  # noqa: E402
+from planner.perf.replica import build_replica  # noqa: E402
 
 CONF = ROOT / "conf"
 CURVES = {
@@ -66,7 +70,17 @@ GPU_START = EfficiencyFactors(
     # mem_fraction_static 0.8-0.9 and vLLM's gpu_memory_utilization 0.9 are alike.
     kv_memory_fraction=0.9,
     stack="trtllm",
-    layer_overhead_s=5e-5,
+    # Fixed [V]: TensorRT-LLM's PyTorch KVCacheManager sizes every layer for max_seq_len unless
+    # kv_cache_config.max_attention_window lists the windows, and the perf-overview configs of
+    # gpt-oss and Llama-4 (calibration.md sec. 3) set none; the other stacks free the blocks
+    # that leave the window (vLLM's hybrid KV cache manager, SGLang's SWA pool).
+    windowed_kv_full_context=True,
+    # Fixed [A] at 0, not fitted: no TensorRT-LLM row pins the overhead of a dense layer. The
+    # saturated rows amortise it and the curves are DeepSeek's (58 of 61 layers MoE, whose own
+    # overhead absorbs it): refits with it held at 0, 10, 20, 34 and 50 us end within 0.4% of
+    # one another in loss (README, "Calibration"). 0 gives latency-bound dense steps their
+    # bandwidth-and-collective bound, an upper bound on batch-1 speed.
+    layer_overhead_s=0.0,
     moe_layer_overhead_s=5e-5,
     attention_compute_efficiency=0.4,
     expert_gemm_half_tokens=32.0,
@@ -81,11 +95,9 @@ CURVE_FREE = (
     "request_overhead_s",
 )
 FREE = {
-    # Only the TensorRT-LLM rows span dense and MoE models, so only they separate the overhead of
-    # every layer from the extra of a MoE layer; the other stacks keep the former.
+    # The TensorRT-LLM dense-layer overhead is held at 0 (GPU_START); the other stacks keep it.
     ("nvidia_gpu", "trtllm"): (
         *CURVE_FREE,
-        "layer_overhead_s",
         "comm_efficiency",
         "expert_gemm_half_tokens",
     ),
@@ -112,6 +124,7 @@ PROFILE_KEYS = (
     "request_overhead_s",
     "kv_memory_fraction",
     "eager_layer_launch_s",
+    "windowed_kv_full_context",
 )
 
 
@@ -141,7 +154,7 @@ def fit_all(
         return fit_profile(rows, points, named_model, named_system, start, free, extra)
 
     trtllm = fit(GPU_START)
-    sglang = fit(trtllm.replace(stack="sglang"))
+    sglang = fit(trtllm.replace(stack="sglang", windowed_kv_full_context=False))
     # MI300X's attention efficiency is barely pinned (its MLA decode is memory-bound at every
     # curve point): a second start from the generic one keeps the fit off a worse local minimum.
     amd_start = sglang.replace(family="amd_gpu")
@@ -149,7 +162,9 @@ def fit_all(
     amd = fit(amd_start, amd_start.replace(**generic))
     # Start the launch floor inside its basin (a floor below the GPU time has no gradient):
     # the 128-token prompt's 49 ms over 80 layers, ~0.6 ms a layer (start only).
-    vllm = fit(trtllm.replace(stack="vllm", eager_layer_launch_s=6e-4))
+    vllm = fit(
+        trtllm.replace(stack="vllm", eager_layer_launch_s=6e-4, windowed_kv_full_context=False)
+    )
     return {
         ("nvidia_gpu", "trtllm"): trtllm,
         ("nvidia_gpu", "sglang"): sglang,
@@ -303,11 +318,20 @@ def write_factors(
             "least squares on log errors) to the TensorRT-LLM rows only: the perf-overview table",
             "and MLPerf v5.0 H200 Llama3.1-405B (calibration.md sec. 2-3, measurements.yaml) and",
             "the trt serving curves of DeepSeek-R1 on H200 (sec. 7, conf/calibration/*.csv).",
+            "windowed_kv_full_context true [V], not fitted: TensorRT-LLM's PyTorch KVCacheManager",
+            "sizes every layer for max_seq_len unless kv_cache_config.max_attention_window lists",
+            "the windows (tensorrt_llm/_torch/pyexecutor/resource_manager.py), and the",
+            "perf-overview's gpt-oss and Llama-4 llm_options.yml set none (docs/source/",
+            "developer-guide/perf-overview.md): sliding-window and chunked layers hold the whole",
+            "context; their attention still reads only the window.",
         ],
         ("nvidia_gpu", "sglang"): [
             "SGLang profile of NVIDIA GPUs. Fitted by scripts/calibrate.py to the SGLang H200",
             "DeepSeek-R1 serving curves only (calibration.md sec. 7). comm_efficiency and",
             "expert_gemm_half_tokens are the trtllm profile's (no SGLang row varies them).",
+            "windowed_kv_full_context false [V]: SGLang's SWAKVPool keeps sliding-window layers",
+            "in a pool of their own that holds only the window (sglang/srt/mem_cache/",
+            "swa_memory_pool.py).",
         ],
         ("amd_gpu", "sglang"): [
             "SGLang profile of AMD Instinct GPUs (the amd_gpu family's default). Fitted by",
@@ -315,13 +339,16 @@ def write_factors(
             "sec. 7); MI325X and MI355X are predictions. comm_efficiency and",
             "expert_gemm_half_tokens are nvidia_gpu/sglang's [A] (no MI300X row varies them).",
             "vLLM on AMD borrows this profile (planner.perf.efficiency.BORROWED).",
+            "windowed_kv_full_context false [V]: SGLang's SWAKVPool (as nvidia_gpu/sglang).",
         ],
         ("nvidia_gpu", "vllm"): [
             "vLLM-era profile of NVIDIA GPUs. Fitted by scripts/calibrate.py to the Llama-2-70B",
             "TP4 H100 FP16 step times (Splitwise, calibration.md sec. 8): GEMM efficiency, the",
             "per-layer overhead and the eager launch floor of prompt steps (no CUDA graphs); the",
             "HBM, MoE, attention and link factors are the trtllm profile's (a dense FP16 model on",
-            "8 rows cannot pin them).",
+            "8 rows cannot pin them). windowed_kv_full_context false [V]: vLLM's hybrid KV",
+            "cache manager frees the blocks that leave a sliding window (vllm/v1/core/",
+            "single_type_kv_cache_manager.py, SlidingWindowManager).",
         ],
     }
     common = [
@@ -336,8 +363,56 @@ def write_factors(
         lines.append(f"family: {family}")
         for key in PROFILE_KEYS:
             value = getattr(factors, key)
-            lines.append(f"{key}: {value}" if isinstance(value, str) else f"{key}: {value:.6g}")
+            if isinstance(value, bool):
+                lines.append(f"{key}: {str(value).lower()}")
+            elif isinstance(value, str):
+                lines.append(f"{key}: {value}")
+            else:
+                lines.append(f"{key}: {value:.6g}")
         profile_path(family, stack).write_text("\n".join(lines) + "\n")
+
+
+SCAN_LAYER_OVERHEAD_S = (0.0, 1e-5, 2e-5, 3.4e-5, 5e-5)
+"""Dense-layer overheads the scan holds TensorRT-LLM's profile at, s (34 us: where a free fit
+stopped)."""
+
+
+def scan_layer_overhead(
+    rows: list[CalibrationRow],
+    points: list[CurvePoint],
+    values_s: tuple[float, ...] = SCAN_LAYER_OVERHEAD_S,
+) -> list[dict[str, float]]:
+    """Refit the trtllm profile with its dense-layer overhead held at each value.
+
+    Shows whether the TensorRT-LLM rows pin the overhead (GPU_START holds it at 0): the fit's
+    loss, the rows' median error, and the figure it decides, Llama-3-70B FP8 at batch 1 on eight
+    GB200s at 4,096 tokens of context (tokens/s per user).
+    """
+    scan = []
+    for value in values_s:
+        start = GPU_START.replace(layer_overhead_s=value)
+        free = FREE[("nvidia_gpu", "trtllm")]
+        profile = fit_profile(rows, points, named_model, named_system, start, free)
+        table = evaluate(
+            [r for r in rows if r.stack == "trtllm"], {("nvidia_gpu", "trtllm"): profile}
+        )
+        replica = build_replica(
+            named_model("llama3_70b"),
+            named_system("gb200_nvl72"),
+            profile,
+            precision="fp8",
+            kv_precision="fp8",
+            tp=8,
+        )
+        scan.append(
+            {
+                "layer_overhead_s": value,
+                "loss": profile_loss(rows, points, named_model, named_system, profile),
+                "rows_median_pct": row_mdape(table, "nvidia_gpu", "trtllm"),
+                "gb200_batch1_tokens_per_s": 1.0 / replica.step_time_s(1, 4096.0),
+            }
+        )
+    return scan
 
 
 def main() -> None:
@@ -347,8 +422,21 @@ def main() -> None:
     )
     parser.add_argument("--write", action="store_true", help="write conf/efficiency/*.yaml")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument(
+        "--scan-layer-overhead",
+        action="store_true",
+        help="refit trtllm with its dense-layer overhead held at 0-50 us and print the loss",
+    )
     args = parser.parse_args()
     rows, points = load_rows(), load_points()
+    if args.scan_layer_overhead:
+        print(f"{'per layer':>9} {'loss':>7} {'rows':>6} {'GB200 batch 1':>14}")
+        for entry in scan_layer_overhead(rows, points):
+            print(
+                f"{entry['layer_overhead_s'] * 1e6:7.1f}us {entry['loss']:7.4f} "
+                f"{entry['rows_median_pct']:5.1f}% {entry['gb200_batch1_tokens_per_s']:8.0f} tok/s"
+            )
+        return
     fitted = fit_all(rows, points)
     table, curve_table = evaluate(rows, fitted), evaluate_points(points, fitted)
     print_rows(table, args.markdown)

@@ -32,9 +32,9 @@ Calibration = tuple[
 # README calibration table (scripts/calibrate.py): median |error| in percent.
 PINNED = {
     # (family, stack): (scalar rows, curve tok/s/GPU, curve tok/s/user)
-    ("nvidia_gpu", "trtllm"): (25.7, 4.6, 5.6),
+    ("nvidia_gpu", "trtllm"): (12.3, 4.5, 5.4),
     ("nvidia_gpu", "sglang"): (None, 5.8, 3.7),
-    ("amd_gpu", "sglang"): (None, 2.9, 4.2),
+    ("amd_gpu", "sglang"): (None, 2.8, 4.1),
     ("nvidia_gpu", "vllm"): (2.5, None, None),
 }
 
@@ -157,3 +157,21 @@ def test_profiles_only_see_their_own_stacks_rows(calibration: Calibration) -> No
             getattr(fitted[("nvidia_gpu", "sglang")], key), rel=1e-6, abs=1e-9
         )
     del rows
+
+
+def test_no_trtllm_row_pins_the_dense_layer_overhead(calibration: Calibration) -> None:
+    """Why GPU_START holds TensorRT-LLM's dense-layer overhead at 0 (README, "Calibration").
+
+    Refitted with it held anywhere in 0-50 us the profile's loss moves by under 1%, 0 is as good
+    as any, and yet the batch-1 dense figure it decides moves by more than 2x. When a row comes
+    to pin the overhead this fails, and the overhead should be fitted again.
+    """
+    script = calibration[0]
+    scan = script.scan_layer_overhead(script.load_rows(), script.load_points())
+    losses = [entry["loss"] for entry in scan]
+    assert scan[0]["layer_overhead_s"] == 0.0
+    assert max(losses) / min(losses) < 1.01
+    assert losses[0] <= min(losses) * 1.001
+    speeds = [entry["gb200_batch1_tokens_per_s"] for entry in scan]
+    assert speeds == sorted(speeds, reverse=True)
+    assert speeds[0] > 2.0 * speeds[-1]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+import yaml
 
 from planner import config
 from planner.perf.efficiency import EfficiencyFactors
@@ -15,6 +17,8 @@ from planner.specs.errors import ConfigError
 from planner.specs.hardware import System
 from planner.specs.model import Model
 from tests.conftest import hardware_names, load_efficiency, load_model, load_system, model_names
+
+ROOT = Path(__file__).resolve().parents[1]
 
 UNIT = EfficiencyFactors(
     family="nvidia_gpu",
@@ -480,3 +484,46 @@ def test_stack_profiles_load_and_borrow() -> None:
     with pytest.raises(ConfigError) as error:
         load("nvidia_gpu", "tgi")
     assert error.value.field == "stack"
+
+
+def test_a_stack_that_keeps_windowed_kv_for_the_whole_context_fits_fewer_sequences() -> None:
+    """``windowed_kv_full_context`` changes what a sequence holds, not what a step reads.
+
+    gpt-oss-120b has 18 sliding-window layers (128 tokens) of 8 KV heads x 64 dims: at FP8 they
+    add 2 x 8 x 64 = 1,024 bytes per layer per token beyond the window when the stack keeps them
+    for the whole context (TensorRT-LLM's default), and nothing when it frees them.
+    """
+    model, system = load_model("gpt_oss_120b"), load_system("h200")
+    freed = UNIT.replace(windowed_kv_full_context=False)
+    kept = UNIT.replace(windowed_kv_full_context=True)
+    one = Parallelism(1, 1)
+    freeing = GpuReplica(model, system, "fp8", "fp8", one, freed)
+    keeping = GpuReplica(model, system, "fp8", "fp8", one, kept)
+    context = 4096.0
+    extra = 18 * 2 * 8 * 64 * 1.0 * (context - 128)
+    assert keeping.kv_bytes_for_context(context) - freeing.kv_bytes_for_context(context) == (
+        pytest.approx(extra)
+    )
+    assert keeping.kv_bytes_for_context(100.0) == pytest.approx(
+        freeing.kv_bytes_for_context(100.0)
+    )  # inside the window nothing differs
+    assert keeping.max_batch(context) < freeing.max_batch(context)
+    # The step reads the window either way: same time for the same batch and contexts.
+    assert keeping.step_time_s(64, 64 * context) == freeing.step_time_s(64, 64 * context)
+    # The KV a prefilled sequence ships (disaggregated serving) is what it holds.
+    assert keeping.kv_bytes_per_token * context + keeping.state_bytes_per_sequence == (
+        pytest.approx(keeping.sequence_bytes(context))
+    )
+    assert freeing.kv_bytes_per_token * context + freeing.state_bytes_per_sequence == (
+        pytest.approx(freeing.sequence_bytes(context))
+    )
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_windowed_kv_full_context_must_be_a_boolean(value: object) -> None:
+    base = yaml.safe_load((ROOT / "conf" / "efficiency" / "nvidia_gpu.yaml").read_text())
+    assert base["windowed_kv_full_context"] is True
+    with pytest.raises(ConfigError) as error:
+        EfficiencyFactors.from_dict({**base, "windowed_kv_full_context": value})
+    assert error.value.field == "efficiency.windowed_kv_full_context"
+    assert "true or false" in str(error.value)

@@ -154,7 +154,6 @@ def document_costs(
     if not isinstance(documents, Mapping) or not documents:
         raise ConfigError(f"{field}.documents", "must map names to {input_tokens, output_tokens}")
     replicas = {}
-    kv_bytes: dict[str, float] = {}
     for name, raw in cases.items():
         prefix = f"{field}.cases.{name}"
         case = config.validate(LpuLatencyCase, raw, prefix)
@@ -164,7 +163,6 @@ def document_costs(
             replicas[str(name)] = case_replica(case, model, system)
         except ConfigError as error:
             raise ConfigError(prefix, str(error)) from None
-        kv_bytes[str(name)] = 1.0 if case.kv_precision in ("fp8", "int8") else 2.0
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for doc, raw in documents.items():
         prefix = f"{field}.documents.{doc}"
@@ -183,7 +181,10 @@ def document_costs(
                 rack_usd_per_year * replica.accelerators / system.accelerators_per_rack
             ) / SECONDS_PER_YEAR
             max_batch = replica.max_batch(isl + osl)
-            kv_gib = replica.model.kv_bytes_for_context(isl + osl, kv_bytes[name]) / 2**30
+            # What the replica holds per sequence in its stack's KV layout (windows full).
+            context = isl + osl
+            held = replica.kv_bytes_per_token * context + replica.state_bytes_per_sequence
+            kv_gib = held / 2**30
             row: dict[str, Any] = {
                 "model": replica.model.name,
                 "hardware": system.name,

@@ -79,6 +79,11 @@ def efficiency_fields(
             require_non_negative(f"{prefix}.{key}", data[key])
     if "sram_reserve_fraction" in data:
         require_fraction(f"{prefix}.sram_reserve_fraction", data["sram_reserve_fraction"])
+    windowed_full = data.get("windowed_kv_full_context", False)
+    if not isinstance(windowed_full, bool):
+        raise ConfigError(
+            f"{prefix}.windowed_kv_full_context", f"must be true or false, got {windowed_full!r}"
+        )
     if "kv_sizing_context_tokens" in data:
         require_positive(f"{prefix}.kv_sizing_context_tokens", data["kv_sizing_context_tokens"])
     return dict(
@@ -103,6 +108,7 @@ def efficiency_fields(
         sram_reserve_fraction=float(data.get("sram_reserve_fraction", 0.0)),
         kv_sizing_context_tokens=float(data.get("kv_sizing_context_tokens", 4096.0)),
         eager_layer_launch_s=float(data.get("eager_layer_launch_s", 0.0)),
+        windowed_kv_full_context=windowed_full,
     )
 
 

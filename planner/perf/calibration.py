@@ -303,6 +303,65 @@ SCALE = {
 """Parameter scaling so every fitted variable is of order one."""
 
 
+LOSS_SCALE = 0.1
+"""Residual (log error) at which the Cauchy loss starts to discount a point: about 10%."""
+
+
+def _fit_set(
+    rows: Sequence[CalibrationRow], points: Sequence[CurvePoint], profile: EfficiencyFactors
+) -> tuple[list[CalibrationRow], list[CurvePoint], float]:
+    """The rows and curve points of ``profile``'s family and stack, and the rows' weight."""
+    fit_rows = [
+        r
+        for r in rows
+        if r.use == "fit" and r.family == profile.family and r.stack == profile.stack
+    ]
+    fit_points = [p for p in points if p.family == profile.family and p.stack == profile.stack]
+    # Scalar rows and curve points weigh the same in total, however many each kind has.
+    row_weight = 1.0
+    if fit_points and fit_rows:
+        row_weight = math.sqrt(2.0 * len(fit_points) / len(fit_rows))
+    return fit_rows, fit_points, row_weight
+
+
+def _residuals(
+    eff: EfficiencyFactors,
+    fit_set: tuple[list[CalibrationRow], list[CurvePoint], float],
+    resolve_model: Resolver,
+    resolve_system: Resolver,
+) -> np.ndarray:
+    """Weighted log errors of every row and curve point of a fit set under ``eff``."""
+    fit_rows, fit_points, row_weight = fit_set
+    out = [
+        row_weight * math.log(predict(r, resolve_model, resolve_system, eff)[0] / r.measured)
+        for r in fit_rows
+    ]
+    for p in fit_points:
+        gpu, user, ttft = predict_point(p, resolve_model, resolve_system, eff)
+        out.append(math.log(gpu / p.output_tokens_per_s_per_accelerator))
+        out.append(math.log(user / p.tokens_per_s_per_user))
+        if p.concurrency <= 16:
+            out.append(TTFT_WEIGHT * math.log(ttft / p.ttft_s))
+    return np.array(out)
+
+
+def profile_loss(
+    rows: Sequence[CalibrationRow],
+    points: Sequence[CurvePoint],
+    resolve_model: Resolver,
+    resolve_system: Resolver,
+    profile: EfficiencyFactors,
+) -> float:
+    """The loss :func:`fit_profile` minimises, of ``profile`` on its own stack's data.
+
+    ``sum(rho(r))`` over the weighted log errors ``r``, with the Cauchy ``rho(r) = s^2 log(1 +
+    (r / s)^2)`` at ``s =`` :data:`LOSS_SCALE` (twice scipy's ``least_squares`` cost).
+    """
+    fit_set = _fit_set(rows, points, profile)
+    z = _residuals(profile, fit_set, cache(resolve_model), cache(resolve_system)) / LOSS_SCALE
+    return float(LOSS_SCALE**2 * np.sum(np.log1p(z**2)))
+
+
 def fit_profile(
     rows: Sequence[CalibrationRow],
     points: Sequence[CurvePoint],
@@ -325,10 +384,7 @@ def fit_profile(
     # Every residual evaluation resolves each row's model and hardware by name: read each file
     # once (re-parsing the YAML was 94% of a fit's time).
     resolve_model, resolve_system = cache(resolve_model), cache(resolve_system)
-    fit_rows = [
-        r for r in rows if r.use == "fit" and r.family == start.family and r.stack == start.stack
-    ]
-    fit_points = [p for p in points if p.family == start.family and p.stack == start.stack]
+    fit_set = _fit_set(rows, points, start)
     scale = np.array([SCALE.get(n, 1.0) for n in free])
     low = np.array([BOUNDS[n][0] for n in free]) / scale
     high = np.array([BOUNDS[n][1] for n in free]) / scale
@@ -337,30 +393,14 @@ def fit_profile(
         values = theta * scale
         return start.replace(**{n: float(v) for n, v in zip(free, values, strict=True)})
 
-    # Scalar rows and curve points weigh the same in total, however many each kind has.
-    row_weight = 1.0
-    if fit_points and fit_rows:
-        row_weight = math.sqrt(2.0 * len(fit_points) / len(fit_rows))
-
     def residuals(theta: np.ndarray) -> np.ndarray:
-        eff = factors(theta)
-        out = [
-            row_weight * math.log(predict(r, resolve_model, resolve_system, eff)[0] / r.measured)
-            for r in fit_rows
-        ]
-        for p in fit_points:
-            gpu, user, ttft = predict_point(p, resolve_model, resolve_system, eff)
-            out.append(math.log(gpu / p.output_tokens_per_s_per_accelerator))
-            out.append(math.log(user / p.tokens_per_s_per_user))
-            if p.concurrency <= 16:
-                out.append(TTFT_WEIGHT * math.log(ttft / p.ttft_s))
-        return np.array(out)
+        return _residuals(factors(theta), fit_set, resolve_model, resolve_system)
 
     best = None
     for origin in (start, *extra_starts):
         theta0 = np.clip(np.array([getattr(origin, n) for n in free]) / scale, low, high)
         result = optimize.least_squares(
-            residuals, theta0, bounds=(low, high), loss="cauchy", f_scale=0.1, diff_step=1e-3
+            residuals, theta0, bounds=(low, high), loss="cauchy", f_scale=LOSS_SCALE, diff_step=1e-3
         )
         if best is None or result.cost < best.cost:
             best = result

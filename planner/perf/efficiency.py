@@ -101,6 +101,13 @@ class EfficiencyFactors:
             prefill tokens from the host, so such a step takes at least ``n_layers`` times this
             (the GPU waits on the launches when its work is shorter). 0 where a stack's rows
             cannot pin it.
+        windowed_kv_full_context: The stack keeps KV for every token of the context in
+            sliding-window (and chunked-local) layers, as in a full-attention layer, instead of
+            at most the window; their attention still reads only the window. TensorRT-LLM's
+            PyTorch backend does unless ``kv_cache_config.max_attention_window`` lists the
+            windows (its ``KVCacheManager`` sizes every layer for ``max_seq_len`` by default);
+            vLLM's hybrid KV cache manager and SGLang's SWA pool free the blocks that leave the
+            window. A documented setting of the stack, not fitted.
         calibrated: False when the profile is borrowed from a neighbour without measurements.
         borrowed_from: The calibrated family whose factors these are when borrowed across
             families (``conf/efficiency/borrowed.yaml``), else empty.
@@ -135,6 +142,7 @@ class EfficiencyFactors:
     sram_reserve_fraction: float = 0.0
     kv_sizing_context_tokens: float = 4096.0
     eager_layer_launch_s: float = 0.0
+    windowed_kv_full_context: bool = False
 
     @property
     def attention_efficiency(self) -> float:

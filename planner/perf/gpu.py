@@ -312,13 +312,27 @@ class GpuReplica:
         recurrent_state = model.fixed_state_bytes_per_sequence(kv_bytes) - (
             sliding_bytes_per_token * self._window_tokens
         )
-        self.kv_bytes_per_token = model.kv_bytes_per_token(kv_bytes)
-        """KV bytes one token adds to the whole replica (full-attention layers)."""
-        self.state_bytes_per_sequence = model.fixed_state_bytes_per_sequence(kv_bytes)
-        """Context-independent bytes per sequence at most (recurrent state, full windows)."""
+        full_kv_bytes_per_token = model.kv_bytes_per_token(kv_bytes)
+        # What a sequence holds: a stack that keeps windowed layers' KV for the whole context
+        # (EfficiencyFactors.windowed_kv_full_context) holds them like full layers; their
+        # attention reads only the window either way (the step's coefficients below).
+        self._held_window_tokens = (
+            math.inf if efficiency.windowed_kv_full_context else self._window_tokens
+        )
+        # kv_bytes_per_token: KV bytes one token adds to the whole replica (full-attention
+        # layers, and windowed ones where the stack holds them for the whole context);
+        # state_bytes_per_sequence: context-independent bytes per sequence at most (recurrent
+        # state, and full windows where the stack frees what leaves them).
+        if efficiency.windowed_kv_full_context:
+            self.kv_bytes_per_token = full_kv_bytes_per_token + sliding_bytes_per_token
+            self.state_bytes_per_sequence = recurrent_state
+        else:
+            self.kv_bytes_per_token = full_kv_bytes_per_token
+            self.state_bytes_per_sequence = model.fixed_state_bytes_per_sequence(kv_bytes)
         self._sliding_bytes_per_token = sliding_bytes_per_token
+        self._full_kv_bytes_per_token = full_kv_bytes_per_token
         self._recurrent_state_bytes = recurrent_state
-        self._kv_token_bytes_per_accelerator = self.kv_bytes_per_token / kv_shard
+        self._kv_token_bytes_per_accelerator = full_kv_bytes_per_token / kv_shard
         self._window_token_bytes_per_accelerator = sliding_bytes_per_token / kv_shard
         self._recurrent_bytes_per_accelerator = recurrent_state / state_shard
         self._activation_bytes_per_token = activation_bytes_per_token(model)
@@ -354,11 +368,13 @@ class GpuReplica:
     def sequence_bytes_per_accelerator(self, context_tokens: float) -> float:
         """KV + state one sequence of ``context_tokens`` holds on each GPU of its rank, bytes.
 
-        Sliding-window layers hold at most their window; recurrent state is fixed.
+        Sliding-window layers hold at most their window (the whole context under a stack that
+        keeps it: ``windowed_kv_full_context``); recurrent state is fixed.
         """
         return (
             self._kv_token_bytes_per_accelerator * context_tokens
-            + self._window_token_bytes_per_accelerator * min(context_tokens, self._window_tokens)
+            + self._window_token_bytes_per_accelerator
+            * min(context_tokens, self._held_window_tokens)
             + self._recurrent_bytes_per_accelerator
         )
 
@@ -572,8 +588,8 @@ class GpuReplica:
     def sequence_bytes(self, context_tokens: float) -> float:
         """KV + state of one sequence of ``context_tokens`` over the whole replica, bytes."""
         return (
-            self.kv_bytes_per_token * context_tokens
-            + self._sliding_bytes_per_token * min(context_tokens, self._window_tokens)
+            self._full_kv_bytes_per_token * context_tokens
+            + self._sliding_bytes_per_token * min(context_tokens, self._held_window_tokens)
             + self._recurrent_state_bytes
         )
 
