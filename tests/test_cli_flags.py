@@ -65,3 +65,30 @@ def test_completion_query_completes_a_group(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "fleet=gb200_llama70b" in proc.stdout.split()
+
+
+def test_multirun_flag_after_the_overrides_sweeps(tmp_path: Path) -> None:
+    """Issue 10's interface: ``... concurrency=... -m concurrency=4,16,64`` style calls.
+
+    Hydra's parser refuses overrides after ``-m`` ("unrecognized arguments"); the flag is
+    hoisted to the front, so both orders run the same sweep.
+    """
+    base = [
+        "model=deepseek_r1",
+        "hardware=h200",
+        "precision=fp8",
+        "stack=trtllm",
+        "tp=8",
+        "ep=8",
+        "dp_attention=false",
+        "isl=1024",
+        "osl=1024",
+    ]
+    for order in (["-m", *base, "concurrency=4,16"], [*base, "-m", "concurrency=4,16"]):
+        sweep_dir = tmp_path / str(len(list(tmp_path.iterdir())))
+        proc = run_cli("planner-roofline", [*order, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        summaries = sorted(sweep_dir.glob("*/summary.json"))
+        assert len(summaries) == 2
+        batches = [yaml.safe_load(p.read_text())["at_concurrency"]["batch"] for p in summaries]
+        assert sorted(batches) == pytest.approx([4, 16], rel=0.1)  # mean decode batch

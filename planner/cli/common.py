@@ -84,6 +84,23 @@ def scenario_arguments(argv: Sequence[str], config_name: str | None = None) -> l
     return scenario.scenario_arguments(argv, config_name, config_flags)
 
 
+MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
+"""Hydra's value-less multirun flag, in both spellings."""
+
+
+def hoist_multirun_flag(argv: Sequence[str]) -> list[str]:
+    """``argv`` with a multirun flag given after overrides moved to the front.
+
+    Hydra's parser (argparse's ``parse_args``) takes the overrides as one positional run, so
+    ``planner-roofline model=X -m concurrency=4,16,64`` leaves the overrides after ``-m``
+    unrecognised. The flag takes no value and means the same anywhere, so it goes first.
+    """
+    arguments = list(argv)
+    if not MULTIRUN_FLAGS.intersection(arguments):
+        return arguments
+    return ["-m", *(a for a in arguments if a not in MULTIRUN_FLAGS)]
+
+
 def precompose(
     arguments: Sequence[str], config_name: str, task_function: Callable[..., Any]
 ) -> None:
@@ -111,7 +128,7 @@ def run_guarded(
     guard.install_source_guard()
     install_shallow_repository_copy()  # ~0.9 s off `--help` (see planner.cli.hydra_repo)
     try:
-        arguments = scenario_arguments(argv, config_name)
+        arguments = scenario_arguments(hoist_multirun_flag(argv), config_name)
         args = guard.parse_command_line(arguments)
         if not args.shell_completion:
             overrides = [str(o) for o in args.overrides]
