@@ -92,3 +92,13 @@ def test_multirun_flag_after_the_overrides_sweeps(tmp_path: Path) -> None:
         assert len(summaries) == 2
         batches = [yaml.safe_load(p.read_text())["at_concurrency"]["batch"] for p in summaries]
         assert sorted(batches) == pytest.approx([4, 16], rel=0.1)  # mean decode batch
+
+
+def test_only_a_refused_multirun_flag_is_moved() -> None:
+    from planner.cli.common import hoist_multirun_flag
+
+    accepted = ["--config-name", "optuna_fleet_mix", "-m"]
+    assert hoist_multirun_flag(accepted) == accepted
+    assert hoist_multirun_flag(["a=1", "-m", "b=2"]) == ["-m", "a=1", "b=2"]
+    assert hoist_multirun_flag(["a=1", "--multirun", "b=2"]) == ["-m", "a=1", "b=2"]
+    assert hoist_multirun_flag(["a=1", "b=2"]) == ["a=1", "b=2"]

@@ -89,16 +89,21 @@ MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
 
 
 def hoist_multirun_flag(argv: Sequence[str]) -> list[str]:
-    """``argv`` with a multirun flag given after overrides moved to the front.
+    """``argv``, with a multirun flag moved to the front where Hydra would refuse it.
 
     Hydra's parser (argparse's ``parse_args``) takes the overrides as one positional run, so
     ``planner-roofline model=X -m concurrency=4,16,64`` leaves the overrides after ``-m``
-    unrecognised. The flag takes no value and means the same anywhere, so it goes first.
+    unrecognised. The flag takes no value and means the same anywhere, so it goes first; a
+    command line Hydra already accepts is passed on as it is.
     """
     arguments = list(argv)
     if not MULTIRUN_FLAGS.intersection(arguments):
         return arguments
-    return ["-m", *(a for a in arguments if a not in MULTIRUN_FLAGS)]
+    try:
+        guard.parse_command_line(arguments)
+    except ConfigError:
+        return ["-m", *(a for a in arguments if a not in MULTIRUN_FLAGS)]
+    return arguments
 
 
 def precompose(
