@@ -149,11 +149,18 @@ class Parallelism:
         require_positive_int("tp", self.tp)
         require_positive_int("ep", self.ep)
         if self.ep > self.tp:
+            # Also reached when only tp was given and ep kept a DEP8 default: name both forms.
+            old_form = (
+                f"; the old 'tp=1 ep={self.ep}' (DEP{self.ep}) is now written "
+                f"tp={self.ep} ep={self.ep} dp_attention=true"
+                if self.tp == 1
+                else ""
+            )
             raise ConfigError(
                 "ep",
                 f"ep={self.ep} exceeds tp={self.tp}: ep is the expert-parallel degree within the "
-                f"tp GPUs of a replica now; write the old 'tp=1 ep={self.ep}' (DEP{self.ep}) as "
-                f"tp={self.ep} ep={self.ep} dp_attention=true",
+                f"tp GPUs of a replica; allowed: a divisor of tp={self.tp} (ep=1: experts "
+                f"tensor-parallel){old_form}",
             )
         if self.tp % self.ep:
             raise ConfigError("ep", f"must divide tp={self.tp}; got {self.ep}")
