@@ -181,10 +181,8 @@ def document_costs(
                 rack_usd_per_year * replica.accelerators / system.accelerators_per_rack
             ) / SECONDS_PER_YEAR
             max_batch = replica.max_batch(isl + osl)
-            # What the replica holds per sequence in its stack's KV layout (windows full).
-            context = isl + osl
-            held = replica.kv_bytes_per_token * context + replica.state_bytes_per_sequence
-            kv_gib = held / 2**30
+            # What the replica holds per sequence, in its stack's KV layout.
+            kv_gib = replica.sequence_bytes(isl + osl) / 2**30
             row: dict[str, Any] = {
                 "model": replica.model.name,
                 "hardware": system.name,

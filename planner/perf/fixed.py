@@ -58,6 +58,10 @@ class FixedStepReplica:
         """One unit per context token."""
         return float(context_tokens)
 
+    def sequence_bytes(self, context_tokens: float) -> float:
+        """No KV bytes: the fixed step holds no cache."""
+        return self.kv_bytes_per_token * context_tokens + self.state_bytes_per_sequence
+
     def max_batch(self, context_tokens: float) -> int:
         """Effectively unbounded batch."""
         return 1 << 30

@@ -41,6 +41,10 @@ class Replica(Protocol):
         """KV (and recurrent state) one sequence of ``context_tokens`` holds, bytes."""
         ...
 
+    def sequence_bytes(self, context_tokens: float) -> float:
+        """KV + state of one sequence of ``context_tokens`` over the whole replica, bytes."""
+        ...
+
     def make_step_time_fn(self) -> Callable[[float, float, float, float], float]:
         """The replica's one step-time function with its coefficients bound (s per step)."""
         ...
