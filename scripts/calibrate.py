@@ -70,10 +70,8 @@ GPU_START = EfficiencyFactors(
     # mem_fraction_static 0.8-0.9 and vLLM's gpu_memory_utilization 0.9 are alike.
     kv_memory_fraction=0.9,
     stack="trtllm",
-    # Fixed [V]: TensorRT-LLM's PyTorch KVCacheManager sizes every layer for max_seq_len unless
-    # kv_cache_config.max_attention_window lists the windows, and the perf-overview configs of
-    # gpt-oss and Llama-4 (calibration.md sec. 3) set none; the other stacks free the blocks
-    # that leave the window (vLLM's hybrid KV cache manager, SGLang's SWA pool).
+    # Fixed [V], not fitted: TensorRT-LLM's documented KV layout (sources: the profile header
+    # write_factors writes); the SGLang and vLLM starts below set it false.
     windowed_kv_full_context=True,
     # Fixed [A] at 0, not fitted: no TensorRT-LLM row pins the overhead of a dense layer. The
     # saturated rows amortise it and the curves are DeepSeek's (58 of 61 layers MoE, whose own
