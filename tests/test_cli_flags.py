@@ -84,8 +84,9 @@ def test_multirun_flag_after_the_overrides_sweeps(tmp_path: Path) -> None:
         "isl=1024",
         "osl=1024",
     ]
-    for order in (["-m", *base, "concurrency=4,16"], [*base, "-m", "concurrency=4,16"]):
-        sweep_dir = tmp_path / str(len(list(tmp_path.iterdir())))
+    orders = (["-m", *base, "concurrency=4,16"], [*base, "-m", "concurrency=4,16"])
+    for index, order in enumerate(orders):
+        sweep_dir = tmp_path / str(index)
         proc = run_cli("planner-roofline", [*order, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         summaries = sorted(sweep_dir.glob("*/summary.json"))
