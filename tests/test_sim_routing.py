@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from librt.vecs import vec
+from mypy_extensions import i64
 
 from planner.sim.config import ROUTERS as CONFIG_ROUTERS
 from planner.sim.config import SloSpec
@@ -100,7 +102,7 @@ def test_power_of_two_picks_the_lighter_of_two() -> None:
 
 def test_prefix_affinity_keeps_a_group_on_one_replica_until_the_load_bound() -> None:
     replicas = [Stub(i) for i in range(8)]
-    groups = list(range(1000))
+    groups = vec[i64](range(1000))
     router = PrefixAffinity(replicas, prefix_group=groups)
     homes = {_chosen(router, g).index for g in range(0, 1000, 7) for _ in range(3)}
     assert len(homes) > 4  # groups spread over the ring

@@ -38,7 +38,7 @@ import simpy
 from numpy.typing import NDArray
 
 from planner.sim.checks import AFTER_RUN
-from planner.sim.clock import EventQueue
+from planner.sim.clock import EventQueue, float_vector, int_vector
 from planner.sim.closed_loop import trim_unstarted
 from planner.sim.config import FleetSpec
 from planner.sim.faults import FailureSpec, FaultInjector
@@ -93,14 +93,16 @@ class _Engine:
         self.trees = trees
         self.stepwise = stepwise
         n_calls = trees.n_calls
-        self.input_tokens: list[int] = trees.input_tokens.tolist()
-        self.output_tokens: list[int] = trees.output_tokens.tolist()
-        self.shared_prefix_tokens: list[int] = trees.shared_prefix_tokens.tolist()
+        # Per-call and per-tree integers in flat vectors (planner.sim.clock): a read by call id
+        # is one load from a contiguous array, not a list slot and the int object it points at.
+        self.input_tokens = int_vector(trees.input_tokens)
+        self.output_tokens = int_vector(trees.output_tokens)
+        self.shared_prefix_tokens = int_vector(trees.shared_prefix_tokens)
         self.call_tree = trees.node_tree()
-        self.call_tree_list: list[int] = self.call_tree.tolist()
-        self.prefix_group: list[int] = trees.prefix_group[self.call_tree].tolist()
-        self.delay_s: list[float] = trees.delay_before_s.tolist()
-        self.node_offsets: list[int] = trees.node_offsets.tolist()
+        self.call_tree_list = int_vector(self.call_tree)
+        self.prefix_group = int_vector(trees.prefix_group[self.call_tree])
+        self.delay_s = float_vector(trees.delay_before_s)
+        self.node_offsets = int_vector(trees.node_offsets)
         self.tree_arrival_s = arrival_s
         # Closed-loop arrivals are NaN until their request starts: the horizon (or 1 s) sets the
         # first timeline width instead (the timeline widens itself as the clock runs on).
@@ -109,7 +111,7 @@ class _Engine:
             last_arrival = horizon_s if math.isfinite(horizon_s) else 0.0
         self.timeline_bin_s = max(last_arrival, 1.0) / TIMELINE_BINS
         self.tree_finish_s = np.full(trees.n_trees, np.nan)
-        self.tree_left: list[int] = trees.calls_per_tree().tolist()
+        self.tree_left = int_vector(trees.calls_per_tree())
         self.ready_s = np.full(n_calls, np.nan)
         self.admit_s = np.full(n_calls, np.nan)
         self.decode_admit_s = np.full(n_calls, np.nan)  # disaggregated: admitted to decode
@@ -140,7 +142,7 @@ class _Engine:
         self.active = 0  # ready calls neither finished nor failed
         self.all_settled = trees.n_trees == 0
         self.max_retries = 0
-        self.retries: list[int] = [0] * n_calls
+        self.retries = int_vector(np.zeros(n_calls, dtype=np.int64))
         self.failed = np.zeros(n_calls, dtype=bool)
         self.abandoned = np.zeros(n_calls, dtype=bool)
         self.tree_dead = np.zeros(trees.n_trees, dtype=bool)
@@ -157,11 +159,11 @@ class _Engine:
         src = trees.edge_src + base
         dst = trees.edge_dst + base
         order = np.argsort(src, kind="stable")
-        self.child_offsets: list[int] = np.concatenate(
-            ([0], np.cumsum(np.bincount(src, minlength=trees.n_calls)))
-        ).tolist()
-        self.children: list[int] = dst[order].tolist()
-        self.pending_parents: list[int] = np.bincount(dst, minlength=trees.n_calls).tolist()
+        self.child_offsets = int_vector(
+            np.concatenate(([0], np.cumsum(np.bincount(src, minlength=trees.n_calls))))
+        )
+        self.children = int_vector(dst[order])
+        self.pending_parents = int_vector(np.bincount(dst, minlength=trees.n_calls))
 
     def _check_calls_fit(self) -> None:
         """Refuse a workload with a call too large for an empty replica (it could never run)."""
@@ -212,7 +214,7 @@ class _Engine:
         """Ship a prefilled call's KV cache over ``replica``'s link (FIFO, one at a time)."""
         context = self.input_tokens[call] + 1
         nbytes = (
-            self.decode_entry.perf.kv_bytes_per_token * context
+            self.decode_entry.perf.kv_bytes_per_token * float(context)
             + self.decode_entry.perf.state_bytes_per_sequence
         )
         now = self.env.now
@@ -406,15 +408,21 @@ def _run(
         horizon = engine.closed_loop.horizon_s
     clock = engine.clock
     queue, soon = clock.heap, clock.soon
+    wakes = clock.wakes
     pop, pop_soon = heapq.heappop, soon.popleft
     while True:
         for done in range(CHECK_EVERY_EVENTS):
             if engine.all_settled:
                 engine.events += done
                 return "drained"
-            # The next event: the FIFO's head or the heap's top, by (time, priority, id).
+            # The next event: the FIFO's head or SimPy's top, by (time, priority, id), then
+            # the least segment end if it comes first (planner.sim.clock).
             from_soon = bool(soon) and (not queue or soon[0] < queue[0])
-            upcoming = soon[0][0] if from_soon else (queue[0][0] if queue else math.inf)
+            head = soon[0] if from_soon else (queue[0] if queue else None)
+            upcoming = head[0] if head is not None else math.inf
+            wake_first = wakes.comes_first(head)
+            if wake_first:
+                upcoming = wakes.times[0]
             if upcoming > stop_at:
                 engine.events += done
                 clock.flush_soon()
@@ -424,11 +432,17 @@ def _run(
             if upcoming == math.inf:
                 engine.events += done
                 return "stalled"
+            if wake_first:  # a replica's segment end
+                wake_id = wakes.ids[0]
+                replica: ReplicaSim = wakes.owners[wakes.pop()]
+                env._now = upcoming
+                replica.fire(wake_id)
+                continue
             # Environment.step of simpy 4.1 (core.py), inlined (planner.sim.clock).
             # Its StopSimulation branch serves env.run(until=...), which this loop never is.
             now, _, event_id, event = pop_soon() if from_soon else pop(queue)
             env._now = now
-            if isinstance(event, ReplicaSim):  # a replica's own wake-up (planner.sim.clock)
+            if isinstance(event, ReplicaSim):  # a replica's zero-delay re-plan (the FIFO's)
                 event.fire(event_id)
                 continue
             callbacks = event.callbacks

@@ -15,6 +15,8 @@ from typing import Protocol, cast
 
 import numpy as np
 import simpy
+from librt.vecs import vec
+from mypy_extensions import i64
 from numpy.typing import NDArray
 
 from planner.perf.fixed import FixedStepReplica
@@ -56,10 +58,10 @@ class PoolHost(Protocol):
     clock: EventQueue
     stepwise: bool
     timeline_bin_s: float
-    input_tokens: list[int]
-    output_tokens: list[int]
-    shared_prefix_tokens: list[int]
-    prefix_group: list[int]
+    input_tokens: vec[i64]
+    output_tokens: vec[i64]
+    shared_prefix_tokens: vec[i64]
+    prefix_group: vec[i64]
     admit_s: NDArray[np.float64]
     decode_admit_s: NDArray[np.float64]
     first_token_s: NDArray[np.float64]

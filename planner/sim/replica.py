@@ -43,6 +43,8 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 import simpy
+from librt.vecs import vec
+from mypy_extensions import i64
 
 from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
 from planner.sim.clock import EventQueue
@@ -97,10 +99,10 @@ class ReplicaPool(Protocol):
     prefix_cache_tokens: int
     central_queue: deque[int] | None
     reserved_bytes: dict[int, int]
-    input_tokens: list[int]
-    output_tokens: list[int]
-    shared_prefix_tokens: list[int]
-    prefix_group: list[int]
+    input_tokens: vec[i64]
+    output_tokens: vec[i64]
+    shared_prefix_tokens: vec[i64]
+    prefix_group: vec[i64]
     step_time_fn: Callable[[float, float, float, float], float]
     gpu_step_coefficients: GpuStepCoefficients | None
     prefill_attention_flops: Callable[[float, float], float]
@@ -188,15 +190,21 @@ class ReplicaSim:
         "state_bytes",
         "step",
         "waiting",
+        "wake_slot",
         "watermark_bytes",
     )
 
     def __init__(
-        self, env: simpy.Environment, pool: ReplicaPool, index: int, jitter: JitterStream | None
+        self,
+        env: simpy.Environment,
+        pool: ReplicaPool,
+        index: int,
+        jitter: JitterStream | None,
     ) -> None:
         """Start idle and empty, with all of the pool's KV memory free."""
         self.env = env
         self.clock = pool.clock
+        self.wake_slot = pool.clock.wakes.register(self)  # its segment ends' slot in the heap
         self.gpu_coefficients = pool.gpu_step_coefficients
         self.pool = pool
         self.index = index
@@ -317,7 +325,8 @@ class ReplicaSim:
     def fire(self, event_id: int) -> None:
         """One of this replica's wake-ups is due (the engine's loop calls this; planner.sim.clock).
 
-        A segment end that a cut superseded (its id is no longer ``seg_id``) does nothing.
+        Its segment end (from the clock's :class:`~planner.sim.clock.WakeHeap`, which holds only
+        the live one) or its zero-delay re-plan (from the clock's FIFO).
         """
         if event_id == self.seg_id:
             self._segment_end()
@@ -391,7 +400,7 @@ class ReplicaSim:
                 tokens = pool.input_tokens[call] + generated - hit
                 tokens = tokens if tokens > 0 else 1  # the first output token needs one pass
                 start = self.prefill_enqueued
-                self.prefill_enqueued += tokens
+                self.prefill_enqueued += float(tokens)
                 self.prefill_fifo.append((self.prefill_enqueued, call, float(hit) - start))
                 if self.cache_capacity_tokens:  # without a cache the insert is a no-op
                     self._cache_insert(call)
@@ -633,7 +642,7 @@ class ReplicaSim:
         )
 
     def _schedule(self, delay_s: float) -> None:
-        self.seg_id = self.clock.schedule(self, delay_s if delay_s > 0 else 0.0)
+        self.seg_id = self.clock.schedule(self.wake_slot, delay_s if delay_s > 0 else 0.0)
 
     def _segment_end(self) -> None:
         steps = self.seg_steps
@@ -763,6 +772,7 @@ class ReplicaSim:
         """
         now = self.env.now
         if self.seg_id != NO_EVENT:
+            self.clock.cancel(self.wake_slot)
             elapsed = now - self.seg_start
             self.busy_s += elapsed
             self.batch_s += self.seg_decode * elapsed

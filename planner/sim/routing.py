@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+from librt.vecs import vec
+from mypy_extensions import i64
 
 LOAD_BOUND = 2.0
 """[A] Bounded-load factor of ``prefix_affinity``: a replica takes a call while its load stays
@@ -190,7 +192,7 @@ class PrefixAffinity:
     """Consistent hashing of prefix groups with bounded loads (see the module docstring)."""
 
     def __init__(
-        self, replicas: Sequence[RoutedReplica], *, prefix_group: Sequence[int], **_: object
+        self, replicas: Sequence[RoutedReplica], *, prefix_group: vec[i64], **_: object
     ) -> None:
         """Index ``replicas`` (see the class docstring)."""
         self.replicas = replicas
@@ -252,7 +254,7 @@ def make_router(
     replicas: Sequence[RoutedReplica],
     *,
     rng: np.random.Generator,
-    prefix_group: Sequence[int],
+    prefix_group: vec[i64],
 ) -> Router:
     """Build the router ``name`` over ``replicas`` (``rng`` for randomized strategies)."""
     return ROUTERS[name](replicas, rng=rng, prefix_group=prefix_group)
