@@ -31,6 +31,7 @@ from types import ModuleType
 NATIVE_MODULES = (
     "planner.perf.gpu_step",
     "planner.sim.clock",
+    "planner.sim.decode_heap",
     "planner.sim.routing",
     "planner.sim.replica",
     "planner.sim.pool",

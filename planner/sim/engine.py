@@ -37,6 +37,7 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
+from planner.sim import decode_heap
 from planner.sim.checks import AFTER_RUN
 from planner.sim.clock import EventQueue, float_vector, int_vector
 from planner.sim.closed_loop import trim_unstarted
@@ -361,7 +362,7 @@ class _Engine:
             add("queue", pool.queued_calls())
             for replica in pool.replicas:
                 add("prefill", [call for _, call, _ in replica.prefill_fifo])
-                add("decode", [call for _, call, _ in replica.decode_heap])
+                add("decode", decode_heap.calls(replica.decoding))
                 add("transfer", sorted(replica.held))
         add("finished", np.flatnonzero(np.isfinite(self.finish_s)))
         add("failed", np.flatnonzero(self.failed))

@@ -23,10 +23,10 @@ from planner.perf.fixed import FixedStepReplica
 from planner.perf.gpu import GpuReplica
 from planner.perf.gpu_step import GpuStepCoefficients
 from planner.perf.replica import Replica, build_replica
-from planner.sim.clock import EventQueue
+from planner.sim.clock import EventQueue, int_vector
 from planner.sim.config import PoolSpec
 from planner.sim.jitter import JitterStream
-from planner.sim.replica import KV_BLOCK_TOKENS, ReplicaSim, paged_kv_bytes
+from planner.sim.replica import KV_BLOCK_TOKENS, NO_RESERVATION, ReplicaSim, paged_kv_bytes
 from planner.sim.results import PoolStats
 from planner.sim.routing import Router, make_router
 from planner.specs.errors import ConfigError
@@ -193,7 +193,8 @@ class PoolRuntime:
         self.output_tokens = host.output_tokens
         self.shared_prefix_tokens = host.shared_prefix_tokens
         self.prefix_group = host.prefix_group
-        self.reserved_bytes: dict[int, int] = {}
+        # KV bytes each call holds here (NO_RESERVATION: none), by call id.
+        self.reserved_bytes = int_vector(np.full(len(host.input_tokens), NO_RESERVATION))
         self._reserve_bytes = self._reserve_table()
         self.central_queue: deque[int] | None = deque() if router == "central_queue" else None
         self.stepwise = host.stepwise
@@ -350,7 +351,8 @@ class PoolRuntime:
     def check_invariants(self) -> None:
         """Assert every replica's KV ledger balances and no call holds KV twice."""
         admitted = [call for r in self.replicas for call in r.admitted_calls()]
-        assert len(admitted) == len(set(admitted)) == len(self.reserved_bytes)
+        holding = int((np.asarray(self.reserved_bytes) != NO_RESERVATION).sum())
+        assert len(admitted) == len(set(admitted)) == holding
         for replica in self.replicas:
             replica.check_invariants()
 

@@ -36,7 +36,6 @@ a fixed share of KV memory; a hit skips that part of the prefill and is not char
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -47,12 +46,15 @@ from librt.vecs import vec
 from mypy_extensions import i64
 
 from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
+from planner.sim import decode_heap
 from planner.sim.clock import EventQueue
 from planner.sim.jitter import JitterStream
 
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
 _EPS = 1e-6
 NO_EVENT: Final = -1
+NO_RESERVATION: Final = -1
+"""A call's entry in its pool's ``reserved_bytes`` when it holds no KV there."""
 """A replica's ``seg_id`` / ``plan_id`` when no such wake-up is pending (event ids are >= 0)."""
 
 KV_BLOCK_TOKENS = 16
@@ -98,7 +100,7 @@ class ReplicaPool(Protocol):
     kv_capacity_bytes: int
     prefix_cache_tokens: int
     central_queue: deque[int] | None
-    reserved_bytes: dict[int, int]
+    reserved_bytes: vec[i64]
     input_tokens: vec[i64]
     output_tokens: vec[i64]
     shared_prefix_tokens: vec[i64]
@@ -151,11 +153,10 @@ class ReplicaSim:
         "cache",
         "cache_capacity_tokens",
         "cache_tokens",
-        "charged",
         "clock",
         "ctx_base",
-        "decode_heap",
         "decode_tokens",
+        "decoding",
         "down",
         "down_since",
         "env",
@@ -165,6 +166,7 @@ class ReplicaSim:
         "index",
         "jitter",
         "jitter_pos",
+        "joined",
         "kv_free_bytes",
         "link_free_s",
         "n_decode",
@@ -212,7 +214,9 @@ class ReplicaSim:
         self.jitter_pos = 0  # this replica's iterations so far (index into its factor stream)
         self.waiting: deque[int] = deque()
         self.prefill_fifo: deque[tuple[float, int, float]] = deque()  # (threshold, call, start)
-        self.decode_heap: list[tuple[int, int, int]] = []  # (finish step, call, ctx offset)
+        # The decoding sequences: a heap of flat records by finish step (planner.sim.decode_heap).
+        self.decoding: vec[i64] = vec[i64]()
+        self.joined = 0  # sequences that joined the batch so far (the records' join order)
         self.held: set[int] = set()  # prefilled calls whose KV waits for its transfer to land
         self.kv_free_bytes = pool.kv_capacity_bytes
         self.link_free_s = 0.0  # when this replica's outgoing KV link is next free
@@ -240,14 +244,12 @@ class ReplicaSim:
         self.repair_at = 0.0
         self.decode_tokens = 0
         self.prefill_tokens = 0.0
-        # Paged KV (unified and decode replicas): per decoding call its charged-context offset
-        # (charged tokens = offset + step; insertion order = join order, so the newest is last),
-        # the histogram of those offsets modulo the block size, and the calls preempted here
-        # with the tokens they had generated.
+        # Paged KV (unified and decode replicas): the histogram of the decoding calls'
+        # charged-context offsets (in their records) modulo the block size, and the calls
+        # preempted here with the tokens they had generated.
         self.paged = not pool.holds_kv_for_transfer
         self.state_bytes, self.block_bytes = paged_kv_bytes(pool.kv_bytes_for_context)
-        self.charged: dict[int, int] = {}
-        self.phase = [0] * KV_BLOCK_TOKENS
+        self.phase: vec[i64] = vec[i64]([0] * KV_BLOCK_TOKENS)
         self.resumed: dict[int, int] = {}
         self.hit_tokens: dict[int, int] = {}  # prefix-cache hit of each call being prefilled
         self.preemptions = 0
@@ -363,9 +365,9 @@ class ReplicaSim:
         tokens = self.pool.input_tokens[call] + self.resumed.get(call, 0) - hit + 1
         return self.state_bytes + -(-tokens // KV_BLOCK_TOKENS) * self.block_bytes
 
-    def _held_bytes(self, call: int) -> int:
-        """KV bytes a decoding call holds now (paged): its state and its charged blocks."""
-        blocks = -(-(self.charged[call] + self.step) // KV_BLOCK_TOKENS)
+    def _held_bytes(self, charged: int) -> int:
+        """KV bytes a decoding call with ``charged`` offset holds now (paged): state and blocks."""
+        blocks = -(-(charged + self.step) // KV_BLOCK_TOKENS)
         return self.state_bytes + blocks * self.block_bytes
 
     def _admit(self) -> None:
@@ -444,14 +446,17 @@ class ReplicaSim:
         remaining = pool.output_tokens[call] - 1 - generated
         context = pool.input_tokens[call] + 1 + generated
         offset = context - self.step
-        heapq.heappush(self.decode_heap, (self.step + remaining, call, offset))
-        self.ctx_base += offset
-        self.n_decode += 1
+        charged = 0
         if self.paged:
             # Charged tokens exclude the prefix-cache hit (held in the cache's share).
             charged = offset - self.hit_tokens.pop(call, 0)
-            self.charged[call] = charged
             self.phase[charged % KV_BLOCK_TOKENS] += 1
+        self.decoding = decode_heap.push(
+            self.decoding, self.step + remaining, call, offset, charged, self.joined
+        )
+        self.joined += 1
+        self.ctx_base += offset
+        self.n_decode += 1
 
     # ------------------------------------------------------------------------------ segments
     def _plan(self, admit: bool = True) -> None:
@@ -480,7 +485,7 @@ class ReplicaSim:
                 to_head = self.prefill_fifo[0][0] - self.prefill_done
                 steps = 1 if to_head <= chunk + _EPS else int((to_head + _EPS) // chunk)
         if decode:
-            to_finish = self.decode_heap[0][0] - self.step
+            to_finish = self.decoding[decode_heap.FINISH_STEP] - self.step
             if to_finish < steps:
                 steps = to_finish
             # With a free block per sequence for every KV_BLOCK_TOKENS iterations (plus one) the
@@ -549,21 +554,22 @@ class ReplicaSim:
         pool = self.pool
         if self.n_decode == 1 and not self.prefill_fifo and not self.held:
             raise RuntimeError(f"replica {self.index}: a lone sequence outgrew KV memory")
-        call, charged = self.charged.popitem()
-        heap = self.decode_heap
-        index = next(i for i, entry in enumerate(heap) if entry[1] == call)
-        finish_step, _, offset = heap[index]
-        heap[index] = heap[-1]
-        heap.pop()
-        heapq.heapify(heap)
+        heap = self.decoding
+        position = decode_heap.newest(heap)
+        record = position * decode_heap.FIELDS
+        call = heap[record + decode_heap.CALL]
+        finish_step = heap[record + decode_heap.FINISH_STEP]
+        offset = heap[record + decode_heap.OFFSET]
+        charged = heap[record + decode_heap.CHARGED]
+        self.decoding = decode_heap.remove_at(heap, position)
         self.ctx_base -= offset
         self.n_decode -= 1
-        if not heap:
+        if not self.n_decode:
             self.ctx_base = 0
         held = self.state_bytes + -(-(charged + self.step) // KV_BLOCK_TOKENS) * self.block_bytes
         self.phase[charged % KV_BLOCK_TOKENS] -= 1
         self.kv_free_bytes += held
-        del pool.reserved_bytes[call]
+        pool.reserved_bytes[call] = NO_RESERVATION
         self.resumed[call] = pool.output_tokens[call] - (finish_step - self.step)
         self.waiting.appendleft(call)  # still outstanding here: first in line for readmission
         self.preemptions += 1
@@ -694,24 +700,25 @@ class ReplicaSim:
                 pool.on_prefill_complete(call, self, now)
             if not fifo:  # keep the counters small and exact
                 self.prefill_done = self.prefill_enqueued = 0.0
-        heap = self.decode_heap
         reserved = pool.reserved_bytes
-        while heap and heap[0][0] <= self.step:
-            _, call, offset = heapq.heappop(heap)
-            self.ctx_base -= offset
+        while self.n_decode and self.decoding[decode_heap.FINISH_STEP] <= self.step:
+            heap = self.decoding
+            call = heap[decode_heap.CALL]
+            self.ctx_base -= heap[decode_heap.OFFSET]
+            charged = heap[decode_heap.CHARGED]
+            self.decoding = decode_heap.pop_least(heap)
             self.n_decode -= 1
             self.outstanding -= 1  # _free_slot and _free_kv, inlined (once per call)
             pool.on_load_change(self)
             if self.paged:
-                charged = self.charged.pop(call)
                 self.phase[charged % KV_BLOCK_TOKENS] -= 1
-                del reserved[call]
                 blocks = -(-(charged + self.step) // KV_BLOCK_TOKENS)
                 self.kv_free_bytes += self.state_bytes + blocks * self.block_bytes
             else:
-                self.kv_free_bytes += reserved.pop(call)
+                self.kv_free_bytes += reserved[call]
+            reserved[call] = NO_RESERVATION
             pool.on_finish(call, now)
-        if not heap:
+        if not self.n_decode:
             self.ctx_base = 0
         self._plan()
 
@@ -727,12 +734,14 @@ class ReplicaSim:
         self.pool.on_load_change(self)
 
     def _free_kv(self, call: int) -> None:
-        self.kv_free_bytes += self.pool.reserved_bytes.pop(call)
+        reserved = self.pool.reserved_bytes
+        self.kv_free_bytes += reserved[call]
+        reserved[call] = NO_RESERVATION
 
     def admitted_calls(self) -> list[int]:
         """Calls holding KV on this replica: prefilling, decoding, or awaiting their transfer."""
         calls = [call for _, call, _ in self.prefill_fifo]
-        calls += [call for _, call, _ in self.decode_heap]
+        calls += decode_heap.calls(self.decoding)
         calls += sorted(self.held)
         return calls
 
@@ -743,23 +752,36 @@ class ReplicaSim:
         decoding call on a paged replica holds its state and whole blocks of its charged context.
         """
         reserved = self.pool.reserved_bytes
-        decoding = {call for _, call, _ in self.decode_heap}
+        heap = self.decoding
+        fields = decode_heap.FIELDS
+        charged_of = {
+            heap[i + decode_heap.CALL]: heap[i + decode_heap.CHARGED]
+            for i in range(0, len(heap), fields)
+        }
+        for position in range(1, len(heap) // fields):  # the heap property
+            parent = (position - 1) // 2
+            assert (heap[parent * fields], heap[parent * fields + decode_heap.CALL]) < (
+                heap[position * fields],
+                heap[position * fields + decode_heap.CALL],
+            ), (self.index, "decode heap order")
         held = 0
         for call in self.admitted_calls():
-            assert call in reserved, (self.index, call)
-            held += self._held_bytes(call) if self.paged and call in decoding else reserved[call]
+            assert reserved[call] != NO_RESERVATION, (self.index, call)
+            if self.paged and call in charged_of:
+                held += self._held_bytes(charged_of[call])
+            else:
+                held += reserved[call]
         if self.paged:
-            assert set(self.charged) == decoding, (self.index, "charged != decoding")
             phase = [0] * KV_BLOCK_TOKENS
-            for charged in self.charged.values():
+            for charged in charged_of.values():
                 assert charged + self.step > 0, (self.index, charged)
                 phase[charged % KV_BLOCK_TOKENS] += 1
-            assert phase == self.phase, (self.index, phase, self.phase)
-            assert not set(self.resumed) & decoding, (self.index, "a resumed call decodes")
+            assert phase == list(self.phase), (self.index, phase, list(self.phase))
+            assert not set(self.resumed) & set(charged_of), (self.index, "a resumed call decodes")
         capacity = self.pool.kv_capacity_bytes
         assert 0 <= self.kv_free_bytes <= capacity, (self.index, self.kv_free_bytes, capacity)
         assert self.kv_free_bytes + held == capacity, (self.index, self.kv_free_bytes, held)
-        assert self.n_decode == len(self.decode_heap), (self.index, self.n_decode)
+        assert self.n_decode * decode_heap.FIELDS == len(heap), (self.index, self.n_decode)
         assert self.outstanding == len(self.waiting) + len(self.prefill_fifo) + self.n_decode
 
     # ------------------------------------------------------------------------------ failures
@@ -782,13 +804,12 @@ class ReplicaSim:
         waiting = list(self.waiting)
         reserved = self.pool.reserved_bytes
         for call in admitted:
-            del reserved[call]
+            reserved[call] = NO_RESERVATION
         self.waiting.clear()
         self.prefill_fifo.clear()
-        self.decode_heap.clear()
+        self.decoding = vec[i64]()
         self.held.clear()
-        self.charged.clear()
-        self.phase = [0] * KV_BLOCK_TOKENS
+        self.phase = vec[i64]([0] * KV_BLOCK_TOKENS)
         self.resumed.clear()  # the failure handler restarts these calls from scratch
         self.hit_tokens.clear()
         self.n_decode = 0
