@@ -75,7 +75,7 @@ def test_least_outstanding_equals_a_linear_scan() -> None:
             continue
         best = min(live, key=lambda r: (r.outstanding, r.index))
         assert chosen is best
-    assert len(router._heap) <= 2 * len(replicas) + 64  # stale entries are bounded
+        assert len(router._heap.slots) == len(live)  # one entry per live replica, none stale
 
 
 def test_round_robin_and_power_of_two_choose_live_replicas_only() -> None:

@@ -57,14 +57,15 @@ def float_vector(values: NDArray[np.floating[Any]]) -> vec[float]:
 
 
 class WakeHeap:
-    """A binary min-heap of the replicas' segment ends by ``(time, id)``, re-keyed in place.
+    """A 4-ary min-heap of the replicas' segment ends by ``(time, id)``, re-keyed in place.
 
     Each replica registers once (:meth:`register`) and gets a slot; the heap holds at most one
     entry per slot, and each slot knows its position, so an entry is pushed, moved or removed in
     O(log n) and the heap never holds a stale entry. The keys live in flat vectors of unboxed
     doubles and integers (``librt.vecs.vec``, which mypyc compiles to C arrays): a comparison
     reads 16 bytes from a contiguous array instead of following a tuple and a float. Ids are
-    unique, so the order is total.
+    unique, so the order is total. Four children per node halve the levels a pop walks (7 for
+    16,000 entries instead of 14), and a node's children are adjacent in memory.
 
     Attributes:
         times: Due time of the entry at each heap position, s.
@@ -142,7 +143,7 @@ class WakeHeap:
         times, ids, slots, position = self.times, self.ids, self.slots, self.position
         start = index
         while index > 0:
-            parent = (index - 1) >> 1
+            parent = (index - 1) >> 2
             parent_s = times[parent]
             if parent_s < at_s or (parent_s == at_s and ids[parent] < event_id):
                 break
@@ -162,15 +163,17 @@ class WakeHeap:
         """Put the entry at ``index`` or below it, past smaller children."""
         times, ids, slots, position = self.times, self.ids, self.slots, self.position
         size = len(times)
-        child = 2 * index + 1
-        while child < size:
-            right = child + 1
-            if right < size and (
-                times[right] < times[child]
-                or (times[right] == times[child] and ids[right] < ids[child])
-            ):
-                child = right
-            child_s = times[child]
+        first = 4 * index + 1
+        while first < size:
+            # The least of up to four children (adjacent, so one or two cache lines).
+            child = first
+            child_s = times[first]
+            last = first + 4 if first + 4 < size else size
+            for other in range(first + 1, last):
+                other_s = times[other]
+                if other_s < child_s or (other_s == child_s and ids[other] < ids[child]):
+                    child = other
+                    child_s = other_s
             if at_s < child_s or (at_s == child_s and event_id < ids[child]):
                 break
             times[index] = child_s
@@ -179,7 +182,7 @@ class WakeHeap:
             slots[index] = moved
             position[moved] = index
             index = child
-            child = 2 * index + 1
+            first = 4 * index + 1
         times[index] = at_s
         ids[index] = event_id
         slots[index] = slot

@@ -22,14 +22,13 @@ can keep its own index instead of scanning the pool per call:
 
 from __future__ import annotations
 
-import heapq
 import math
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
-from librt.vecs import vec
+from librt.vecs import append, pop, vec
 from mypy_extensions import i64
 
 LOAD_BOUND = 2.0
@@ -113,43 +112,117 @@ class RoundRobin:
         self._live.update(replica)
 
 
+class KeyHeap:
+    """A 4-ary min-heap of integer keys, one entry per slot, re-keyed in place.
+
+    Slots are ``0 .. n - 1``; each knows its position, so a slot's key is set, moved or removed
+    in O(log n) and no stale entry is ever left behind. Keys, slots and positions live in flat
+    vectors of unboxed integers (``librt.vecs.vec``), so a heap operation on a fleet of
+    thousands of replicas touches a few cache lines, not one tuple and two ints per level.
+    """
+
+    def __init__(self, slots: int) -> None:
+        """An empty heap over ``slots`` slots."""
+        self.keys: vec[i64] = vec[i64]()
+        self.slots: vec[i64] = vec[i64]()
+        self.position: vec[i64] = vec[i64]([-1] * slots)
+
+    def set(self, slot: i64, key: i64) -> None:
+        """Give ``slot`` the key ``key``: insert it, or move it."""
+        index = self.position[slot]
+        if index < 0:
+            index = len(self.keys)
+            self.keys = append(self.keys, key)
+            self.slots = append(self.slots, slot)
+            self._up(index, key, slot)
+        elif not self._up(index, key, slot):
+            self._down(index, key, slot)
+
+    def remove(self, slot: i64) -> None:
+        """Drop ``slot``'s entry if it has one."""
+        index = self.position[slot]
+        if index < 0:
+            return
+        self.position[slot] = -1
+        self.keys, key = pop(self.keys)
+        self.slots, moved = pop(self.slots)
+        if index < len(self.keys) and not self._up(index, key, moved):
+            self._down(index, key, moved)
+
+    def _up(self, index: i64, key: i64, slot: i64) -> bool:
+        """Put ``key`` at ``index`` or above it; whether it moved up (fills the hole either way)."""
+        keys, slots, position = self.keys, self.slots, self.position
+        start = index
+        while index > 0:
+            parent = (index - 1) >> 2
+            parent_key = keys[parent]
+            if parent_key < key:
+                break
+            keys[index] = parent_key
+            moved = slots[parent]
+            slots[index] = moved
+            position[moved] = index
+            index = parent
+        keys[index] = key
+        slots[index] = slot
+        position[slot] = index
+        return index != start
+
+    def _down(self, index: i64, key: i64, slot: i64) -> None:
+        """Put ``key`` at ``index`` or below it, past smaller children."""
+        keys, slots, position = self.keys, self.slots, self.position
+        size = len(keys)
+        first = 4 * index + 1
+        while first < size:
+            child = first
+            child_key = keys[first]
+            last = first + 4 if first + 4 < size else size
+            for other in range(first + 1, last):
+                if keys[other] < child_key:
+                    child = other
+                    child_key = keys[other]
+            if key < child_key:
+                break
+            keys[index] = child_key
+            moved = slots[child]
+            slots[index] = moved
+            position[moved] = index
+            index = child
+            first = 4 * index + 1
+        keys[index] = key
+        slots[index] = slot
+        position[slot] = index
+
+
 class LeastOutstanding:
     """The live replica with the fewest outstanding calls (lowest index on a tie).
 
-    A heap of ``(load, index)`` entries; a change pushes a fresh entry and stale ones (load no
-    longer current, or replica down) are dropped when they reach the top. The heap is rebuilt
-    when stale entries outnumber the replicas three to one, so it stays O(R) and each
-    operation amortized O(log R).
+    A :class:`KeyHeap` over the live replicas keyed by ``load x R + index`` (R replicas), which
+    orders as ``(load, index)``: a load change re-keys the replica's entry, a failure removes
+    it and a repair puts it back, so the top is always the answer, in O(log R) per change.
     """
 
     def __init__(self, replicas: Sequence[RoutedReplica], **_: object) -> None:
         """Index ``replicas`` (see the class docstring)."""
         self.replicas = replicas
-        self._heap: list[tuple[int, int]] = [(r.outstanding, r.index) for r in replicas]
-        heapq.heapify(self._heap)
-        # Rebuilding costs O(R) per ~3R changes; the choice (the least (load, index) among the
-        # current entries) does not depend on when the heap is rebuilt.
-        self._limit = 4 * len(replicas) + 64
+        self._count = len(replicas)
+        self._heap = KeyHeap(len(replicas))
+        for replica in replicas:
+            self.on_change(replica)
 
     def choose(self, call: int) -> RoutedReplica | None:
         """The replica for ``call`` (see the class docstring); ``None``: all are down."""
-        heap, replicas = self._heap, self.replicas
-        while heap:
-            load, index = heap[0]
-            replica = replicas[index]
-            if not replica.down and replica.outstanding == load:
-                return replica
-            heapq.heappop(heap)
-        return None
+        heap = self._heap
+        if not len(heap.slots):
+            return None
+        return self.replicas[heap.slots[0]]
 
     def on_change(self, replica: RoutedReplica) -> None:
         """Update the index after ``replica``'s load or liveness changed."""
         if replica.down:
-            return  # its entries go stale; a repair pushes a fresh one
-        heapq.heappush(self._heap, (replica.outstanding, replica.index))
-        if len(self._heap) > self._limit:
-            self._heap = [(r.outstanding, r.index) for r in self.replicas if not r.down]
-            heapq.heapify(self._heap)
+            self._heap.remove(replica.index)
+        else:
+            self._heap.set(replica.index, replica.outstanding * self._count + replica.index)
 
 
 class PowerOfTwo:
