@@ -361,7 +361,7 @@ class _Engine:
             add("parked", list(pool.parked))
             add("queue", pool.queued_calls())
             for replica in pool.replicas:
-                add("prefill", [call for _, call, _ in replica.prefill_fifo])
+                add("prefill", replica.prefilling_calls())
                 add("decode", decode_heap.calls(replica.decoding))
                 add("transfer", sorted(replica.held))
         add("finished", np.flatnonzero(np.isfinite(self.finish_s)))

@@ -343,7 +343,7 @@ class PoolRuntime:
     # ------------------------------------------------------------------------------ results
     def queued_calls(self) -> list[int]:
         """Calls waiting for admission: on a replica's queue or in the pool queue."""
-        calls = [call for r in self.replicas for call in r.waiting]
+        calls = [call for r in self.replicas for call in r.waiting_calls()]
         if self.central_queue is not None:
             calls += list(self.central_queue)
         return calls

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 import simpy
-from librt.vecs import vec
+from librt.vecs import append, vec
 from mypy_extensions import i64
 
 from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
@@ -170,6 +170,8 @@ class ReplicaSim:
         "kv_free_bytes",
         "link_free_s",
         "n_decode",
+        "n_prefill",
+        "n_waiting",
         "outstanding",
         "paged",
         "phase",
@@ -177,9 +179,14 @@ class ReplicaSim:
         "pool",
         "preemptions",
         "prefill_done",
+        "prefill_ends",
         "prefill_enqueued",
-        "prefill_fifo",
+        "prefill_head",
+        "prefill_starts",
         "prefill_tokens",
+        "prefilling",
+        "queued",
+        "queued_head",
         "repair_at",
         "resumed",
         "seg_chunk",
@@ -191,7 +198,6 @@ class ReplicaSim:
         "seg_steps",
         "state_bytes",
         "step",
-        "waiting",
         "wake_slot",
         "watermark_bytes",
     )
@@ -212,8 +218,18 @@ class ReplicaSim:
         self.index = index
         self.jitter = jitter
         self.jitter_pos = 0  # this replica's iterations so far (index into its factor stream)
-        self.waiting: deque[int] = deque()
-        self.prefill_fifo: deque[tuple[float, int, float]] = deque()  # (threshold, call, start)
+        # Calls waiting for admission here, in order: queued[queued_head:] (flat vectors, so a
+        # call's place costs 8 bytes in one buffer, not a deque slot and an int object).
+        self.queued: vec[i64] = vec[i64]()
+        self.queued_head = 0
+        self.n_waiting = 0
+        # The prefill FIFO from prefill_head on: each prompt's call, the stream position at
+        # which its prefill completes (threshold) and the prefilled-tokens origin of the head.
+        self.prefilling: vec[i64] = vec[i64]()
+        self.prefill_ends: vec[float] = vec[float]()
+        self.prefill_starts: vec[float] = vec[float]()
+        self.prefill_head = 0
+        self.n_prefill = 0
         # The decoding sequences: a heap of flat records by finish step (planner.sim.decode_heap).
         self.decoding: vec[i64] = vec[i64]()
         self.joined = 0  # sequences that joined the batch so far (the records' join order)
@@ -260,14 +276,63 @@ class ReplicaSim:
     # ------------------------------------------------------------------------------ arrivals
     def submit(self, call: int) -> None:
         """A call placed on this replica by the router."""
-        self.waiting.append(call)
+        self.queued = append(self.queued, call)
+        self.n_waiting += 1
         self.outstanding += 1
         self.pool.on_load_change(self)
         self.wake()
 
     def has_batch_room(self) -> bool:
         """Whether another sequence may join the batch (KV permitting)."""
-        return self.n_decode + len(self.prefill_fifo) < self.pool.max_batch
+        return self.n_decode + self.n_prefill < self.pool.max_batch
+
+    # ----------------------------------------------------------------------- FIFOs as vectors
+    def waiting_calls(self) -> list[int]:
+        """Calls waiting for admission on this replica, first in line first."""
+        return [self.queued[i] for i in range(self.queued_head, len(self.queued))]
+
+    def prefilling_calls(self) -> list[int]:
+        """Calls in the prefill FIFO, first in line first."""
+        return [self.prefilling[i] for i in range(self.prefill_head, len(self.prefilling))]
+
+    def _pop_waiting(self) -> None:
+        """Drop the first waiting call."""
+        self.queued_head += 1
+        self.n_waiting -= 1
+        if not self.n_waiting:
+            self.queued = vec[i64]()
+            self.queued_head = 0
+        elif self.queued_head >= 64 and 2 * self.queued_head >= len(self.queued):
+            self.queued = self.queued[self.queued_head :]
+            self.queued_head = 0
+
+    def _push_front_waiting(self, call: int) -> None:
+        """Put ``call`` first in line."""
+        if self.queued_head:
+            self.queued_head -= 1
+            self.queued[self.queued_head] = call
+        else:
+            queued = vec[i64]([call])
+            for i in range(len(self.queued)):
+                queued = append(queued, self.queued[i])
+            self.queued = queued
+        self.n_waiting += 1
+
+    def _pop_prefill(self) -> None:
+        """Drop the head of the prefill FIFO."""
+        self.prefill_head += 1
+        self.n_prefill -= 1
+        if not self.n_prefill:
+            self.prefilling = vec[i64]()
+            self.prefill_ends = vec[float]()
+            self.prefill_starts = vec[float]()
+            self.prefill_head = 0
+        elif self.prefill_head >= 64 and 2 * self.prefill_head >= len(self.prefilling):
+            head = self.prefill_head
+            self.prefilling = self.prefilling[head:]
+            self.prefill_ends = self.prefill_ends[head:]
+            self.prefill_starts = self.prefill_starts[head:]
+            self.prefill_head = 0
 
     def wake(self) -> None:
         """Re-plan at the next iteration boundary because new work may be admissible."""
@@ -339,10 +404,10 @@ class ReplicaSim:
 
     def _has_room(self) -> bool:
         pool = self.pool
-        if self.n_decode + len(self.prefill_fifo) >= pool.max_batch:
+        if self.n_decode + self.n_prefill >= pool.max_batch:
             return False
-        if self.waiting:
-            call = self.waiting[0]
+        if self.n_waiting:
+            call = self.queued[self.queued_head]
         elif pool.central_queue:
             call = pool.central_queue[0]
         else:
@@ -351,7 +416,7 @@ class ReplicaSim:
 
     def _watermark(self) -> int:
         """KV bytes admission leaves free: the watermark while other sequences run, else 0."""
-        return self.watermark_bytes if self.n_decode or self.prefill_fifo else 0
+        return self.watermark_bytes if self.n_decode or self.n_prefill else 0
 
     # ----------------------------------------------------------------------------- admission
     def _reserve_bytes(self, call: int, hit: int) -> int:
@@ -374,9 +439,9 @@ class ReplicaSim:
         pool = self.pool
         now = self.env.now
         central = pool.central_queue
-        while self.n_decode + len(self.prefill_fifo) < pool.max_batch:
-            if self.waiting:
-                call = self.waiting[0]
+        while self.n_decode + self.n_prefill < pool.max_batch:
+            if self.n_waiting:
+                call = self.queued[self.queued_head]
             elif central:
                 call = central[0]
             else:
@@ -385,8 +450,8 @@ class ReplicaSim:
             need = self._reserve_bytes(call, hit)
             if need + self._watermark() > self.kv_free_bytes:
                 return
-            if self.waiting:
-                self.waiting.popleft()
+            if self.n_waiting:
+                self._pop_waiting()
             elif central is not None:
                 central.popleft()
                 self.outstanding += 1
@@ -403,7 +468,10 @@ class ReplicaSim:
                 tokens = tokens if tokens > 0 else 1  # the first output token needs one pass
                 start = self.prefill_enqueued
                 self.prefill_enqueued += float(tokens)
-                self.prefill_fifo.append((self.prefill_enqueued, call, float(hit) - start))
+                self.prefilling = append(self.prefilling, call)
+                self.prefill_ends = append(self.prefill_ends, self.prefill_enqueued)
+                self.prefill_starts = append(self.prefill_starts, float(hit) - start)
+                self.n_prefill += 1
                 if self.cache_capacity_tokens:  # without a cache the insert is a no-op
                     self._cache_insert(call)
             else:
@@ -482,7 +550,7 @@ class ReplicaSim:
             if chunk > 0:
                 # Full chunks only: the iteration that finishes the head prompt may take fewer
                 # tokens (when nothing queues behind it), so it gets a segment of its own.
-                to_head = self.prefill_fifo[0][0] - self.prefill_done
+                to_head = self.prefill_ends[self.prefill_head] - self.prefill_done
                 steps = 1 if to_head <= chunk + _EPS else int((to_head + _EPS) // chunk)
         if decode:
             to_finish = self.decoding[decode_heap.FINISH_STEP] - self.step
@@ -510,7 +578,9 @@ class ReplicaSim:
         self.seg_chunk = chunk
         self.seg_decode = decode
         # Prompt tokens of the head already prefilled (its prefix-cache hit included).
-        self.seg_position = self.prefill_fifo[0][2] + self.prefill_done if chunk else 0.0
+        self.seg_position = (
+            self.prefill_starts[self.prefill_head] + self.prefill_done if chunk else 0.0
+        )
         self.seg_steps = steps
         self.seg_duration_s = self._segment_s(steps)
         self._schedule(self.seg_duration_s)
@@ -552,7 +622,7 @@ class ReplicaSim:
                 grow even alone (the engine refuses such calls up front).
         """
         pool = self.pool
-        if self.n_decode == 1 and not self.prefill_fifo and not self.held:
+        if self.n_decode == 1 and not self.n_prefill and not self.held:
             raise RuntimeError(f"replica {self.index}: a lone sequence outgrew KV memory")
         heap = self.decoding
         position = decode_heap.newest(heap)
@@ -571,7 +641,7 @@ class ReplicaSim:
         self.kv_free_bytes += held
         pool.reserved_bytes[call] = NO_RESERVATION
         self.resumed[call] = pool.output_tokens[call] - (finish_step - self.step)
-        self.waiting.appendleft(call)  # still outstanding here: first in line for readmission
+        self._push_front_waiting(call)  # still outstanding here: first in line for readmission
         self.preemptions += 1
 
     def _iteration_s(self, index: int) -> float:
@@ -676,9 +746,9 @@ class ReplicaSim:
             done = self.prefill_done + self.seg_chunk * steps
             self.prefill_tokens += self.seg_chunk * steps
             self.prefill_done = done
-            fifo = self.prefill_fifo
-            while fifo and fifo[0][0] <= done + _EPS:
-                _, call, _ = fifo.popleft()
+            while self.n_prefill and self.prefill_ends[self.prefill_head] <= done + _EPS:
+                call = self.prefilling[self.prefill_head]
+                self._pop_prefill()
                 if call in self.resumed:  # recomputed after a preemption: decode on (or finish)
                     if pool.output_tokens[call] - self.resumed[call] > 1:
                         self._join_decode(call)
@@ -698,7 +768,7 @@ class ReplicaSim:
                 else:
                     self._free_kv(call)
                 pool.on_prefill_complete(call, self, now)
-            if not fifo:  # keep the counters small and exact
+            if not self.n_prefill:  # keep the counters small and exact
                 self.prefill_done = self.prefill_enqueued = 0.0
         reserved = pool.reserved_bytes
         while self.n_decode and self.decoding[decode_heap.FINISH_STEP] <= self.step:
@@ -740,7 +810,7 @@ class ReplicaSim:
 
     def admitted_calls(self) -> list[int]:
         """Calls holding KV on this replica: prefilling, decoding, or awaiting their transfer."""
-        calls = [call for _, call, _ in self.prefill_fifo]
+        calls = self.prefilling_calls()
         calls += decode_heap.calls(self.decoding)
         calls += sorted(self.held)
         return calls
@@ -782,7 +852,9 @@ class ReplicaSim:
         assert 0 <= self.kv_free_bytes <= capacity, (self.index, self.kv_free_bytes, capacity)
         assert self.kv_free_bytes + held == capacity, (self.index, self.kv_free_bytes, held)
         assert self.n_decode * decode_heap.FIELDS == len(heap), (self.index, self.n_decode)
-        assert self.outstanding == len(self.waiting) + len(self.prefill_fifo) + self.n_decode
+        assert self.n_waiting == len(self.queued) - self.queued_head, (self.index, "waiting")
+        assert self.n_prefill == len(self.prefilling) - self.prefill_head, (self.index, "fifo")
+        assert self.outstanding == self.n_waiting + self.n_prefill + self.n_decode
 
     # ------------------------------------------------------------------------------ failures
     def fail(self) -> tuple[list[int], list[int]]:
@@ -801,12 +873,16 @@ class ReplicaSim:
             self.pool.record_busy(self.seg_start, elapsed)
             self.jitter_pos += self.seg_steps
         admitted = self.admitted_calls()
-        waiting = list(self.waiting)
+        waiting = self.waiting_calls()
         reserved = self.pool.reserved_bytes
         for call in admitted:
             reserved[call] = NO_RESERVATION
-        self.waiting.clear()
-        self.prefill_fifo.clear()
+        self.queued = vec[i64]()
+        self.queued_head = self.n_waiting = 0
+        self.prefilling = vec[i64]()
+        self.prefill_ends = vec[float]()
+        self.prefill_starts = vec[float]()
+        self.prefill_head = self.n_prefill = 0
         self.decoding = vec[i64]()
         self.held.clear()
         self.phase = vec[i64]([0] * KV_BLOCK_TOKENS)
