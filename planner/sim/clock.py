@@ -36,7 +36,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import simpy
@@ -56,48 +56,70 @@ def float_vector(values: NDArray[np.floating[Any]]) -> vec[float]:
     return vec[float](np.ascontiguousarray(values, dtype=np.float64).data)
 
 
+SLOT_BITS: Final = 24
+"""Low bits of a :class:`WakeHeap` tag that hold the slot (up to 16.7 million replicas)."""
+SLOT_MASK: Final = (1 << SLOT_BITS) - 1
+MAX_EVENT_ID: Final = 1 << (63 - SLOT_BITS)
+"""Event ids a tag can hold (5.5e11: far beyond any run's events)."""
+
+
 class WakeHeap:
     """A 4-ary min-heap of the replicas' segment ends by ``(time, id)``, re-keyed in place.
 
     Each replica registers once (:meth:`register`) and gets a slot; the heap holds at most one
     entry per slot, and each slot knows its position, so an entry is pushed, moved or removed in
-    O(log n) and the heap never holds a stale entry. The keys live in flat vectors of unboxed
-    doubles and integers (``librt.vecs.vec``, which mypyc compiles to C arrays): a comparison
-    reads 16 bytes from a contiguous array instead of following a tuple and a float. Ids are
-    unique, so the order is total. Four children per node halve the levels a pop walks (7 for
-    16,000 entries instead of 14), and a node's children are adjacent in memory.
+    O(log n) and the heap never holds a stale entry. The entries live in flat vectors
+    (``librt.vecs.vec``, which mypyc compiles to C arrays): its due time in one and a *tag*
+    ``id << SLOT_BITS | slot`` in the other, so a level of the heap reads two contiguous arrays
+    instead of following a tuple and a float. Ids are unique, so tags order as ids and the
+    order is total. Four children per node halve the levels a pop walks (7 for 16,000 entries
+    instead of 14), and a node's children are adjacent in memory.
 
     Attributes:
         times: Due time of the entry at each heap position, s.
-        ids: Event id of the entry at each heap position.
-        slots: Slot of the entry at each heap position.
+        tags: ``event id << SLOT_BITS | slot`` of the entry at each heap position.
         owners: The replica registered at each slot.
     """
 
     def __init__(self) -> None:
         self.times: vec[float] = vec[float]()
-        self.ids: vec[i64] = vec[i64]()
-        self.slots: vec[i64] = vec[i64]()
+        self.tags: vec[i64] = vec[i64]()
         self.position: vec[i64] = vec[i64]()  # heap position of each slot's entry; -1: none
         self.owners: list[Any] = []
 
     def register(self, owner: Any) -> i64:
-        """A new slot for ``owner`` (no entry pending); returns its index."""
+        """A new slot for ``owner`` (no entry pending); returns its index.
+
+        Raises:
+            RuntimeError: More slots than a tag holds (``2 ** SLOT_BITS``).
+        """
+        if len(self.position) >= 1 << SLOT_BITS:
+            raise RuntimeError(f"more than {1 << SLOT_BITS:,} replicas in one run")
         self.owners.append(owner)
         self.position = append(self.position, -1)
         return len(self.position) - 1
 
     def set(self, slot: i64, at_s: float, event_id: i64) -> None:
-        """Give ``slot``'s entry the due time ``at_s`` and id ``event_id``: push it, or move it."""
+        """Give ``slot``'s entry the due time ``at_s`` and id ``event_id``: push it, or move it.
+
+        Raises:
+            RuntimeError: An id beyond what a tag holds (:data:`MAX_EVENT_ID`).
+        """
+        if event_id >= MAX_EVENT_ID:
+            raise RuntimeError(f"more than {MAX_EVENT_ID:,} events in one run")
+        tag = event_id << SLOT_BITS | slot
         index = self.position[slot]
         if index < 0:
             index = len(self.times)
             self.times = append(self.times, at_s)
-            self.ids = append(self.ids, event_id)
-            self.slots = append(self.slots, slot)
-            self._up(index, at_s, event_id, slot)
-        elif not self._up(index, at_s, event_id, slot):
-            self._down(index, at_s, event_id, slot)
+            self.tags = append(self.tags, tag)
+            self._up(index, at_s, tag)
+        elif not self._up(index, at_s, tag):
+            self._down(index, at_s, tag)
+
+    def top_id(self) -> i64:
+        """Event id of the least entry (the heap must not be empty)."""
+        return self.tags[0] >> SLOT_BITS
 
     def comes_first(self, head: tuple[float, int, int, Any] | None) -> bool:
         """Whether the least entry is due before ``head``, a SimPy heap entry (``None``: none).
@@ -112,11 +134,11 @@ class WakeHeap:
         head_s = head[0]
         if at_s != head_s:
             return at_s < head_s
-        return head[1] > NORMAL or (head[1] == NORMAL and self.ids[0] < head[2])
+        return head[1] > NORMAL or (head[1] == NORMAL and self.top_id() < head[2])
 
     def pop(self) -> i64:
         """Remove the least entry (the heap must not be empty); returns its slot."""
-        top = self.slots[0]
+        top = self.tags[0] & SLOT_MASK
         self._take(0)
         return top
 
@@ -128,40 +150,37 @@ class WakeHeap:
 
     def _take(self, index: i64) -> None:
         """Remove the entry at ``index``: the last entry fills the hole and moves to its place."""
-        self.position[self.slots[index]] = -1
+        self.position[self.tags[index] & SLOT_MASK] = -1
         self.times, at_s = pop(self.times)
-        self.ids, event_id = pop(self.ids)
-        self.slots, slot = pop(self.slots)
-        if index < len(self.times) and not self._up(index, at_s, event_id, slot):
-            self._down(index, at_s, event_id, slot)
+        self.tags, tag = pop(self.tags)
+        if index < len(self.times) and not self._up(index, at_s, tag):
+            self._down(index, at_s, tag)
 
-    def _up(self, index: i64, at_s: float, event_id: i64, slot: i64) -> bool:
+    def _up(self, index: i64, at_s: float, tag: i64) -> bool:
         """Put the entry at ``index`` or above it, past larger parents; whether it moved up.
 
         The hole at ``index`` is filled either way.
         """
-        times, ids, slots, position = self.times, self.ids, self.slots, self.position
+        times, tags, position = self.times, self.tags, self.position
         start = index
         while index > 0:
             parent = (index - 1) >> 2
             parent_s = times[parent]
-            if parent_s < at_s or (parent_s == at_s and ids[parent] < event_id):
+            if parent_s < at_s or (parent_s == at_s and tags[parent] < tag):
                 break
             times[index] = parent_s
-            ids[index] = ids[parent]
-            moved = slots[parent]
-            slots[index] = moved
-            position[moved] = index
+            moved = tags[parent]
+            tags[index] = moved
+            position[moved & SLOT_MASK] = index
             index = parent
         times[index] = at_s
-        ids[index] = event_id
-        slots[index] = slot
-        position[slot] = index
+        tags[index] = tag
+        position[tag & SLOT_MASK] = index
         return index != start
 
-    def _down(self, index: i64, at_s: float, event_id: i64, slot: i64) -> None:
+    def _down(self, index: i64, at_s: float, tag: i64) -> None:
         """Put the entry at ``index`` or below it, past smaller children."""
-        times, ids, slots, position = self.times, self.ids, self.slots, self.position
+        times, tags, position = self.times, self.tags, self.position
         size = len(times)
         first = 4 * index + 1
         while first < size:
@@ -171,22 +190,20 @@ class WakeHeap:
             last = first + 4 if first + 4 < size else size
             for other in range(first + 1, last):
                 other_s = times[other]
-                if other_s < child_s or (other_s == child_s and ids[other] < ids[child]):
+                if other_s < child_s or (other_s == child_s and tags[other] < tags[child]):
                     child = other
                     child_s = other_s
-            if at_s < child_s or (at_s == child_s and event_id < ids[child]):
+            if at_s < child_s or (at_s == child_s and tag < tags[child]):
                 break
             times[index] = child_s
-            ids[index] = ids[child]
-            moved = slots[child]
-            slots[index] = moved
-            position[moved] = index
+            moved = tags[child]
+            tags[index] = moved
+            position[moved & SLOT_MASK] = index
             index = child
             first = 4 * index + 1
         times[index] = at_s
-        ids[index] = event_id
-        slots[index] = slot
-        position[slot] = index
+        tags[index] = tag
+        position[tag & SLOT_MASK] = index
 
 
 class EventQueue:

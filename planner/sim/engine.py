@@ -434,7 +434,7 @@ def _run(
                 engine.events += done
                 return "stalled"
             if wake_first:  # a replica's segment end
-                wake_id = wakes.ids[0]
+                wake_id = wakes.top_id()
                 replica: ReplicaSim = wakes.owners[wakes.pop()]
                 env._now = upcoming
                 replica.fire(wake_id)
@@ -615,7 +615,15 @@ def _simulate_drawn(
         horizon_s = math.inf if workload.horizon_s is None else workload.horizon_s
         if isinstance(workload.arrivals, ClosedLoopArrivals):
             loop = workload.arrivals
-    engine = _Engine(fleet, trees, drawn.arrival_s, pools_seed, stepwise, horizon_s)
+    # Building a large fleet allocates millions of containers (each replica's queues and
+    # ledgers), which would set off full collections that find nothing to free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        engine = _Engine(fleet, trees, drawn.arrival_s, pools_seed, stepwise, horizon_s)
+    finally:
+        if collecting:
+            gc.enable()
     if timeline_horizon_s is not None:  # no busy time is recorded yet: only the width changes
         engine.timeline_bin_s = max(timeline_horizon_s, 1.0) / TIMELINE_BINS
         for pool in engine.pools.values():
