@@ -5,7 +5,8 @@ rack) serving agent trees of mean fan-out 25 at 0.5 trees/s (~62% busy). Scale `
 ``16 k`` replicas on ``k`` racks at ``0.5 k`` trees/s for the same simulated window (``k`` times
 the trees), so a linear engine keeps its calls per wall-second; the 1000x entry simulates a
 window ten times shorter (``--short-from`` sets where that starts). Each scale runs in a fresh
-process so its peak RSS is its own; the 1x figure is the median of ``--repeats`` processes.
+process so its peak RSS is its own, ``--repeats`` times (3) in rounds over the scales, and each
+figure is the median of its runs (peak RSS: the largest).
 
 Besides wall time each entry records the process's CPU time (``time.process_time``): on a
 shared machine the wall clock includes waiting for a core, so ``ratio_cpu`` (calls per
@@ -141,7 +142,7 @@ def main() -> None:
         default=None,
         help="simulate this many trees at every scale (the window shrinks as 1/k)",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="processes for the 1x median")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per scale (median)")
     parser.add_argument("--router", default="least_outstanding", help="fleet.router to run")
     parser.add_argument(
         "--one", type=int, nargs=2, metavar=("SCALE", "TREES"), help=argparse.SUPPRESS
@@ -150,18 +151,23 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(*args.one, router=args.router)))
         return
-    report: dict[str, dict[str, float]] = {}
+    # Every scale runs --repeats times, in rounds (1x, 10x, ..., then again), so that a busy
+    # spell on a shared host falls on all scales alike; each figure is the median of its runs.
+    trees_at: dict[int, int] = {}
     for scale in args.scales:
         trees = args.trees * scale // (10 if scale >= args.short_from else 1)
-        if args.fixed_trees is not None:
-            trees = args.fixed_trees
-        runs = [
-            run_one(scale, trees, args.router) for _ in range(args.repeats if scale == 1 else 1)
-        ]
-        entry = dict(runs[0])
+        trees_at[scale] = args.fixed_trees if args.fixed_trees is not None else trees
+    runs: dict[int, list[dict[str, float]]] = {scale: [] for scale in args.scales}
+    for _ in range(args.repeats):
+        for scale in args.scales:
+            runs[scale].append(run_one(scale, trees_at[scale], args.router))
+    report: dict[str, dict[str, float]] = {}
+    for scale in args.scales:
+        entry = dict(runs[scale][0])
         for key in MEDIAN_KEYS:
-            entry[key] = statistics.median(run[key] for run in runs)
-        entry["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+            entry[key] = statistics.median(run[key] for run in runs[scale])
+        entry["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs[scale])
+        entry["runs"] = float(len(runs[scale]))
         report[f"{scale}x"] = entry
         print(f"{scale}x: {entry}", file=sys.stderr)
     base = report.get("1x")

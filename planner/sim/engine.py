@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Final
 
 import numpy as np
 import simpy
@@ -76,6 +77,17 @@ __all__ = [
 ]
 
 
+LINK_FIELDS: Final = 3
+"""Integers per call in ``_Engine.call_links``: children start, tree, pending parents."""
+LINK_CHILDREN: Final = 0
+LINK_TREE: Final = 1
+LINK_PENDING: Final = 2
+TREE_FIELDS: Final = 2
+"""Integers per tree in ``_Engine.tree_state``: calls left, dead (0 or 1)."""
+TREE_LEFT: Final = 0
+TREE_DEAD: Final = 1
+
+
 class _Engine:
     """Mutable state of one run (built and driven by :func:`simulate`)."""
 
@@ -100,7 +112,6 @@ class _Engine:
         self.output_tokens = int_vector(trees.output_tokens)
         self.shared_prefix_tokens = int_vector(trees.shared_prefix_tokens)
         self.call_tree = trees.node_tree()
-        self.call_tree_list = int_vector(self.call_tree)
         self.prefix_group = int_vector(trees.prefix_group[self.call_tree])
         self.delay_s = float_vector(trees.delay_before_s)
         self.node_offsets = int_vector(trees.node_offsets)
@@ -112,7 +123,6 @@ class _Engine:
             last_arrival = horizon_s if math.isfinite(horizon_s) else 0.0
         self.timeline_bin_s = max(last_arrival, 1.0) / TIMELINE_BINS
         self.tree_finish_s = np.full(trees.n_trees, np.nan)
-        self.tree_left = int_vector(trees.calls_per_tree())
         self.ready_s = np.full(n_calls, np.nan)
         self.admit_s = np.full(n_calls, np.nan)
         self.decode_admit_s = np.full(n_calls, np.nan)  # disaggregated: admitted to decode
@@ -146,7 +156,6 @@ class _Engine:
         self.retries = int_vector(np.zeros(n_calls, dtype=np.int64))
         self.failed = np.zeros(n_calls, dtype=bool)
         self.abandoned = np.zeros(n_calls, dtype=bool)
-        self.tree_dead = np.zeros(trees.n_trees, dtype=bool)
         self.in_timer: set[int] = set()
         self.faults: FaultInjector | None = None
         self.closed_loop: ClosedLoop | None = None  # set by start_closed_loop
@@ -160,11 +169,26 @@ class _Engine:
         src = trees.edge_src + base
         dst = trees.edge_dst + base
         order = np.argsort(src, kind="stable")
-        self.child_offsets = int_vector(
-            np.concatenate(([0], np.cumsum(np.bincount(src, minlength=trees.n_calls))))
+        # What finishing a call reads, one record per call (LINK_FIELDS integers; record
+        # n_calls ends the last call's children): its children's start in ``children``, its
+        # tree and its parents still pending. One record is one cache line's neighbourhood,
+        # where three vectors would be three cold lines on a large run.
+        links = np.zeros((trees.n_calls + 1, LINK_FIELDS), dtype=np.int64)
+        links[:, LINK_CHILDREN] = np.concatenate(
+            ([0], np.cumsum(np.bincount(src, minlength=trees.n_calls)))
         )
+        links[: trees.n_calls, LINK_TREE] = self.call_tree
+        links[: trees.n_calls, LINK_PENDING] = np.bincount(dst, minlength=trees.n_calls)
+        self.call_links = int_vector(links.ravel())
         self.children = int_vector(dst[order])
-        self.pending_parents = int_vector(np.bincount(dst, minlength=trees.n_calls))
+        # Per tree: its calls not yet finished and whether it died (TREE_FIELDS integers).
+        tree_state = np.zeros((trees.n_trees, TREE_FIELDS), dtype=np.int64)
+        tree_state[:, TREE_LEFT] = trees.calls_per_tree()
+        self.tree_state = int_vector(tree_state.ravel())
+
+    def tree_dead(self, tree: int) -> bool:
+        """Whether ``tree`` died (one of its calls failed past its retries)."""
+        return self.tree_state[tree * TREE_FIELDS + TREE_DEAD] != 0
 
     def _check_calls_fit(self) -> None:
         """Refuse a workload with a call too large for an empty replica (it could never run)."""
@@ -187,7 +211,7 @@ class _Engine:
         now = self.env.now
         self.trees_started = tree + 1
         for call in range(self.node_offsets[tree], self.node_offsets[tree + 1]):
-            if self.pending_parents[call] == 0:
+            if self.call_links[call * LINK_FIELDS + LINK_PENDING] == 0:
                 self._schedule_ready(call, now)
         self._update_settled()
 
@@ -204,7 +228,7 @@ class _Engine:
         self.ready(call)
 
     def ready(self, call: int) -> None:
-        if self.tree_dead[self.call_tree_list[call]]:
+        if self.tree_dead(self.call_links[call * LINK_FIELDS + LINK_TREE]):
             self.abandoned[call] = True  # its tree died: nobody waits for it
             return
         self.ready_s[call] = self.env.now
@@ -239,16 +263,18 @@ class _Engine:
     def finish(self, call: int, now: float) -> None:
         self.finish_s[call] = now
         self.active -= 1
-        children = self.children
-        pending = self.pending_parents
-        for i in range(self.child_offsets[call], self.child_offsets[call + 1]):
-            child = children[i]
-            pending[child] -= 1
-            if pending[child] == 0:
-                self._schedule_ready(child, now)
-        tree = self.call_tree_list[call]
-        self.tree_left[tree] -= 1
-        if self.tree_left[tree] == 0 and not self.tree_dead[tree]:
+        children, links = self.children, self.call_links
+        record = call * LINK_FIELDS
+        for i in range(links[record + LINK_CHILDREN], links[record + LINK_FIELDS + LINK_CHILDREN]):
+            child = children[i] * LINK_FIELDS + LINK_PENDING
+            links[child] -= 1
+            if links[child] == 0:
+                self._schedule_ready(children[i], now)
+        tree = links[record + LINK_TREE]
+        state = self.tree_state
+        left = state[tree * TREE_FIELDS + TREE_LEFT] - 1
+        state[tree * TREE_FIELDS + TREE_LEFT] = left
+        if left == 0 and not state[tree * TREE_FIELDS + TREE_DEAD]:
             self.tree_finish_s[tree] = now
             self.trees_done += 1
             if self.closed_loop is not None:
@@ -291,9 +317,9 @@ class _Engine:
         self.fail_s[call] = self.env.now
         self.fail_reason[call] = reason
         self.active -= 1
-        tree = self.call_tree_list[call]
-        if not self.tree_dead[tree]:
-            self.tree_dead[tree] = True
+        tree = self.call_links[call * LINK_FIELDS + LINK_TREE]
+        if not self.tree_dead(tree):
+            self.tree_state[tree * TREE_FIELDS + TREE_DEAD] = 1
             self.trees_failed += 1
             if self.closed_loop is not None:
                 self._request_ended(tree, self.env.now)
@@ -350,8 +376,10 @@ class _Engine:
             counts[place] = counts.get(place, 0) + int(index.size)
 
         started = np.arange(n_calls) < self.node_offsets[self.trees_started]
-        dead = self.tree_dead[self.call_tree]
-        pending = np.asarray(self.pending_parents, dtype=np.int64) > 0
+        tree_dead = np.asarray(self.tree_state).reshape(-1, TREE_FIELDS)[:, TREE_DEAD] != 0
+        dead = tree_dead[self.call_tree]
+        links = np.asarray(self.call_links).reshape(-1, LINK_FIELDS)
+        pending = links[:n_calls, LINK_PENDING] > 0
         timer = np.zeros(n_calls, dtype=bool)
         timer[list(self.in_timer)] = True
         add("tree_pending", np.flatnonzero(~started))
