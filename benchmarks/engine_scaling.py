@@ -5,7 +5,7 @@ rack) serving agent trees of mean fan-out 25 at 0.5 trees/s (~62% busy). Scale `
 ``16 k`` replicas on ``k`` racks at ``0.5 k`` trees/s for the same simulated window (``k`` times
 the trees), so a linear engine keeps its calls per wall-second; the 1000x entry simulates a
 window ten times shorter (``--short-from`` sets where that starts). Each scale runs in a fresh
-process so its peak RSS is its own, ``--repeats`` times (3) in rounds over the scales, and each
+process so its peak RSS is its own, ``--repeats`` times (5) in rounds over the scales, and each
 figure is the median of its runs (peak RSS: the largest).
 
 Besides wall time each entry records the process's CPU time (``time.process_time``): on a
@@ -142,7 +142,7 @@ def main() -> None:
         default=None,
         help="simulate this many trees at every scale (the window shrinks as 1/k)",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="processes per scale (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="processes per scale (median)")
     parser.add_argument("--router", default="least_outstanding", help="fleet.router to run")
     parser.add_argument(
         "--one", type=int, nargs=2, metavar=("SCALE", "TREES"), help=argparse.SUPPRESS

@@ -18,7 +18,7 @@ Sections:
     engine.scaling.<k>x: calls, wall_s, cpu_s, calls_per_s, calls_per_cpu_s, peak_rss_mb,
         events_per_call, events_per_cpu_s (SimPy events), ratio (calls_per_s against 1x),
         ratio_cpu and ratio_events_cpu at k = 1, 10, 100, 1000 times the
-        reference fleet and load (benchmarks/engine_scaling.py; each scale the median of 3
+        reference fleet and load (benchmarks/engine_scaling.py; each scale the median of 5
         fresh processes run in rounds over the scales, 1000x over a 10x shorter window).
     montecarlo.seconds_for_10000_samples: wall time of ``planner-roi`` with 10,000 samples on
         2 joblib workers once its capacity curves are cached (no Monte Carlo checkpoint reused),
