@@ -33,6 +33,7 @@ ENTRY_MODULES = (
     "planner.cli.roi",
     "planner.cli.size",
     "planner.cli.roofline",
+    "planner.cli.callbacks",  # Hydra builds its callback in every run, --help included
 )
 HEAVY = ("scipy.stats", "scipy.integrate", "pandas", "pyarrow", "networkx", "matplotlib")
 

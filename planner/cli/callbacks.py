@@ -28,7 +28,6 @@ from planner.app.sweep import (
     JOB_ERROR_FILE,
     record_job_error,
 )
-from planner.report.sweep_files import REPORT_FILE, summarize_sweep
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +102,10 @@ class SweepSummary(Callback):
         """Aggregate every job directory of the sweep (runs in the launching process)."""
         if not self.enabled:
             return
+        # Imported here: Hydra builds this callback for every run (and for --help), and the
+        # sweep report needs pandas and matplotlib, which only a finished sweep should load.
+        from planner.report.sweep_files import REPORT_FILE, summarize_sweep
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_dir():
             log.warning("sweep summary: no sweep directory %s", sweep_dir)
