@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 import simpy
-from librt.vecs import append, vec
+from librt.vecs import append, extend, vec
 from mypy_extensions import i64
 
 from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
@@ -53,9 +53,9 @@ from planner.sim.jitter import JitterStream
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
 _EPS = 1e-6
 NO_EVENT: Final = -1
+"""A replica's ``seg_id`` / ``plan_id`` when no such wake-up is pending (event ids are >= 0)."""
 NO_RESERVATION: Final = -1
 """A call's entry in its pool's ``reserved_bytes`` when it holds no KV there."""
-"""A replica's ``seg_id`` / ``plan_id`` when no such wake-up is pending (event ids are >= 0)."""
 
 KV_BLOCK_TOKENS = 16
 """[V] Tokens per KV block: vLLM's default ``block_size`` (16 on CUDA; SGLang pages by 1 token,
@@ -312,10 +312,7 @@ class ReplicaSim:
             self.queued_head -= 1
             self.queued[self.queued_head] = call
         else:
-            queued = vec[i64]([call])
-            for i in range(len(self.queued)):
-                queued = append(queued, self.queued[i])
-            self.queued = queued
+            self.queued = extend(vec[i64]([call]), self.queued)
         self.n_waiting += 1
 
     def _pop_prefill(self) -> None:
@@ -636,9 +633,8 @@ class ReplicaSim:
         self.n_decode -= 1
         if not self.n_decode:
             self.ctx_base = 0
-        held = self.state_bytes + -(-(charged + self.step) // KV_BLOCK_TOKENS) * self.block_bytes
         self.phase[charged % KV_BLOCK_TOKENS] -= 1
-        self.kv_free_bytes += held
+        self.kv_free_bytes += self._held_bytes(charged)
         pool.reserved_bytes[call] = NO_RESERVATION
         self.resumed[call] = pool.output_tokens[call] - (finish_step - self.step)
         self._push_front_waiting(call)  # still outstanding here: first in line for readmission
