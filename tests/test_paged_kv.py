@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from planner.app.roofline import roofline
 from planner.config.options import RooflineOptions
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec, SloSpec
 from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.metrics import summarize
-from planner.sim.replica import KV_BLOCK_TOKENS, paged_kv_bytes
+from planner.sim.replica import (
+    KV_BLOCK_TOKENS,
+    lone_iterations_kv_allows,
+    lone_new_blocks,
+    paged_kv_bytes,
+)
 from planner.sim.results import SimulationResult
 from planner.workload import CallLengths, ChatShape, LengthLaw
 from planner.workload.arrivals import ClosedLoopArrivals
@@ -162,3 +169,28 @@ def test_a_decode_pool_recomputes_preempted_sequences_itself() -> None:
     assert stats["decode"].preemptions > 0 and stats["prefill"].preemptions == 0
     assert stats["decode"].prefill_tokens > 0  # the recomputed prompts
     assert_census(result)
+
+
+@given(charged=st.integers(1, 10_000), steps=st.integers(0, 5_000))
+def test_a_lone_sequence_takes_a_block_at_each_boundary_its_context_passes(
+    charged: int, steps: int
+) -> None:
+    """The closed form a replica uses for one decoding sequence, against counting iterations.
+
+    Iteration ``j`` needs a block when the charged context ``charged + j`` fills its last one.
+    """
+    counted = sum(1 for j in range(steps) if (charged + j) % KV_BLOCK_TOKENS == 0)
+    assert lone_new_blocks(charged, steps) == counted
+
+
+@given(charged=st.integers(1, 10_000), free_blocks=st.integers(0, 300))
+def test_a_lone_sequence_runs_until_the_block_it_cannot_get(charged: int, free_blocks: int) -> None:
+    """The iterations free blocks feed one sequence, against stepping until one is missing."""
+    left, iterations = free_blocks, 0
+    while True:
+        need = 1 if (charged + iterations) % KV_BLOCK_TOKENS == 0 else 0
+        if need > left:
+            break
+        left -= need
+        iterations += 1
+    assert lone_iterations_kv_allows(charged, free_blocks) == iterations

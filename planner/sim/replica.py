@@ -27,11 +27,13 @@ sequence's context crosses a block boundary. Within a segment every decoding seq
 one token per iteration, so the blocks taken by iteration ``j`` are the sequences whose charged
 context is a multiple of the block size then: a histogram of charged context modulo the block
 size (``phase``) gives the growth of a whole segment in O(block size), and a segment never runs
-past the iteration whose blocks would not fit. When the next iteration's blocks do not fit, the
-newest decoding sequence is preempted (vLLM's default, recompute): its blocks are freed, it goes
-back to the front of the replica's queue, and when readmitted it prefills its prompt and the
-tokens it had generated, then decodes the rest. The prefix cache is an LRU over prefix groups in
-a fixed share of KV memory; a hit skips that part of the prefill and is not charged to the call.
+past the iteration whose blocks would not fit (a lone decoding sequence needs no histogram: its
+growth has a closed form, so ``phase`` is kept only while two or more decode). When the next
+iteration's blocks do not fit, the newest decoding sequence is preempted (vLLM's default,
+recompute): its blocks are freed, it goes back to the front of the replica's queue, and when
+readmitted it prefills its prompt and the tokens it had generated, then decodes the rest. The
+prefix cache is an LRU over prefix groups in a fixed share of KV memory; a hit skips that part of
+the prefill and is not charged to the call.
 """
 
 from __future__ import annotations
@@ -85,6 +87,24 @@ def paged_kv_bytes(kv_bytes_for_context: Callable[[float], float]) -> tuple[int,
     if not (math.isfinite(state) and math.isfinite(block)):
         return 0, 0
     return math.ceil(state), math.ceil(block)
+
+
+def lone_new_blocks(charged_tokens: int, steps: int) -> int:
+    """Blocks one sequence of ``charged_tokens`` takes over its next ``steps`` iterations.
+
+    Iteration ``j`` needs a block when ``charged_tokens + j`` is a multiple of
+    ``KV_BLOCK_TOKENS``: ``ceil((charged + steps) / B) - ceil(charged / B)`` of them.
+    """
+    return -(-(charged_tokens + steps) // KV_BLOCK_TOKENS) + -charged_tokens // KV_BLOCK_TOKENS
+
+
+def lone_iterations_kv_allows(charged_tokens: int, free_blocks: int) -> int:
+    """Iterations ``free_blocks`` free blocks feed one sequence of ``charged_tokens``.
+
+    It runs up to the iteration that would need block ``free_blocks + 1``: ``B`` iterations per
+    block, plus those left before its next block boundary.
+    """
+    return free_blocks * KV_BLOCK_TOKENS + -charged_tokens % KV_BLOCK_TOKENS
 
 
 class ReplicaPool(Protocol):
@@ -170,7 +190,9 @@ class ReplicaSim:
         "kv_free_bytes",
         "link_free_s",
         "n_decode",
+        "n_hit_tokens",
         "n_prefill",
+        "n_resumed",
         "n_waiting",
         "outstanding",
         "paged",
@@ -261,13 +283,19 @@ class ReplicaSim:
         self.decode_tokens = 0
         self.prefill_tokens = 0.0
         # Paged KV (unified and decode replicas): the histogram of the decoding calls'
-        # charged-context offsets (in their records) modulo the block size, and the calls
-        # preempted here with the tokens they had generated.
+        # charged-context offsets (in their records) modulo the block size, kept while two or
+        # more decode (all zeros otherwise: a lone sequence's record says it all, and on a
+        # large fleet most replicas decode one call at a time), and the calls preempted here
+        # with the tokens they had generated.
         self.paged = not pool.holds_kv_for_transfer
         self.state_bytes, self.block_bytes = paged_kv_bytes(pool.kv_bytes_for_context)
         self.phase: vec[i64] = vec[i64]([0] * KV_BLOCK_TOKENS)
         self.resumed: dict[int, int] = {}
         self.hit_tokens: dict[int, int] = {}  # prefix-cache hit of each call being prefilled
+        # Their sizes, kept beside the replica's other counters: most calls meet both dicts
+        # empty, and on a large fleet a look into one is a cache miss of its own.
+        self.n_resumed = 0
+        self.n_hit_tokens = 0
         self.preemptions = 0
         self.watermark_bytes = (
             int(KV_WATERMARK_FRACTION * pool.kv_capacity_bytes) if self.paged else 0
@@ -424,7 +452,8 @@ class ReplicaSim:
         """
         if not self.paged:
             return self.pool.call_reserve_bytes(call, hit)
-        tokens = self.pool.input_tokens[call] + self.resumed.get(call, 0) - hit + 1
+        generated = self.resumed.get(call, 0) if self.n_resumed else 0
+        tokens = self.pool.input_tokens[call] + generated - hit + 1
         return self.state_bytes + -(-tokens // KV_BLOCK_TOKENS) * self.block_bytes
 
     def _held_bytes(self, charged: int) -> int:
@@ -455,12 +484,13 @@ class ReplicaSim:
                 pool.on_load_change(self)
             self.kv_free_bytes -= need
             pool.reserved_bytes[call] = need
-            generated = self.resumed.get(call, 0)
+            generated = self.resumed.get(call, 0) if self.n_resumed else 0
             if not generated:
                 pool.on_admit(call, self, now, hit)  # a readmitted call keeps its first admission
             if pool.prefills or generated:  # a preempted call recomputes its KV here
                 if hit and self.paged:
                     self.hit_tokens[call] = hit
+                    self.n_hit_tokens = len(self.hit_tokens)
                 tokens = pool.input_tokens[call] + generated - hit
                 tokens = tokens if tokens > 0 else 1  # the first output token needs one pass
                 start = self.prefill_enqueued
@@ -507,15 +537,21 @@ class ReplicaSim:
         it had generated and produced one more: ``output - g - 1`` remain.
         """
         pool = self.pool
-        generated = self.resumed.pop(call, 0)
+        generated = 0
+        if self.n_resumed:
+            generated = self.resumed.pop(call, 0)
+            self.n_resumed = len(self.resumed)
         remaining = pool.output_tokens[call] - 1 - generated
         context = pool.input_tokens[call] + 1 + generated
         offset = context - self.step
         charged = 0
         if self.paged:
             # Charged tokens exclude the prefix-cache hit (held in the cache's share).
-            charged = offset - self.hit_tokens.pop(call, 0)
-            self.phase[charged % KV_BLOCK_TOKENS] += 1
+            charged = offset
+            if self.n_hit_tokens:
+                charged -= self.hit_tokens.pop(call, 0)
+                self.n_hit_tokens = len(self.hit_tokens)
+            self._phase_join(charged)
         self.decoding = decode_heap.push(
             self.decoding, self.step + remaining, call, offset, charged, self.joined
         )
@@ -583,12 +619,40 @@ class ReplicaSim:
         self._schedule(self.seg_duration_s)
 
     # ------------------------------------------------------------------------------ paged KV
+    def _phase_join(self, charged: int) -> None:
+        """Count a sequence of offset ``charged`` about to join the decoding ones in ``phase``.
+
+        ``phase`` is kept only while two or more decode: the second to join brings the first.
+        """
+        decoding = self.n_decode
+        if decoding:
+            phase = self.phase
+            phase[charged % KV_BLOCK_TOKENS] += 1
+            if decoding == 1:
+                phase[self.decoding[decode_heap.CHARGED] % KV_BLOCK_TOKENS] += 1
+
+    def _phase_leave(self, charged: int) -> None:
+        """Uncount a sequence of offset ``charged`` that left the decode heap (already out).
+
+        When one sequence is left, its own count goes too (``phase`` is all zeros then).
+        """
+        decoding = self.n_decode
+        if decoding:
+            phase = self.phase
+            phase[charged % KV_BLOCK_TOKENS] -= 1
+            if decoding == 1:
+                phase[self.decoding[decode_heap.CHARGED] % KV_BLOCK_TOKENS] -= 1
+
     def _new_blocks(self, steps: int) -> int:
         """Blocks the decoding sequences take over the next ``steps`` iterations.
 
         Iteration ``j`` (step ``S + j``) gives a new block to every sequence whose charged
         context ``c + S + j`` is a multiple of the block size, i.e. ``c = -(S + j) mod B``.
+        A lone sequence takes one for each multiple of the block size its charged context
+        passes: ``ceil((c + S + steps) / B) - ceil((c + S) / B)``.
         """
+        if self.n_decode == 1:
+            return lone_new_blocks(self.decoding[decode_heap.CHARGED] + self.step, steps)
         full, part = divmod(steps, KV_BLOCK_TOKENS)
         blocks = full * self.n_decode
         phase, step = self.phase, self.step
@@ -600,6 +664,10 @@ class ReplicaSim:
         """How many iterations from now the free KV memory can feed (``1 << 62``: unbounded)."""
         free_blocks = self.kv_free_bytes // self.block_bytes
         per_cycle = self.n_decode  # one block per sequence every KV_BLOCK_TOKENS iterations
+        if per_cycle == 1:
+            return lone_iterations_kv_allows(
+                self.decoding[decode_heap.CHARGED] + self.step, free_blocks
+            )
         full = free_blocks // per_cycle
         left = free_blocks - full * per_cycle
         phase, step = self.phase, self.step + full * KV_BLOCK_TOKENS
@@ -633,10 +701,11 @@ class ReplicaSim:
         self.n_decode -= 1
         if not self.n_decode:
             self.ctx_base = 0
-        self.phase[charged % KV_BLOCK_TOKENS] -= 1
+        self._phase_leave(charged)
         self.kv_free_bytes += self._held_bytes(charged)
         pool.reserved_bytes[call] = NO_RESERVATION
         self.resumed[call] = pool.output_tokens[call] - (finish_step - self.step)
+        self.n_resumed = len(self.resumed)
         self._push_front_waiting(call)  # still outstanding here: first in line for readmission
         self.preemptions += 1
 
@@ -745,11 +814,12 @@ class ReplicaSim:
             while self.n_prefill and self.prefill_ends[self.prefill_head] <= done + _EPS:
                 call = self.prefilling[self.prefill_head]
                 self._pop_prefill()
-                if call in self.resumed:  # recomputed after a preemption: decode on (or finish)
+                if self.n_resumed and call in self.resumed:  # recomputed after a preemption
                     if pool.output_tokens[call] - self.resumed[call] > 1:
-                        self._join_decode(call)
+                        self._join_decode(call)  # decode on
                         continue
-                    del self.resumed[call]
+                    del self.resumed[call]  # it had only its last token left: it finishes
+                    self.n_resumed = len(self.resumed)
                     self._free_slot(call)
                     self._free_kv(call)
                     pool.on_finish(call, now)
@@ -777,7 +847,7 @@ class ReplicaSim:
             self.outstanding -= 1  # _free_slot and _free_kv, inlined (once per call)
             pool.on_load_change(self)
             if self.paged:
-                self.phase[charged % KV_BLOCK_TOKENS] -= 1
+                self._phase_leave(charged)
                 blocks = -(-(charged + self.step) // KV_BLOCK_TOKENS)
                 self.kv_free_bytes += self.state_bytes + blocks * self.block_bytes
             else:
@@ -841,9 +911,12 @@ class ReplicaSim:
             phase = [0] * KV_BLOCK_TOKENS
             for charged in charged_of.values():
                 assert charged + self.step > 0, (self.index, charged)
-                phase[charged % KV_BLOCK_TOKENS] += 1
+                if len(charged_of) > 1:  # kept only while two or more decode
+                    phase[charged % KV_BLOCK_TOKENS] += 1
             assert phase == list(self.phase), (self.index, phase, list(self.phase))
             assert not set(self.resumed) & set(charged_of), (self.index, "a resumed call decodes")
+        assert self.n_resumed == len(self.resumed), (self.index, "resumed count")
+        assert self.n_hit_tokens == len(self.hit_tokens), (self.index, "hit count")
         capacity = self.pool.kv_capacity_bytes
         assert 0 <= self.kv_free_bytes <= capacity, (self.index, self.kv_free_bytes, capacity)
         assert self.kv_free_bytes + held == capacity, (self.index, self.kv_free_bytes, held)
@@ -884,6 +957,7 @@ class ReplicaSim:
         self.phase = vec[i64]([0] * KV_BLOCK_TOKENS)
         self.resumed.clear()  # the failure handler restarts these calls from scratch
         self.hit_tokens.clear()
+        self.n_resumed = self.n_hit_tokens = 0
         self.n_decode = 0
         self.ctx_base = 0
         self.prefill_enqueued = self.prefill_done = 0.0
