@@ -41,7 +41,14 @@ from numpy.typing import NDArray
 
 from planner.sim import decode_heap
 from planner.sim.checks import AFTER_RUN
-from planner.sim.clock import EventQueue, float_vector, int_vector
+from planner.sim.clock import (
+    SLOT_BITS,
+    SLOT_MASK,
+    EventQueue,
+    WakeHeap,
+    float_vector,
+    int_vector,
+)
 from planner.sim.closed_loop import trim_unstarted
 from planner.sim.config import FleetSpec
 from planner.sim.faults import FailureSpec, FaultInjector
@@ -475,10 +482,8 @@ def _run(
                 engine.events += done
                 return "stalled"
             if wake_first:  # a replica's segment end
-                wake_id = wakes.top_id()
-                replica: ReplicaSim = wakes.owners[wakes.pop()]
                 env._now = upcoming
-                replica.fire(wake_id)
+                _fire_segment_end(wakes)
                 continue
             # Environment.step of simpy 4.1 (core.py), inlined (planner.sim.clock).
             # Its StopSimulation branch serves env.run(until=...), which this loop never is.
@@ -500,6 +505,20 @@ def _run(
             progress(env.now, horizon)
         if time.perf_counter() > deadline:
             return "wall_clock"
+
+
+def _fire_segment_end(wakes: WakeHeap) -> None:
+    """Fire the segment end on top of ``wakes`` (the clock already stands at its time).
+
+    Its entry stays on top while it fires: a replica that plans its next segment re-keys it in
+    place (one sift down instead of a pop and a push); otherwise it is popped after.
+    """
+    tag = wakes.tags[0]
+    slot = tag & SLOT_MASK
+    replica: ReplicaSim = wakes.owners[slot]
+    replica.fire(tag >> SLOT_BITS)
+    if wakes.position[slot] == 0 and wakes.tags[0] == tag:
+        wakes.pop()
 
 
 def _closed_loop_growth(engine: _Engine, stop_reason: str) -> int:
