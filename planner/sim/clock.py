@@ -27,9 +27,10 @@ vectors (~400 KB for 16,000 replicas, within a core's L2 cache), so the ~14 leve
 operation walks at 1000x no longer miss on a tuple and its float spread over the run's memory.
 A cut re-keys the replica's entry in place instead of leaving a superseded entry behind, so
 the heap holds at most one entry per replica; and the entry of a segment end stays on top while
-it fires, so the next segment's end re-keys it there (one sift down, not a pop and a push). The engine's loop merges this heap with SimPy's
-and the FIFO by the same key (a segment end has SimPy's ``NORMAL`` priority and takes its id
-from SimPy's counter), so every event fires in the order it did before.
+it fires, so the next segment's end re-keys it there (one sift down, not a pop and a push).
+The engine's loop merges this heap with SimPy's and the FIFO by the same key (a segment end has
+SimPy's ``NORMAL`` priority and takes its id from SimPy's counter), so every event fires in the
+order it did before.
 """
 
 from __future__ import annotations
