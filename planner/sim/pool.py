@@ -199,7 +199,8 @@ class PoolRuntime:
         self.central_queue: deque[int] | None = deque() if router == "central_queue" else None
         self.stepwise = host.stepwise
         self.timeline_bin_s = host.timeline_bin_s
-        self.busy_timeline: list[float] = [0.0] * MAX_TIMELINE_BINS
+        # Doubles in a flat vector: adding to a bin boxes no float (once per segment).
+        self.busy_timeline: vec[float] = vec[float]([0.0] * MAX_TIMELINE_BINS)
         cv = spec.step_jitter_cv
         streams = jitter_seed.spawn(n_replicas) if cv > 0 else []
         self.replicas = [
@@ -250,7 +251,7 @@ class PoolRuntime:
         """Merge adjacent timeline bins pairwise (the width doubles; the length stays fixed)."""
         old = self.busy_timeline
         merged = [old[i] + old[i + 1] for i in range(0, MAX_TIMELINE_BINS, 2)]
-        self.busy_timeline = merged + [0.0] * (MAX_TIMELINE_BINS - len(merged))
+        self.busy_timeline = vec[float](merged + [0.0] * (MAX_TIMELINE_BINS - len(merged)))
         self.timeline_bin_s *= 2.0
 
     # --------------------------------------------------------------------------- admission
@@ -381,7 +382,7 @@ class PoolRuntime:
             prefill_tokens=sum(r.prefill_tokens for r in replicas),
             idle_power_w=accel.idle_power_w * overhead,
             max_power_w=accel.max_power_w * overhead,
-            busy_timeline_s=np.array(self.busy_timeline),
+            busy_timeline_s=np.array(list(self.busy_timeline)),
             timeline_bin_s=self.timeline_bin_s,
             down_s=self.down_s + sum(now - r.down_since for r in replicas if r.down),
             failures=self.failures,

@@ -128,7 +128,7 @@ class ReplicaPool(Protocol):
     step_time_fn: Callable[[float, float, float, float], float]
     gpu_step_coefficients: GpuStepCoefficients | None
     prefill_attention_flops: Callable[[float, float], float]
-    busy_timeline: list[float]
+    busy_timeline: vec[float]
     timeline_bin_s: float
 
     def call_reserve_bytes(self, call: int, cached_tokens: int) -> int:
