@@ -59,6 +59,13 @@ NO_EVENT: Final = -1
 NO_RESERVATION: Final = -1
 """A call's entry in its pool's ``reserved_bytes`` when it holds no KV there."""
 
+PREFILL_CALL: Final = 0
+PREFILL_END: Final = 1
+PREFILL_START: Final = 2
+PREFILL_FIELDS: Final = 3
+"""A prefill FIFO record: the call (a double; ids are exact below 2**53), the stream position
+at which its prefill completes, and the prefilled-tokens origin when it is the head."""
+
 KV_BLOCK_TOKENS = 16
 """[V] Tokens per KV block: vLLM's default ``block_size`` (16 on CUDA; SGLang pages by 1 token,
 TensorRT-LLM's ``tokens_per_block`` defaults to 32 or 64). Only the rounding up of a sequence's
@@ -201,12 +208,10 @@ class ReplicaSim:
         "pool",
         "preemptions",
         "prefill_done",
-        "prefill_ends",
         "prefill_enqueued",
+        "prefill_fifo",
         "prefill_head",
-        "prefill_starts",
         "prefill_tokens",
-        "prefilling",
         "queued",
         "queued_head",
         "repair_at",
@@ -245,11 +250,10 @@ class ReplicaSim:
         self.queued: vec[i64] = vec[i64]()
         self.queued_head = 0
         self.n_waiting = 0
-        # The prefill FIFO from prefill_head on: each prompt's call, the stream position at
-        # which its prefill completes (threshold) and the prefilled-tokens origin of the head.
-        self.prefilling: vec[i64] = vec[i64]()
-        self.prefill_ends: vec[float] = vec[float]()
-        self.prefill_starts: vec[float] = vec[float]()
+        # The prefill FIFO from prefill_head (an offset) on, one record of PREFILL_FIELDS
+        # doubles per prompt, in one buffer: its call, the stream position at which its prefill
+        # completes (threshold) and the prefilled-tokens origin of the head.
+        self.prefill_fifo: vec[float] = vec[float]()
         self.prefill_head = 0
         self.n_prefill = 0
         # The decoding sequences: a heap of flat records by finish step (planner.sim.decode_heap).
@@ -321,7 +325,8 @@ class ReplicaSim:
 
     def prefilling_calls(self) -> list[int]:
         """Calls in the prefill FIFO, first in line first."""
-        return [self.prefilling[i] for i in range(self.prefill_head, len(self.prefilling))]
+        fifo = self.prefill_fifo
+        return [int(fifo[i]) for i in range(self.prefill_head, len(fifo), PREFILL_FIELDS)]
 
     def _pop_waiting(self) -> None:
         """Drop the first waiting call."""
@@ -345,18 +350,15 @@ class ReplicaSim:
 
     def _pop_prefill(self) -> None:
         """Drop the head of the prefill FIFO."""
-        self.prefill_head += 1
+        self.prefill_head += PREFILL_FIELDS
         self.n_prefill -= 1
         if not self.n_prefill:
-            self.prefilling = vec[i64]()
-            self.prefill_ends = vec[float]()
-            self.prefill_starts = vec[float]()
+            self.prefill_fifo = vec[float]()
             self.prefill_head = 0
-        elif self.prefill_head >= 64 and 2 * self.prefill_head >= len(self.prefilling):
-            head = self.prefill_head
-            self.prefilling = self.prefilling[head:]
-            self.prefill_ends = self.prefill_ends[head:]
-            self.prefill_starts = self.prefill_starts[head:]
+        elif self.prefill_head >= 64 * PREFILL_FIELDS and 2 * self.prefill_head >= len(
+            self.prefill_fifo
+        ):
+            self.prefill_fifo = self.prefill_fifo[self.prefill_head :]
             self.prefill_head = 0
 
     def wake(self) -> None:
@@ -495,9 +497,9 @@ class ReplicaSim:
                 tokens = tokens if tokens > 0 else 1  # the first output token needs one pass
                 start = self.prefill_enqueued
                 self.prefill_enqueued += float(tokens)
-                self.prefilling = append(self.prefilling, call)
-                self.prefill_ends = append(self.prefill_ends, self.prefill_enqueued)
-                self.prefill_starts = append(self.prefill_starts, float(hit) - start)
+                fifo = append(self.prefill_fifo, float(call))  # exact: ids are below 2**53
+                fifo = append(fifo, self.prefill_enqueued)
+                self.prefill_fifo = append(fifo, float(hit) - start)
                 self.n_prefill += 1
                 if self.cache_capacity_tokens:  # without a cache the insert is a no-op
                     self._cache_insert(call)
@@ -583,7 +585,7 @@ class ReplicaSim:
             if chunk > 0:
                 # Full chunks only: the iteration that finishes the head prompt may take fewer
                 # tokens (when nothing queues behind it), so it gets a segment of its own.
-                to_head = self.prefill_ends[self.prefill_head] - self.prefill_done
+                to_head = self.prefill_fifo[self.prefill_head + PREFILL_END] - self.prefill_done
                 steps = 1 if to_head <= chunk + _EPS else int((to_head + _EPS) // chunk)
         if decode:
             to_finish = self.decoding[decode_heap.FINISH_STEP] - self.step
@@ -612,7 +614,9 @@ class ReplicaSim:
         self.seg_decode = decode
         # Prompt tokens of the head already prefilled (its prefix-cache hit included).
         self.seg_position = (
-            self.prefill_starts[self.prefill_head] + self.prefill_done if chunk else 0.0
+            self.prefill_fifo[self.prefill_head + PREFILL_START] + self.prefill_done
+            if chunk
+            else 0.0
         )
         self.seg_steps = steps
         self.seg_duration_s = self._segment_s(steps)
@@ -811,8 +815,10 @@ class ReplicaSim:
             done = self.prefill_done + self.seg_chunk * steps
             self.prefill_tokens += self.seg_chunk * steps
             self.prefill_done = done
-            while self.n_prefill and self.prefill_ends[self.prefill_head] <= done + _EPS:
-                call = self.prefilling[self.prefill_head]
+            while (
+                self.n_prefill and self.prefill_fifo[self.prefill_head + PREFILL_END] <= done + _EPS
+            ):
+                call = int(self.prefill_fifo[self.prefill_head + PREFILL_CALL])
                 self._pop_prefill()
                 if self.n_resumed and call in self.resumed:  # recomputed after a preemption
                     if pool.output_tokens[call] - self.resumed[call] > 1:
@@ -922,7 +928,10 @@ class ReplicaSim:
         assert self.kv_free_bytes + held == capacity, (self.index, self.kv_free_bytes, held)
         assert self.n_decode * decode_heap.FIELDS == len(heap), (self.index, self.n_decode)
         assert self.n_waiting == len(self.queued) - self.queued_head, (self.index, "waiting")
-        assert self.n_prefill == len(self.prefilling) - self.prefill_head, (self.index, "fifo")
+        assert self.n_prefill * PREFILL_FIELDS == len(self.prefill_fifo) - self.prefill_head, (
+            self.index,
+            "fifo",
+        )
         assert self.outstanding == self.n_waiting + self.n_prefill + self.n_decode
 
     # ------------------------------------------------------------------------------ failures
@@ -948,9 +957,7 @@ class ReplicaSim:
             reserved[call] = NO_RESERVATION
         self.queued = vec[i64]()
         self.queued_head = self.n_waiting = 0
-        self.prefilling = vec[i64]()
-        self.prefill_ends = vec[float]()
-        self.prefill_starts = vec[float]()
+        self.prefill_fifo = vec[float]()
         self.prefill_head = self.n_prefill = 0
         self.decoding = vec[i64]()
         self.held.clear()
