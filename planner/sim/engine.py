@@ -26,12 +26,11 @@ workload spec and drawing it); this module drives them.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import heapq
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Final
 
@@ -61,6 +60,7 @@ from planner.sim.pool import (
 )
 from planner.sim.replica import ReplicaSim
 from planner.sim.results import CENSUS_PLACES, PoolStats, SimulationResult
+from planner.sim.run_scope import collector_paused, numpy_small_pages
 from planner.sim.workload_draw import (
     DrawnWorkload,
     WorkloadSpec,
@@ -418,18 +418,6 @@ class _Engine:
         assert census["unaccounted"] == 0 and census["double_counted"] == 0, census
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the block (resumed after it if it was running)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 CHECK_EVERY_EVENTS = 16384
 """Events between wall-clock and progress checks (a check costs ~1 us; an event ~2 us)."""
 
@@ -571,26 +559,27 @@ def simulate(
     wall_start = time.perf_counter()
     for spec in fleet.pools:  # refuse an unbuildable fleet before drawing anything
         PoolRuntime.check_size(spec)
-    drawn = draw_workload(workload, seed)
-    while True:
-        result, more_requests = _simulate_drawn(
-            fleet,
-            drawn,
-            seed,
-            np.random.SeedSequence(seed),
-            stepwise,
-            max_sim_time_s,
-            failures,
-            max_wall_s,
-            progress,
-            None,
-            wall_start,
-            workload,
-        )
-        if result is not None:
-            return result
-        # A horizon-bounded closed loop used up its drawn requests: draw more, run again.
-        drawn = draw_workload(workload, seed, closed_loop_requests=more_requests)
+    with numpy_small_pages():
+        drawn = draw_workload(workload, seed)
+        while True:
+            result, more_requests = _simulate_drawn(
+                fleet,
+                drawn,
+                seed,
+                np.random.SeedSequence(seed),
+                stepwise,
+                max_sim_time_s,
+                failures,
+                max_wall_s,
+                progress,
+                None,
+                wall_start,
+                workload,
+            )
+            if result is not None:
+                return result
+            # A horizon-bounded closed loop used up its drawn requests: draw more, run again.
+            drawn = draw_workload(workload, seed, closed_loop_requests=more_requests)
 
 
 def simulate_drawn(
@@ -626,19 +615,20 @@ def simulate_drawn(
     wall_start = time.perf_counter()
     for spec in fleet.pools:
         PoolRuntime.check_size(spec)
-    result, _ = _simulate_drawn(
-        fleet,
-        drawn,
-        seed,
-        streams,
-        stepwise,
-        max_sim_time_s,
-        failures,
-        max_wall_s,
-        None,
-        timeline_horizon_s,
-        wall_start,
-    )
+    with numpy_small_pages():
+        result, _ = _simulate_drawn(
+            fleet,
+            drawn,
+            seed,
+            streams,
+            stepwise,
+            max_sim_time_s,
+            failures,
+            max_wall_s,
+            None,
+            timeline_horizon_s,
+            wall_start,
+        )
     assert result is not None  # open-loop arrivals: no closed loop to extend
     return result
 
@@ -677,7 +667,7 @@ def _simulate_drawn(
             loop = workload.arrivals
     # Building a large fleet allocates millions of containers (each replica's queues and
     # ledgers), which would set off full collections that find nothing to free.
-    with _collector_paused():
+    with collector_paused():
         engine = _Engine(fleet, trees, drawn.arrival_s, pools_seed, stepwise, horizon_s)
     if timeline_horizon_s is not None:  # no busy time is recorded yet: only the width changes
         engine.timeline_bin_s = max(timeline_horizon_s, 1.0) / TIMELINE_BINS
@@ -707,7 +697,7 @@ def _simulate_drawn(
     if freeze:
         gc.freeze()
     try:
-        with _collector_paused():
+        with collector_paused():
             stop_reason = _run(engine, max_sim_time_s, max_wall_s, wall_start, progress)
     finally:
         if freeze:
