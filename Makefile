@@ -18,7 +18,7 @@ setup: $(STAMP)
 # The engine's hot modules compiled with mypyc (planner/native.py lists them; a test checks this
 # list against it). Rebuilt when one of them changes; PLANNER_NATIVE=0 keeps them Python.
 NATIVE_SOURCES := planner/perf/gpu_step.py planner/sim/clock.py planner/sim/decode_heap.py \
-	planner/sim/routing.py \
+	planner/sim/paged_kv.py planner/sim/routing.py \
 	planner/sim/replica.py planner/sim/pool.py planner/sim/engine.py
 NATIVE := planner/_native_build.json
 

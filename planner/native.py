@@ -32,6 +32,7 @@ NATIVE_MODULES = (
     "planner.perf.gpu_step",
     "planner.sim.clock",
     "planner.sim.decode_heap",
+    "planner.sim.paged_kv",
     "planner.sim.routing",
     "planner.sim.replica",
     "planner.sim.pool",

@@ -17,7 +17,7 @@ from planner.config.options import RooflineOptions
 from planner.sim.config import BatchingSpec, FleetSpec, PoolSpec, SloSpec
 from planner.sim.engine import WorkloadSpec, simulate
 from planner.sim.metrics import summarize
-from planner.sim.replica import (
+from planner.sim.paged_kv import (
     KV_BLOCK_TOKENS,
     lone_iterations_kv_allows,
     lone_new_blocks,

@@ -26,7 +26,8 @@ from planner.perf.replica import Replica, build_replica
 from planner.sim.clock import EventQueue, int_vector
 from planner.sim.config import PoolSpec
 from planner.sim.jitter import JitterStream
-from planner.sim.replica import KV_BLOCK_TOKENS, NO_RESERVATION, ReplicaSim, paged_kv_bytes
+from planner.sim.paged_kv import KV_BLOCK_TOKENS, paged_kv_bytes
+from planner.sim.replica import NO_RESERVATION, ReplicaSim
 from planner.sim.results import PoolStats
 from planner.sim.routing import Router, make_router
 from planner.specs.errors import ConfigError

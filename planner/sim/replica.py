@@ -20,25 +20,16 @@ same result as stepping every iteration. Setting ``stepwise`` forces one iterati
 
 KV memory is accounted in whole bytes (Python integers, so no rounding drifts). A prefill
 replica reserves a call's prompt (less its prefix-cache hit) and holds it until the KV transfer
-to the decode pool lands. Unified and decode replicas page it, as vLLM and SGLang do: a
-sequence holds whole blocks of ``KV_BLOCK_TOKENS`` tokens (``state + blocks x block bytes``),
-admission takes the blocks of its prompt and first token, and decoding takes a block each time a
-sequence's context crosses a block boundary. Within a segment every decoding sequence grows by
-one token per iteration, so the blocks taken by iteration ``j`` are the sequences whose charged
-context is a multiple of the block size then: a histogram of charged context modulo the block
-size (``phase``) gives the growth of a whole segment in O(block size), and a segment never runs
-past the iteration whose blocks would not fit (a lone decoding sequence needs no histogram: its
-growth has a closed form, so ``phase`` is kept only while two or more decode). When the next
-iteration's blocks do not fit, the newest decoding sequence is preempted (vLLM's default,
-recompute): its blocks are freed, it goes back to the front of the replica's queue, and when
-readmitted it prefills its prompt and the tokens it had generated, then decodes the rest. The
-prefix cache is an LRU over prefix groups in a fixed share of KV memory; a hit skips that part of
-the prefill and is not charged to the call.
+to the decode pool lands. Unified and decode replicas page it, as vLLM and SGLang do
+(:mod:`planner.sim.paged_kv`): when the next iteration's blocks do not fit, the newest decoding
+sequence is preempted (vLLM's default, recompute): its blocks are freed, it goes back to the
+front of the replica's queue, and when readmitted it prefills its prompt and the tokens it had
+generated, then decodes the rest. The prefix cache is an LRU over prefix groups in a fixed share
+of KV memory; a hit skips that part of the prefill and is not charged to the call.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -51,6 +42,15 @@ from planner.perf.gpu_step import GpuStepCoefficients, gpu_step_time_s
 from planner.sim import decode_heap
 from planner.sim.clock import EventQueue
 from planner.sim.jitter import JitterStream
+from planner.sim.paged_kv import (
+    KV_BLOCK_TOKENS,
+    KV_WATERMARK_FRACTION,
+    histogram_iterations_kv_allows,
+    histogram_new_blocks,
+    lone_iterations_kv_allows,
+    lone_new_blocks,
+    paged_kv_bytes,
+)
 
 # Prefill-stream thresholds are sums of integers held as floats; this absorbs rounding.
 _EPS = 1e-6
@@ -65,53 +65,6 @@ PREFILL_START: Final = 2
 PREFILL_FIELDS: Final = 3
 """A prefill FIFO record: the call (a double; ids are exact below 2**53), the stream position
 at which its prefill completes, and the prefilled-tokens origin when it is the head."""
-
-KV_BLOCK_TOKENS = 16
-"""[V] Tokens per KV block: vLLM's default ``block_size`` (16 on CUDA; SGLang pages by 1 token,
-TensorRT-LLM's ``tokens_per_block`` defaults to 32 or 64). Only the rounding up of a sequence's
-last block depends on it."""
-
-KV_WATERMARK_FRACTION = 0.01
-"""[V] Share of a replica's KV memory admission leaves free while other sequences run, so they
-can grow: vLLM's scheduler ``watermark`` (default 0.01)."""
-
-_SLOPE_TOKENS = 1024
-"""Context over which a block's bytes are measured (exact for full attention; for sliding-window
-layers, whose KV stops growing past the window, the mean slope over the first 1,024 tokens)."""
-
-
-def paged_kv_bytes(kv_bytes_for_context: Callable[[float], float]) -> tuple[int, int]:
-    """(per-sequence state bytes, bytes per block) of a replica's KV, whole bytes rounded up.
-
-    A sequence of ``t`` charged tokens holds ``state + ceil(t / KV_BLOCK_TOKENS) x block``.
-
-    Args:
-        kv_bytes_for_context: The cost model's bytes of one sequence of a given context.
-    """
-    state = kv_bytes_for_context(0.0)
-    slope = (kv_bytes_for_context(float(_SLOPE_TOKENS)) - state) / _SLOPE_TOKENS
-    block = slope * KV_BLOCK_TOKENS
-    if not (math.isfinite(state) and math.isfinite(block)):
-        return 0, 0
-    return math.ceil(state), math.ceil(block)
-
-
-def lone_new_blocks(charged_tokens: int, steps: int) -> int:
-    """Blocks one sequence of ``charged_tokens`` takes over its next ``steps`` iterations.
-
-    Iteration ``j`` needs a block when ``charged_tokens + j`` is a multiple of
-    ``KV_BLOCK_TOKENS``: ``ceil((charged + steps) / B) - ceil(charged / B)`` of them.
-    """
-    return -(-(charged_tokens + steps) // KV_BLOCK_TOKENS) + -charged_tokens // KV_BLOCK_TOKENS
-
-
-def lone_iterations_kv_allows(charged_tokens: int, free_blocks: int) -> int:
-    """Iterations ``free_blocks`` free blocks feed one sequence of ``charged_tokens``.
-
-    It runs up to the iteration that would need block ``free_blocks + 1``: ``B`` iterations per
-    block, plus those left before its next block boundary.
-    """
-    return free_blocks * KV_BLOCK_TOKENS + -charged_tokens % KV_BLOCK_TOKENS
 
 
 class ReplicaPool(Protocol):
@@ -648,40 +601,18 @@ class ReplicaSim:
                 phase[self.decoding[decode_heap.CHARGED] % KV_BLOCK_TOKENS] -= 1
 
     def _new_blocks(self, steps: int) -> int:
-        """Blocks the decoding sequences take over the next ``steps`` iterations.
-
-        Iteration ``j`` (step ``S + j``) gives a new block to every sequence whose charged
-        context ``c + S + j`` is a multiple of the block size, i.e. ``c = -(S + j) mod B``.
-        A lone sequence takes one for each multiple of the block size its charged context
-        passes: ``ceil((c + S + steps) / B) - ceil((c + S) / B)``.
-        """
+        """Blocks the decoding sequences take over the next ``steps`` iterations."""
         if self.n_decode == 1:
             return lone_new_blocks(self.decoding[decode_heap.CHARGED] + self.step, steps)
-        full, part = divmod(steps, KV_BLOCK_TOKENS)
-        blocks = full * self.n_decode
-        phase, step = self.phase, self.step
-        for j in range(part):
-            blocks += phase[-(step + j) % KV_BLOCK_TOKENS]
-        return blocks
+        return histogram_new_blocks(self.phase, self.n_decode, self.step, steps)
 
     def _iterations_kv_allows(self) -> int:
         """How many iterations from now the free KV memory can feed (``1 << 62``: unbounded)."""
         free_blocks = self.kv_free_bytes // self.block_bytes
-        per_cycle = self.n_decode  # one block per sequence every KV_BLOCK_TOKENS iterations
-        if per_cycle == 1:
-            return lone_iterations_kv_allows(
-                self.decoding[decode_heap.CHARGED] + self.step, free_blocks
-            )
-        full = free_blocks // per_cycle
-        left = free_blocks - full * per_cycle
-        phase, step = self.phase, self.step + full * KV_BLOCK_TOKENS
-        iterations = full * KV_BLOCK_TOKENS
-        for j in range(KV_BLOCK_TOKENS):
-            need = phase[-(step + j) % KV_BLOCK_TOKENS]
-            if need > left:
-                return iterations + j
-            left -= need
-        return iterations + KV_BLOCK_TOKENS  # unreachable: a full cycle needs per_cycle blocks
+        if self.n_decode == 1:
+            charged = self.decoding[decode_heap.CHARGED] + self.step
+            return lone_iterations_kv_allows(charged, free_blocks)
+        return histogram_iterations_kv_allows(self.phase, self.n_decode, self.step, free_blocks)
 
     def _preempt_newest(self) -> None:
         """Preempt the newest decoding sequence (recompute): free its blocks and queue it first.
