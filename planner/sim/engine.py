@@ -216,7 +216,7 @@ class _Engine:
 
     # ------------------------------------------------------------------------------- trees
     def start_tree(self, tree: int) -> None:
-        now = self.env.now
+        now = self.clock.now
         self.trees_started = tree + 1
         for call in range(self.node_offsets[tree], self.node_offsets[tree + 1]):
             if self.call_links[call * LINK_FIELDS + LINK_PENDING] == 0:
@@ -239,7 +239,7 @@ class _Engine:
         if self.tree_dead(self.call_links[call * LINK_FIELDS + LINK_TREE]):
             self.abandoned[call] = True  # its tree died: nobody waits for it
             return
-        self.ready_s[call] = self.env.now
+        self.ready_s[call] = self.clock.now
         self.active += 1
         self.entry.submit(call)
 
@@ -250,7 +250,7 @@ class _Engine:
             self.decode_entry.perf.kv_bytes_per_token * float(context)
             + self.decode_entry.perf.state_bytes_per_sequence
         )
-        now = self.env.now
+        now = self.clock.now
         start = replica.link_free_s if replica.link_free_s > now else now
         replica.link_free_s = start + nbytes / self.link_bytes_per_s
         landed = replica.link_free_s + self.link_latency_s
@@ -265,7 +265,7 @@ class _Engine:
         if self.retries[call] != attempt or self.failed[call] or call not in replica.held:
             return  # the prefill replica failed meanwhile: the call was restarted or failed
         replica.release_held(call)
-        self.kv_landed_s[call] = self.env.now
+        self.kv_landed_s[call] = self.clock.now
         self.decode_entry.submit(call)
 
     def finish(self, call: int, now: float) -> None:
@@ -322,7 +322,7 @@ class _Engine:
     def fail_call(self, call: int, reason: int) -> None:
         """Give up a ready call; its tree dies (its other calls drain or are abandoned)."""
         self.failed[call] = True
-        self.fail_s[call] = self.env.now
+        self.fail_s[call] = self.clock.now
         self.fail_reason[call] = reason
         self.active -= 1
         tree = self.call_links[call * LINK_FIELDS + LINK_TREE]
@@ -330,7 +330,7 @@ class _Engine:
             self.tree_state[tree * TREE_FIELDS + TREE_DEAD] = 1
             self.trees_failed += 1
             if self.closed_loop is not None:
-                self._request_ended(tree, self.env.now)
+                self._request_ended(tree, self.clock.now)
         self._update_settled()
 
     # --------------------------------------------------------------------------- closed loop
@@ -344,7 +344,7 @@ class _Engine:
     def _start_request(self, _event: simpy.Event | None = None) -> None:
         loop = self.closed_loop
         assert loop is not None
-        now = self.env.now
+        now = self.clock.now
         tree = loop.take(now)
         self.tree_arrival_s[tree] = now
         self.start_tree(tree)
@@ -465,18 +465,19 @@ def _run(
                 clock.flush_soon()
                 if env.now < stop_at:  # SimPy refuses until <= now
                     env.run(until=stop_at)
+                    clock.now = env.now
                 return "max_sim_time"
             if upcoming == math.inf:
                 engine.events += done
                 return "stalled"
             if wake_first:  # a replica's segment end
-                env._now = upcoming
+                env._now = clock.now = upcoming
                 _fire_segment_end(wakes)
                 continue
             # Environment.step of simpy 4.1 (core.py), inlined (planner.sim.clock).
             # Its StopSimulation branch serves env.run(until=...), which this loop never is.
             now, _, event_id, event = pop_soon() if from_soon else pop(queue)
-            env._now = now
+            env._now = clock.now = now
             if isinstance(event, ReplicaSim):  # a replica's zero-delay re-plan (the FIFO's)
                 event.fire(event_id)
                 continue

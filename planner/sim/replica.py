@@ -328,7 +328,7 @@ class ReplicaSim:
         # Cut the segment at the end of the iteration in progress: the first boundary b with
         # segment_s(b) > elapsed. The mean iteration time gives a guess; without jitter it is a
         # lower bound (iterations lengthen as contexts grow), so a short walk up finds b.
-        now = self.env.now
+        now = self.clock.now
         elapsed = now - self.seg_start
         steps = self.seg_steps
         boundary = int(elapsed / (self.seg_duration_s / steps) + 1e-9) + 1
@@ -418,7 +418,7 @@ class ReplicaSim:
 
     def _admit(self) -> None:
         pool = self.pool
-        now = self.env.now
+        now = self.clock.now
         central = pool.central_queue
         while self.n_decode + self.n_prefill < pool.max_batch:
             if self.n_waiting:
@@ -562,7 +562,7 @@ class ReplicaSim:
                     steps = fit
         if pool.stepwise:
             steps = 1
-        self.seg_start = self.env.now
+        self.seg_start = self.clock.now
         self.seg_chunk = chunk
         self.seg_decode = decode
         # Prompt tokens of the head already prefilled (its prefix-cache hit included).
@@ -741,7 +741,7 @@ class ReplicaSim:
         if self.jitter is not None and not self.jitter_pos & 0xFFF:
             self.jitter.forget_before(self.jitter_pos)
         self.decode_tokens += self.seg_decode * steps
-        now = self.env.now
+        now = self.clock.now
         if self.seg_chunk:
             done = self.prefill_done + self.seg_chunk * steps
             self.prefill_tokens += self.seg_chunk * steps
@@ -873,7 +873,7 @@ class ReplicaSim:
         cache, every queue and the outgoing KV link are emptied; the caller re-routes the calls
         (a call whose KV was waiting for its transfer is among the admitted ones: it is lost).
         """
-        now = self.env.now
+        now = self.clock.now
         if self.seg_id != NO_EVENT:
             self.clock.cancel(self.wake_slot)
             elapsed = now - self.seg_start
