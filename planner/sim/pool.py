@@ -383,7 +383,7 @@ class PoolRuntime:
             prefill_tokens=sum(r.prefill_tokens for r in replicas),
             idle_power_w=accel.idle_power_w * overhead,
             max_power_w=accel.max_power_w * overhead,
-            busy_timeline_s=np.array(list(self.busy_timeline)),
+            busy_timeline_s=np.array(self.busy_timeline, dtype=np.float64),
             timeline_bin_s=self.timeline_bin_s,
             down_s=self.down_s + sum(now - r.down_since for r in replicas if r.down),
             failures=self.failures,

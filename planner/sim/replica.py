@@ -506,7 +506,7 @@ class ReplicaSim:
             if self.n_hit_tokens:
                 charged -= self.hit_tokens.pop(call, 0)
                 self.n_hit_tokens = len(self.hit_tokens)
-            self._phase_join(charged)
+            self._phase_count(charged, 1)
         self.decoding = decode_heap.push(
             self.decoding, self.step + remaining, call, offset, charged, self.joined
         )
@@ -576,29 +576,19 @@ class ReplicaSim:
         self._schedule(self.seg_duration_s)
 
     # ------------------------------------------------------------------------------ paged KV
-    def _phase_join(self, charged: int) -> None:
-        """Count a sequence of offset ``charged`` about to join the decoding ones in ``phase``.
+    def _phase_count(self, charged: int, delta: int) -> None:
+        """Add ``delta`` (+1 joining, -1 leaving) to ``phase`` for a sequence of offset ``charged``.
 
-        ``phase`` is kept only while two or more decode: the second to join brings the first.
+        Called while that sequence is out of the decode heap (before its push, after its
+        removal), so ``n_decode`` counts the others. ``phase`` is kept only while two or more
+        decode, so with one other the other's own count comes or goes too.
         """
-        decoding = self.n_decode
-        if decoding:
+        others = self.n_decode
+        if others:
             phase = self.phase
-            phase[charged % KV_BLOCK_TOKENS] += 1
-            if decoding == 1:
-                phase[self.decoding[decode_heap.CHARGED] % KV_BLOCK_TOKENS] += 1
-
-    def _phase_leave(self, charged: int) -> None:
-        """Uncount a sequence of offset ``charged`` that left the decode heap (already out).
-
-        When one sequence is left, its own count goes too (``phase`` is all zeros then).
-        """
-        decoding = self.n_decode
-        if decoding:
-            phase = self.phase
-            phase[charged % KV_BLOCK_TOKENS] -= 1
-            if decoding == 1:
-                phase[self.decoding[decode_heap.CHARGED] % KV_BLOCK_TOKENS] -= 1
+            phase[charged % KV_BLOCK_TOKENS] += delta
+            if others == 1:
+                phase[self.decoding[decode_heap.CHARGED] % KV_BLOCK_TOKENS] += delta
 
     def _new_blocks(self, steps: int) -> int:
         """Blocks the decoding sequences take over the next ``steps`` iterations."""
@@ -636,7 +626,7 @@ class ReplicaSim:
         self.n_decode -= 1
         if not self.n_decode:
             self.ctx_base = 0
-        self._phase_leave(charged)
+        self._phase_count(charged, -1)
         self.kv_free_bytes += self._held_bytes(charged)
         pool.reserved_bytes[call] = NO_RESERVATION
         self.resumed[call] = pool.output_tokens[call] - (finish_step - self.step)
@@ -784,7 +774,7 @@ class ReplicaSim:
             self.outstanding -= 1  # _free_slot and _free_kv, inlined (once per call)
             pool.on_load_change(self)
             if self.paged:
-                self._phase_leave(charged)
+                self._phase_count(charged, -1)
                 blocks = -(-(charged + self.step) // KV_BLOCK_TOKENS)
                 self.kv_free_bytes += self.state_bytes + blocks * self.block_bytes
             else:
